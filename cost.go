@@ -1,0 +1,127 @@
+package tokenledger
+
+import (
+	"errors"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// Nanos is an amount of US dollars in integer nano-dollars (1e-9 USD).
+// Costs are stored and summed as Nanos so that totals never drift the way
+// floating-point sums do. It encodes to JSON as an exact decimal number of
+// dollars, e.g. 1234567 nano-dollars as 0.001234567.
+type Nanos int64
+
+// NanosPerDollar is the number of nano-dollars in one dollar.
+const NanosPerDollar = 1_000_000_000
+
+// MaxEventCost is the largest cost one event may carry: one million dollars.
+const MaxEventCost Nanos = 1_000_000 * NanosPerDollar
+
+var errCostSyntax = errors.New("must be a non-negative decimal number of US dollars")
+
+// ParseDollars converts a decimal number of dollars, as written in JSON
+// (for example "0.0025" or "2.5e-3"), into nano-dollars, rounding half up
+// to the nearest nano-dollar. It rejects negative values, values above
+// MaxEventCost and anything that is not a JSON number.
+func ParseDollars(s string) (Nanos, error) {
+	if strings.HasPrefix(s, "-") {
+		return 0, errors.New("must not be negative")
+	}
+	if !isJSONNumber(s) {
+		return 0, errCostSyntax
+	}
+	// Bound the exponent before big.Rat expands it: anything beyond 1e±40
+	// is either far above MaxEventCost or rounds to zero anyway.
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(s[i+1:])
+		if err != nil || exp > 40 {
+			return 0, errors.New("must not exceed 1000000 dollars")
+		}
+		if exp < -40 {
+			return 0, nil
+		}
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, errCostSyntax
+	}
+	r.Mul(r, big.NewRat(NanosPerDollar, 1))
+	r.Add(r, big.NewRat(1, 2)) // round half up: floor(r + 1/2)
+	n := new(big.Int).Quo(r.Num(), r.Denom())
+	if !n.IsInt64() || Nanos(n.Int64()) > MaxEventCost {
+		return 0, errors.New("must not exceed 1000000 dollars")
+	}
+	return Nanos(n.Int64()), nil
+}
+
+// isJSONNumber reports whether s is a non-negative number in JSON's grammar:
+// digits without leading zeros, an optional fraction and exponent.
+func isJSONNumber(s string) bool {
+	i, n := 0, len(s)
+	digits := func() int {
+		start := i
+		for i < n && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if i < n && s[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < n && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < n && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < n && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == n
+}
+
+// String returns n as an exact decimal number of dollars without trailing
+// zeros, e.g. "0.001234567" or "12".
+func (n Nanos) String() string {
+	neg := n < 0
+	u := uint64(n)
+	if neg {
+		u = uint64(-n)
+	}
+	whole := u / NanosPerDollar
+	frac := u % NanosPerDollar
+	s := strconv.FormatUint(whole, 10)
+	if frac != 0 {
+		f := strconv.FormatUint(frac+NanosPerDollar, 10)[1:] // zero-padded to 9 digits
+		s += "." + strings.TrimRight(f, "0")
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// MarshalJSON encodes n as a JSON number of dollars.
+func (n Nanos) MarshalJSON() ([]byte, error) {
+	return []byte(n.String()), nil
+}
+
+// UnmarshalJSON decodes a JSON number of dollars into nano-dollars.
+func (n *Nanos) UnmarshalJSON(b []byte) error {
+	v, err := ParseDollars(string(b))
+	if err != nil {
+		return err
+	}
+	*n = v
+	return nil
+}

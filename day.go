@@ -1,0 +1,97 @@
+package tokenledger
+
+// Totals are the counters kept per model and per user within a day.
+type Totals struct {
+	PromptTokens     int64 `json:"promptTokens"`
+	CompletionTokens int64 `json:"completionTokens"`
+	TotalTokens      int64 `json:"totalTokens"`
+	RequestCount     int64 `json:"requestCount"`
+	Cost             Nanos `json:"costUsd"`
+}
+
+// AddEvent adds the counters of e to t.
+func (t *Totals) AddEvent(e *Event) {
+	t.PromptTokens += e.PromptTokens
+	t.CompletionTokens += e.CompletionTokens
+	t.TotalTokens += e.TotalTokens
+	t.RequestCount++
+	t.Cost += e.Cost
+}
+
+// Add adds the counters of o to t.
+func (t *Totals) Add(o Totals) {
+	t.PromptTokens += o.PromptTokens
+	t.CompletionTokens += o.CompletionTokens
+	t.TotalTokens += o.TotalTokens
+	t.RequestCount += o.RequestCount
+	t.Cost += o.Cost
+}
+
+// Day is the usage of one UTC day (the original service's
+// DailyTokenUsage, with extensions). Stores return Days; every report is
+// computed from them.
+type Day struct {
+	Date             Date  `json:"date"`
+	TotalTokens      int64 `json:"totalTokens"`
+	CompletionTokens int64 `json:"completionTokens"`
+	PromptTokens     int64 `json:"promptTokens"`
+	RequestCount     int64 `json:"requestCount"`
+	UniqueUsers      int64 `json:"uniqueUsers"`
+	UniqueSessions   int64 `json:"uniqueSessions"`
+	CacheReadTokens  int64 `json:"cacheReadTokens"`
+	CacheWriteTokens int64 `json:"cacheWriteTokens"`
+	ReasoningTokens  int64 `json:"reasoningTokens"`
+	Cost             Nanos `json:"costUsd"`
+	// Models maps a model name to its totals for the day. Never nil in a
+	// report.
+	Models map[string]Totals `json:"models"`
+	// Users maps a userId to its totals for the day. Stores fill it only
+	// when DayQuery.Users is set; it is not part of the Day's JSON.
+	Users map[string]Totals `json:"-"`
+}
+
+// EmptyDay returns a Day for date d with no usage.
+func EmptyDay(d Date) Day {
+	return Day{Date: d, Models: map[string]Totals{}}
+}
+
+// AddCounters adds the day-level and per-model counters of e to d. The
+// caller decides whether e is new (idempotency) and maintains the unique
+// user and session counts, which need sets.
+func (d *Day) AddCounters(e *Event) {
+	d.TotalTokens += e.TotalTokens
+	d.CompletionTokens += e.CompletionTokens
+	d.PromptTokens += e.PromptTokens
+	d.RequestCount++
+	d.CacheReadTokens += e.CacheReadTokens
+	d.CacheWriteTokens += e.CacheWriteTokens
+	d.ReasoningTokens += e.ReasoningTokens
+	d.Cost += e.Cost
+	if d.Models == nil {
+		d.Models = map[string]Totals{}
+	}
+	m := d.Models[e.Model]
+	m.AddEvent(e)
+	d.Models[e.Model] = m
+	if e.UserID != "" && d.Users != nil {
+		u := d.Users[e.UserID]
+		u.AddEvent(e)
+		d.Users[e.UserID] = u
+	}
+}
+
+// Clone returns a deep copy of d.
+func (d Day) Clone() Day {
+	c := d
+	c.Models = make(map[string]Totals, len(d.Models))
+	for k, v := range d.Models {
+		c.Models[k] = v
+	}
+	if d.Users != nil {
+		c.Users = make(map[string]Totals, len(d.Users))
+		for k, v := range d.Users {
+			c.Users[k] = v
+		}
+	}
+	return c
+}

@@ -1,0 +1,303 @@
+package tokenledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxBatch is the largest number of events one request may carry.
+const MaxBatch = 1000
+
+// eventFields lists every field a usage event may carry on the wire.
+var eventFields = map[string]bool{
+	"id": true, "timestamp": true, "model": true, "provider": true,
+	"userId": true, "sessionId": true,
+	"promptTokens": true, "completionTokens": true, "cacheReadTokens": true,
+	"cacheWriteTokens": true, "reasoningTokens": true, "totalTokens": true,
+	"tokensUsed": true, "tokenType": true, "costUsd": true, "metadata": true,
+}
+
+// DecodeEvents parses a request body holding one event, a JSON array of
+// events, or {"events": [...]}, and returns the normalised, validated
+// events in order. Field names are matched exactly; unknown and repeated
+// fields are errors. The first broken rule is returned as a
+// *ValidationError (with Index set for a batch) and no events are returned.
+// Clock-dependent rules (the retention window, the future limit) are the
+// Service's.
+func DecodeEvents(body []byte) ([]Event, error) {
+	if !utf8.Valid(body) {
+		return nil, &ValidationError{Index: -1, Msg: "the body is not valid UTF-8"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			return nil, &ValidationError{Index: -1, Msg: "the body is empty; send one event, an array of events or {\"events\": [...]}"}
+		}
+		return nil, syntaxError(err, -1)
+	}
+	var events []Event
+	switch tok {
+	case json.Delim('['):
+		events, err = decodeArray(dec)
+	case json.Delim('{'):
+		var fields map[string]json.RawMessage
+		fields, err = readObject(dec, -1)
+		if err != nil {
+			return nil, err
+		}
+		if raw, ok := fields["events"]; ok && len(fields) == 1 {
+			inner := json.NewDecoder(bytes.NewReader(raw))
+			inner.UseNumber()
+			if t, err := inner.Token(); err != nil || t != json.Delim('[') {
+				return nil, &ValidationError{Index: -1, Field: "events", Msg: "must be an array of events"}
+			}
+			events, err = decodeArray(inner)
+		} else {
+			var e Event
+			e, err = eventFromFields(fields)
+			events = []Event{e}
+		}
+	default:
+		return nil, &ValidationError{Index: -1, Msg: "the body must be a JSON object or array of events"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &ValidationError{Index: -1, Msg: "the body holds more than one JSON value"}
+	}
+	return events, nil
+}
+
+// decodeArray reads the elements of an array whose '[' was consumed.
+func decodeArray(dec *json.Decoder) ([]Event, error) {
+	var events []Event
+	for i := 0; dec.More(); i++ {
+		if i >= MaxBatch {
+			return nil, &ValidationError{Index: -1, Msg: fmt.Sprintf("a batch may hold at most %d events", MaxBatch)}
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxError(err, i)
+		}
+		if tok != json.Delim('{') {
+			return nil, &ValidationError{Index: i, Msg: "must be a JSON object"}
+		}
+		fields, err := readObject(dec, i)
+		if err != nil {
+			return nil, err
+		}
+		e, err := eventFromFields(fields)
+		if err != nil {
+			return nil, atIndex(err, i)
+		}
+		events = append(events, e)
+	}
+	if _, err := dec.Token(); err != nil { // the closing ']'
+		return nil, syntaxError(err, -1)
+	}
+	if len(events) == 0 {
+		return nil, &ValidationError{Index: -1, Msg: "the batch holds no events"}
+	}
+	return events, nil
+}
+
+// readObject reads the members of an object whose '{' was consumed,
+// rejecting repeated keys.
+func readObject(dec *json.Decoder, index int) (map[string]json.RawMessage, error) {
+	fields := make(map[string]json.RawMessage, 8)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxError(err, index)
+		}
+		key, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, syntaxError(err, index)
+		}
+		if _, dup := fields[key]; dup {
+			return nil, &ValidationError{Index: index, Field: key, Msg: "appears more than once"}
+		}
+		fields[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return nil, syntaxError(err, index)
+	}
+	return fields, nil
+}
+
+// syntaxError turns a decoder error into a sentence.
+func syntaxError(err error, index int) error {
+	var se *json.SyntaxError
+	msg := "the body is not valid JSON"
+	if errors.As(err, &se) {
+		msg = fmt.Sprintf("the body is not valid JSON (at byte %d: %s)", se.Offset, strings.TrimPrefix(se.Error(), "invalid character "))
+	} else if errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
+		msg = "the body is not valid JSON (it ends too early)"
+	}
+	return &ValidationError{Index: index, Msg: msg}
+}
+
+// eventFromFields builds and validates an event from its wire fields.
+func eventFromFields(f map[string]json.RawMessage) (Event, error) {
+	var e Event
+	for k := range f {
+		if !eventFields[k] {
+			return e, invalid(k, "is not a known field (see docs/api.md)")
+		}
+	}
+	var err error
+	str := func(name string, dst *string) {
+		if err == nil {
+			*dst, err = rawString(f, name)
+		}
+	}
+	str("id", &e.ID)
+	str("model", &e.Model)
+	str("provider", &e.Provider)
+	str("userId", &e.UserID)
+	str("sessionId", &e.SessionID)
+	var ts, tokenType string
+	str("timestamp", &ts)
+	str("tokenType", &tokenType)
+	if err != nil {
+		return e, err
+	}
+	if ts != "" {
+		t, perr := time.Parse(time.RFC3339Nano, ts)
+		if perr != nil {
+			return e, invalid("timestamp", "must be an RFC 3339 time such as 2026-11-27T12:00:00Z")
+		}
+		e.Timestamp = t.UTC()
+	}
+	e.Model = strings.TrimSpace(e.Model)
+
+	num := func(name string, dst *int64) bool {
+		if err != nil {
+			return false
+		}
+		var ok bool
+		*dst, ok, err = rawInt(f, name)
+		return ok
+	}
+	var tokensUsed int64
+	hasUsed := num("tokensUsed", &tokensUsed)
+	split := []struct {
+		name string
+		dst  *int64
+	}{
+		{"promptTokens", &e.PromptTokens}, {"completionTokens", &e.CompletionTokens},
+		{"cacheReadTokens", &e.CacheReadTokens}, {"cacheWriteTokens", &e.CacheWriteTokens},
+		{"reasoningTokens", &e.ReasoningTokens},
+	}
+	var splitField string
+	for _, s := range split {
+		if num(s.name, s.dst) && splitField == "" {
+			splitField = s.name
+		}
+	}
+	hasTotal := num("totalTokens", &e.TotalTokens)
+	if err != nil {
+		return e, err
+	}
+	switch {
+	case hasUsed:
+		if hasTotal {
+			splitField = "totalTokens"
+		}
+		if splitField != "" {
+			return e, invalid("tokensUsed", "cannot be combined with %s; use one form or the other", splitField)
+		}
+		switch tokenType {
+		case "prompt":
+			e.PromptTokens, e.TotalTokens = tokensUsed, tokensUsed
+		case "completion":
+			e.CompletionTokens, e.TotalTokens = tokensUsed, tokensUsed
+		case "total":
+			e.TotalTokens = tokensUsed
+		case "":
+			return e, invalid("tokenType", "is required with tokensUsed (prompt, completion or total)")
+		default:
+			return e, invalid("tokenType", "must be prompt, completion or total")
+		}
+	case tokenType != "":
+		return e, invalid("tokenType", "is only allowed together with tokensUsed")
+	case !hasTotal:
+		e.TotalTokens = e.PromptTokens + e.CompletionTokens
+	}
+
+	if raw, ok := present(f, "costUsd"); ok {
+		if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+			return e, invalid("costUsd", "must be a non-negative decimal number of US dollars")
+		}
+		cost, cerr := ParseDollars(string(raw))
+		if cerr != nil {
+			return e, invalid("costUsd", "%s", cerr.Error())
+		}
+		e.Cost = cost
+	}
+	if raw, ok := present(f, "metadata"); ok {
+		if raw[0] != '{' {
+			return e, invalid("metadata", "must be a JSON object")
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, raw); err != nil {
+			return e, invalid("metadata", "must be a JSON object")
+		}
+		e.Metadata = compact.Bytes()
+	}
+	if err := e.Validate(); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// present returns the raw value of name unless it is absent or null.
+func present(f map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	raw, ok := f[name]
+	if !ok || len(raw) == 0 || string(raw) == "null" {
+		return nil, false
+	}
+	return raw, true
+}
+
+// rawString decodes an optional string field; null counts as absent.
+func rawString(f map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := present(f, name)
+	if !ok {
+		return "", nil
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", invalid(name, "must be a string")
+	}
+	return s, nil
+}
+
+// rawInt decodes an optional token count; null counts as absent.
+func rawInt(f map[string]json.RawMessage, name string) (int64, bool, error) {
+	raw, ok := present(f, name)
+	if !ok {
+		return 0, false, nil
+	}
+	s := string(raw)
+	bad := invalid(name, "must be an integer from 0 to %d", int64(MaxTokens))
+	if len(s) > 16 || s[0] < '0' || s[0] > '9' || (len(s) > 1 && s[0] == '0') {
+		return 0, false, bad
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n > MaxTokens {
+		return 0, false, bad
+	}
+	return n, true, nil
+}

@@ -1,0 +1,281 @@
+package tokenledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// DefaultRetentionDays is how many days back usage is kept by default:
+// day D is kept while D ≥ today − 90.
+const DefaultRetentionDays = 90
+
+// MaxRetentionDays bounds TOKENLEDGER_RETENTION_DAYS.
+const MaxRetentionDays = 3650
+
+// Config holds what a Service needs.
+type Config struct {
+	// Store keeps the aggregates. Required.
+	Store Store
+	// Now is the clock; time.Now when nil.
+	Now Clock
+	// RetentionDays is R in "day D is kept while D ≥ today − R";
+	// DefaultRetentionDays when 0.
+	RetentionDays int
+	// NewID makes ids for events that come without one; UUIDv7 when nil.
+	NewID func() string
+	// Logger receives the per-event log lines; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Service validates events, assigns what they lack, writes them to a Store
+// and computes every report from the days the Store returns.
+type Service struct {
+	store     Store
+	now       Clock
+	retention int
+	newID     func() string
+	log       *slog.Logger
+	label     string
+}
+
+// NewService returns a Service over cfg.Store. It returns an error when the
+// configuration breaks a rule (no store, retention out of range).
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("tokenledger: a store is required")
+	}
+	s := &Service{store: cfg.Store, now: cfg.Now, retention: cfg.RetentionDays, newID: cfg.NewID, log: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.retention == 0 {
+		s.retention = DefaultRetentionDays
+	}
+	if s.retention < 1 || s.retention > MaxRetentionDays {
+		return nil, fmt.Errorf("tokenledger: retention must be 1 to %d days, not %d", MaxRetentionDays, s.retention)
+	}
+	if s.newID == nil {
+		s.newID = NewEventID
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.label = "File"
+	if d, ok := cfg.Store.(Describer); ok && d.Info().Database {
+		s.label = "Database"
+	}
+	return s, nil
+}
+
+// NewEventID returns a new UUIDv7 string: unique, and ordered by time.
+func NewEventID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		// NewV7 fails only when the system's random source does; a random
+		// v4 is still unique enough to serve as an idempotency key.
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Store returns the store the Service writes to.
+func (s *Service) Store() Store { return s.store }
+
+// RetentionDays returns R.
+func (s *Service) RetentionDays() int { return s.retention }
+
+// Now returns the Service's current time.
+func (s *Service) Now() time.Time { return s.now() }
+
+// Today returns the current UTC date.
+func (s *Service) Today() Date { return DateOf(s.now()) }
+
+// OldestDay returns the oldest day still kept: today − R.
+func (s *Service) OldestDay() Date { return s.Today().AddDays(-s.retention) }
+
+// LogResult is the outcome of logging a batch.
+type LogResult struct {
+	Accepted   int      `json:"accepted"`
+	Duplicates int      `json:"duplicates"`
+	IDs        []string `json:"ids"`
+	Degraded   bool     `json:"degraded"`
+}
+
+// Prepare validates events against every rule, including the clock's (the
+// retention window and the future limit), and fills in a missing ID (a
+// UUIDv7) and a missing Timestamp (now). It changes the slice in place. On
+// the first broken rule it returns a *ValidationError with Index set and
+// leaves the caller free to reject the whole batch.
+func (s *Service) Prepare(events []Event) error {
+	now := s.now()
+	for i := range events {
+		e := &events[i]
+		if err := e.Validate(); err != nil {
+			return atIndex(err, i)
+		}
+		if e.Timestamp.IsZero() {
+			e.Timestamp = now
+		}
+		e.Timestamp = e.Timestamp.UTC()
+		if err := checkWindow(e, now, s.retention); err != nil {
+			return atIndex(err, i)
+		}
+	}
+	for i := range events {
+		if events[i].ID == "" {
+			events[i].ID = s.newID()
+		}
+	}
+	return nil
+}
+
+// Log validates and prepares events (see Prepare) and writes them all to
+// the store. Either every event is valid and the store took them all, or
+// an error is returned: a *ValidationError when an event breaks a rule
+// (nothing stored), or the store's error.
+func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
+	if len(events) == 0 {
+		return LogResult{}, &ValidationError{Index: -1, Msg: "there are no events to log"}
+	}
+	if err := s.Prepare(events); err != nil {
+		return LogResult{}, err
+	}
+	res, err := s.store.Add(ctx, events)
+	if err != nil {
+		return LogResult{}, err
+	}
+	if len(res.New) != len(events) {
+		return LogResult{}, fmt.Errorf("store answered for %d of %d events", len(res.New), len(events))
+	}
+	out := LogResult{Accepted: res.Accepted(), Duplicates: res.Duplicates(), IDs: make([]string, len(events)), Degraded: res.Degraded}
+	if s.log.Enabled(ctx, slog.LevelInfo) {
+		for i := range events {
+			if res.New[i] {
+				s.log.LogAttrs(ctx, slog.LevelInfo, fmt.Sprintf("📊 Logged %d tokens for model %s (%s)", events[i].TotalTokens, events[i].Model, s.label))
+			}
+		}
+	}
+	for i := range events {
+		out.IDs[i] = events[i].ID
+	}
+	return out, nil
+}
+
+// CheckDays validates the days parameter of history, all, models and users:
+// 1 ≤ n ≤ R + 1.
+func (s *Service) CheckDays(n int) error {
+	if n < 1 || n > s.retention+1 {
+		return &ValidationError{Index: -1, Field: "days", Msg: fmt.Sprintf("must be a whole number from 1 to %d", s.retention+1)}
+	}
+	return nil
+}
+
+// days reads the last n days ending today (n = R + 1 for the whole window).
+func (s *Service) days(ctx context.Context, n int, users bool) ([]Day, Date, error) {
+	today := s.Today()
+	days, err := s.store.Days(ctx, DayQuery{From: today.AddDays(1 - n), To: today, Users: users})
+	return days, today, err
+}
+
+// TodayUsage returns today's usage, or nil when nothing was logged today.
+func (s *Service) TodayUsage(ctx context.Context) (*Day, error) {
+	days, today, err := s.days(ctx, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	return Find(days, today), nil
+}
+
+// DateUsage returns the usage of date, or nil when nothing is kept for it
+// (including dates outside the retention window).
+func (s *Service) DateUsage(ctx context.Context, date Date) (*Day, error) {
+	if date < s.OldestDay() || date > s.Today() {
+		return nil, nil
+	}
+	days, err := s.store.Days(ctx, DayQuery{From: date, To: date})
+	if err != nil {
+		return nil, err
+	}
+	return Find(days, date), nil
+}
+
+// History returns the last n days, oldest first, today last, zero-filled.
+func (s *Service) History(ctx context.Context, n int) ([]Day, error) {
+	if err := s.CheckDays(n); err != nil {
+		return nil, err
+	}
+	days, today, err := s.days(ctx, n, false)
+	if err != nil {
+		return nil, err
+	}
+	return History(days, today, n), nil
+}
+
+// Stats summarises the retained window.
+func (s *Service) Stats(ctx context.Context) (Stats, error) {
+	days, _, err := s.days(ctx, s.retention+1, false)
+	if err != nil {
+		return Stats{}, err
+	}
+	return ComputeStats(days), nil
+}
+
+// AllReport is today's usage, the history of n days and the stats, all
+// from one read of the store.
+type AllReport struct {
+	TodayUsage *Day  `json:"todayUsage"`
+	History    []Day `json:"history"`
+	Stats      Stats `json:"stats"`
+}
+
+// All returns today's usage, n days of history and the stats from a single
+// read of the retained window.
+func (s *Service) All(ctx context.Context, n int) (AllReport, error) {
+	if err := s.CheckDays(n); err != nil {
+		return AllReport{}, err
+	}
+	days, today, err := s.days(ctx, s.retention+1, false)
+	if err != nil {
+		return AllReport{}, err
+	}
+	return AllReport{TodayUsage: Find(days, today), History: History(days, today, n), Stats: ComputeStats(days)}, nil
+}
+
+// Models returns per-model totals over the last n days.
+func (s *Service) Models(ctx context.Context, n int) ([]ModelTotals, error) {
+	if err := s.CheckDays(n); err != nil {
+		return nil, err
+	}
+	days, _, err := s.days(ctx, n, false)
+	if err != nil {
+		return nil, err
+	}
+	return Models(days), nil
+}
+
+// Users returns per-user totals over the last n days.
+func (s *Service) Users(ctx context.Context, n int) ([]UserTotals, error) {
+	if err := s.CheckDays(n); err != nil {
+		return nil, err
+	}
+	days, _, err := s.days(ctx, n, true)
+	if err != nil {
+		return nil, err
+	}
+	return Users(days), nil
+}
+
+// Reset deletes all usage data.
+func (s *Service) Reset(ctx context.Context) error { return s.store.Reset(ctx) }
+
+// Check runs the store's write-and-read check and returns how long it took.
+func (s *Service) Check(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	err := s.store.Check(ctx)
+	return time.Since(start), err
+}

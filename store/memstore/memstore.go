@@ -1,0 +1,202 @@
+// Package memstore is the reference tokenledger.Store: daily aggregates in
+// memory, exact and idempotent, lost when the process ends. The file store
+// keeps its working state in one.
+package memstore
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+var _ tokenledger.Store = (*Store)(nil)
+
+// day is one day's aggregates plus the sets that make it exact.
+type day struct {
+	agg      tokenledger.Day
+	ids      map[string]struct{}
+	users    map[string]tokenledger.Totals
+	sessions map[string]struct{}
+}
+
+// Store is an in-memory Store.
+type Store struct {
+	mu        sync.RWMutex
+	days      map[tokenledger.Date]*day
+	closed    bool
+	now       tokenledger.Clock
+	retention int
+}
+
+// New returns an empty Store. With now and retentionDays set (non-nil,
+// non-zero), Prune drops days older than today − retentionDays; otherwise
+// days are kept until Reset.
+func New(now tokenledger.Clock, retentionDays int) *Store {
+	return &Store{days: map[tokenledger.Date]*day{}, now: now, retention: retentionDays}
+}
+
+// Add counts each event whose ID is new within its day. It fails only when
+// ctx has ended or the store is closed, and then counts nothing.
+func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+	if err := ctx.Err(); err != nil {
+		return tokenledger.AddResult{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return tokenledger.AddResult{}, tokenledger.ErrClosed
+	}
+	res := tokenledger.AddResult{New: make([]bool, len(events))}
+	for i := range events {
+		res.New[i] = s.apply(&events[i])
+	}
+	return res, nil
+}
+
+// Has reports whether the event's ID has been counted within its day.
+func (s *Store) Has(e *tokenledger.Event) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	d := s.days[e.Day()]
+	if d == nil {
+		return false
+	}
+	_, ok := d.ids[e.ID]
+	return ok
+}
+
+// apply adds one event unless its ID was seen that day; s.mu is held.
+func (s *Store) apply(e *tokenledger.Event) bool {
+	date := e.Day()
+	d := s.days[date]
+	if d == nil {
+		d = &day{
+			agg:      tokenledger.EmptyDay(date),
+			ids:      map[string]struct{}{},
+			users:    map[string]tokenledger.Totals{},
+			sessions: map[string]struct{}{},
+		}
+		s.days[date] = d
+	}
+	if _, dup := d.ids[e.ID]; dup {
+		return false
+	}
+	d.ids[e.ID] = struct{}{}
+	d.agg.AddCounters(e)
+	if e.UserID != "" {
+		u := d.users[e.UserID]
+		u.AddEvent(e)
+		d.users[e.UserID] = u
+	}
+	if e.SessionID != "" {
+		d.sessions[e.SessionID] = struct{}{}
+	}
+	d.agg.UniqueUsers = int64(len(d.users))
+	d.agg.UniqueSessions = int64(len(d.sessions))
+	return true
+}
+
+// Days returns copies of the stored days in [q.From, q.To], oldest first.
+// It fails only when ctx has ended or the store is closed.
+func (s *Store) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, tokenledger.ErrClosed
+	}
+	var out []tokenledger.Day
+	for date, d := range s.days {
+		if date < q.From || date > q.To {
+			continue
+		}
+		c := d.agg.Clone()
+		if q.Users {
+			c.Users = make(map[string]tokenledger.Totals, len(d.users))
+			for k, v := range d.users {
+				c.Users[k] = v
+			}
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Date < out[j].Date })
+	return out, nil
+}
+
+// Reset deletes every day. It fails only when ctx has ended or the store
+// is closed.
+func (s *Store) Reset(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return tokenledger.ErrClosed
+	}
+	s.days = map[tokenledger.Date]*day{}
+	return nil
+}
+
+// Prune drops days older than today − retention and returns how many it
+// dropped. It does nothing when the Store was made without a clock.
+func (s *Store) Prune() int {
+	if s.now == nil || s.retention <= 0 {
+		return 0
+	}
+	oldest := tokenledger.DateOf(s.now()).AddDays(-s.retention)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for date := range s.days {
+		if date < oldest {
+			delete(s.days, date)
+			n++
+		}
+	}
+	return n
+}
+
+// Events returns the number of distinct events held.
+func (s *Store) Events() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, d := range s.days {
+		n += len(d.ids)
+	}
+	return n
+}
+
+// Check returns nil unless the store is closed or ctx has ended: memory
+// has nothing else that can fail.
+func (s *Store) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return tokenledger.ErrClosed
+	}
+	return nil
+}
+
+// Close discards the data. It always returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.days = nil
+	return nil
+}
+
+// Info describes the store.
+func (s *Store) Info() tokenledger.StoreInfo {
+	return tokenledger.StoreInfo{Kind: "memory", Location: "process memory"}
+}
+
