@@ -199,4 +199,3 @@ func (s *Store) Close() error {
 func (s *Store) Info() tokenledger.StoreInfo {
 	return tokenledger.StoreInfo{Kind: "memory", Location: "process memory"}
 }
-
