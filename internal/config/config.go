@@ -1,0 +1,425 @@
+// Package config reads tokenledger's environment into a validated Config,
+// including which store to use and why. It is, with cmd/ and api/, the only
+// code that looks at the environment, and it does so only through the
+// getenv function it is given.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+// StoreKind names a store.
+type StoreKind string
+
+// The store kinds TOKENLEDGER_STORE accepts. Auto is resolved by Load and
+// never appears in Config.Store.
+const (
+	Auto   StoreKind = "auto"
+	File   StoreKind = "file"
+	Redis  StoreKind = "redis"
+	KV     StoreKind = "kv"
+	Memory StoreKind = "memory"
+)
+
+// Defaults for values the environment leaves unset.
+const (
+	DefaultKeyPrefix = "tokenledger"
+	DefaultFile      = "logs/token_usage.json"
+	DefaultAddr      = "127.0.0.1:8080"
+)
+
+// MinAdminKeyLength is the shortest TOKENLEDGER_ADMIN_KEY accepted: a key
+// that can be guessed protects nothing.
+const MinAdminKeyLength = 16
+
+// Config is tokenledger's validated configuration. It holds secrets
+// (KVRestToken, the password inside RedisURL, AdminKey): never log or show
+// it whole; Secrets lists what to redact.
+type Config struct {
+	// Store is the store to open: File, Redis, KV or Memory, never Auto.
+	Store StoreKind
+	// StoreReason says in a few words why Store was chosen, for the
+	// startup log line, e.g. "auto: REDIS_URL is set".
+	StoreReason string
+
+	// KVRestURL and KVRestToken are the Vercel KV / Upstash REST API
+	// endpoint and token; KVRestFrom names the variable pair they came
+	// from ("KV_REST_API_URL" or "UPSTASH_REDIS_REST_URL").
+	KVRestURL, KVRestToken, KVRestFrom string
+
+	// RedisURL is the redis:// or rediss:// URL (it may hold a password);
+	// RedisURLFrom names the variable it came from ("REDIS_URL" or
+	// "KV_URL").
+	RedisURL, RedisURLFrom string
+	// RedisClusterNodes are the host:port seed nodes of a Redis Cluster,
+	// from REDIS_CLUSTER_NODES; nil for a single server.
+	RedisClusterNodes []string
+
+	// KeyPrefix starts every database key (TOKENLEDGER_KEY_PREFIX).
+	KeyPrefix string
+
+	// File is the local usage file (TOKENLEDGER_FILE): the store itself
+	// when Store is File, the fallback spool and migration source when a
+	// database is configured.
+	File string
+	// FileFrom says where File came from: "TOKENLEDGER_FILE", "default" or
+	// "default on Vercel (temp dir)".
+	FileFrom string
+
+	// RetentionDays is R: day D is kept while D ≥ today − R.
+	RetentionDays int
+
+	// Vercel is true when running on Vercel (VERCEL=1); VercelEnv and
+	// VercelRegion are VERCEL_ENV and VERCEL_REGION as set ("" when not).
+	Vercel                  bool
+	VercelEnv, VercelRegion string
+
+	// AdminKey, when not empty, allows DELETE /api/tokens with
+	// "Authorization: Bearer <AdminKey>".
+	AdminKey string
+
+	// Addr is the listen address for serve; AddrFrom names where it came
+	// from ("TOKENLEDGER_ADDR", "PORT" or "default").
+	Addr, AddrFrom string
+
+	// LogLevel is TOKENLEDGER_LOG_LEVEL (default info).
+	LogLevel slog.Level
+}
+
+// DatabaseConfigured reports whether a database (Redis or KV REST) is the
+// store.
+func (c Config) DatabaseConfigured() bool { return c.Store == Redis || c.Store == KV }
+
+// Secrets returns every secret value in c, so that messages shown to
+// users can have them removed.
+func (c Config) Secrets() []string {
+	var s []string
+	add := func(v string) {
+		if v != "" {
+			s = append(s, v)
+		}
+	}
+	add(c.KVRestToken)
+	add(c.AdminKey)
+	if u, err := url.Parse(c.RedisURL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			add(p)
+		}
+	}
+	return s
+}
+
+// Load reads the environment through getenv and returns a validated
+// Config. Every value is trimmed; an empty value counts as unset. A value
+// that breaks a rule gives an error of one sentence naming the variable.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	var c Config
+	var err error
+
+	if c.Vercel, err = parseBool("VERCEL", get("VERCEL")); err != nil {
+		return Config{}, err
+	}
+	c.VercelEnv, c.VercelRegion = get("VERCEL_ENV"), get("VERCEL_REGION")
+
+	if err := c.loadDatabase(get); err != nil {
+		return Config{}, err
+	}
+	if c.KeyPrefix, err = parseKeyPrefix(get("TOKENLEDGER_KEY_PREFIX")); err != nil {
+		return Config{}, err
+	}
+	c.loadFile(get)
+	if c.RetentionDays, err = parseRetention(get("TOKENLEDGER_RETENTION_DAYS")); err != nil {
+		return Config{}, err
+	}
+	if c.AdminKey, err = parseAdminKey(get("TOKENLEDGER_ADMIN_KEY")); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadAddr(get); err != nil {
+		return Config{}, err
+	}
+	if c.LogLevel, err = parseLogLevel(get("TOKENLEDGER_LOG_LEVEL")); err != nil {
+		return Config{}, err
+	}
+	if err := c.chooseStore(get("TOKENLEDGER_STORE")); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// loadDatabase reads the REST credentials, the Redis URL and the cluster
+// seed nodes.
+func (c *Config) loadDatabase(get func(string) string) error {
+	for _, pair := range [][2]string{
+		{"KV_REST_API_URL", "KV_REST_API_TOKEN"},
+		{"UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"},
+	} {
+		u, tok := get(pair[0]), get(pair[1])
+		switch {
+		case u == "" && tok == "":
+			continue
+		case u == "":
+			return fmt.Errorf("%s is set but %s is not; set both or neither", pair[1], pair[0])
+		case tok == "":
+			return fmt.Errorf("%s is set but %s is not; set both or neither", pair[0], pair[1])
+		}
+		if err := checkHTTPURL(pair[0], u); err != nil {
+			return err
+		}
+		if c.KVRestURL == "" { // KV_REST_API_* wins over UPSTASH_REDIS_REST_*
+			c.KVRestURL, c.KVRestToken, c.KVRestFrom = u, tok, pair[0]
+		}
+	}
+	for _, name := range []string{"REDIS_URL", "KV_URL"} {
+		v := get(name)
+		if v == "" {
+			continue
+		}
+		if err := checkRedisURL(name, v); err != nil {
+			return err
+		}
+		if c.RedisURL == "" { // REDIS_URL wins over KV_URL
+			c.RedisURL, c.RedisURLFrom = v, name
+		}
+	}
+	if v := get("REDIS_CLUSTER_NODES"); v != "" {
+		for _, n := range strings.Split(v, ",") {
+			n = strings.TrimSpace(n)
+			if err := checkHostPort(n); err != nil {
+				return fmt.Errorf("REDIS_CLUSTER_NODES must be a comma-separated list of host:port seed nodes, and %q is not one", redactHost(n))
+			}
+			c.RedisClusterNodes = append(c.RedisClusterNodes, n)
+		}
+	}
+	return nil
+}
+
+// loadFile sets File: TOKENLEDGER_FILE, else the default, which on Vercel
+// lies in the temp dir ($TMPDIR, else /tmp, as os.TempDir does).
+func (c *Config) loadFile(get func(string) string) {
+	switch v := get("TOKENLEDGER_FILE"); {
+	case v != "":
+		c.File, c.FileFrom = v, "TOKENLEDGER_FILE"
+	case c.Vercel:
+		dir := get("TMPDIR")
+		if dir == "" {
+			dir = "/tmp"
+		}
+		c.File, c.FileFrom = filepath.Join(dir, "token_usage.json"), "default on Vercel (temp dir)"
+	default:
+		c.File, c.FileFrom = DefaultFile, "default"
+	}
+}
+
+// loadAddr sets Addr: TOKENLEDGER_ADDR, else ":$PORT" (every interface, as
+// platforms that set PORT expect), else DefaultAddr.
+func (c *Config) loadAddr(get func(string) string) error {
+	if v := get("TOKENLEDGER_ADDR"); v != "" {
+		if err := checkListenAddr(v); err != nil {
+			return fmt.Errorf("TOKENLEDGER_ADDR must be host:port or :port (such as 127.0.0.1:8080), not %q", v)
+		}
+		c.Addr, c.AddrFrom = v, "TOKENLEDGER_ADDR"
+		return nil
+	}
+	if v := get("PORT"); v != "" {
+		if _, err := parsePort(v); err != nil {
+			return fmt.Errorf("PORT must be a port number from 0 to 65535, not %q", v)
+		}
+		c.Addr, c.AddrFrom = ":"+v, "PORT"
+		return nil
+	}
+	c.Addr, c.AddrFrom = DefaultAddr, "default"
+	return nil
+}
+
+// chooseStore resolves TOKENLEDGER_STORE, checking that an explicit choice
+// has what it needs.
+func (c *Config) chooseStore(v string) error {
+	kind := StoreKind(strings.ToLower(v))
+	if v == "" {
+		kind = Auto
+	}
+	switch kind {
+	case Auto:
+		switch {
+		case c.KVRestURL != "":
+			c.Store, c.StoreReason = KV, fmt.Sprintf("auto: %s and its token are set", c.KVRestFrom)
+		case c.RedisURL != "":
+			c.Store, c.StoreReason = Redis, fmt.Sprintf("auto: %s is set", c.RedisURLFrom)
+		case len(c.RedisClusterNodes) > 0:
+			c.Store, c.StoreReason = Redis, "auto: REDIS_CLUSTER_NODES is set"
+		default:
+			c.Store, c.StoreReason = File, "auto: no database is configured"
+		}
+	case KV:
+		if c.KVRestURL == "" {
+			return fmt.Errorf("TOKENLEDGER_STORE=kv needs KV_REST_API_URL and KV_REST_API_TOKEN (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)")
+		}
+		c.Store, c.StoreReason = KV, "TOKENLEDGER_STORE=kv"
+	case Redis:
+		if c.RedisURL == "" && len(c.RedisClusterNodes) == 0 {
+			return fmt.Errorf("TOKENLEDGER_STORE=redis needs REDIS_URL (or KV_URL, or REDIS_CLUSTER_NODES)")
+		}
+		c.Store, c.StoreReason = Redis, "TOKENLEDGER_STORE=redis"
+	case File, Memory:
+		c.Store, c.StoreReason = kind, "TOKENLEDGER_STORE="+string(kind)
+	default:
+		return fmt.Errorf("TOKENLEDGER_STORE must be auto, file, redis, kv or memory, not %q", v)
+	}
+	return nil
+}
+
+// parseLogLevel parses debug, info, warn or error (any case); "" is info.
+func parseLogLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(v) {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("TOKENLEDGER_LOG_LEVEL must be debug, info, warn or error, not %q", v)
+}
+
+// CheckListenAddr reports whether addr is host:port or :port with a port
+// from 0 to 65535; the error names no variable.
+func CheckListenAddr(addr string) error { return checkListenAddr(addr) }
+
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	_, err = parsePort(port)
+	return err
+}
+
+func parsePort(s string) (int, error) {
+	if s == "" || len(s) > 5 || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("port %q is not a number from 0 to 65535", s)
+	}
+	n, _ := strconv.Atoi(s)
+	if n > 65535 {
+		return 0, fmt.Errorf("port %q is not a number from 0 to 65535", s)
+	}
+	return n, nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return fmt.Errorf("no host in %q", s)
+	}
+	n, err := parsePort(port)
+	if err == nil && n == 0 {
+		return fmt.Errorf("port 0 in %q", s)
+	}
+	return err
+}
+
+func parseBool(name, v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s must be 1 or 0 (true or false), not %q", name, v)
+}
+
+func parseKeyPrefix(v string) (string, error) {
+	if v == "" {
+		return DefaultKeyPrefix, nil
+	}
+	if len(v) > 64 {
+		return "", fmt.Errorf("TOKENLEDGER_KEY_PREFIX must be at most 64 characters long")
+	}
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b <= ' ' || b > '~' || b == '{' || b == '}' {
+			return "", fmt.Errorf("TOKENLEDGER_KEY_PREFIX must be printable ASCII without spaces or braces (braces are Redis hash tags), not %q", v)
+		}
+	}
+	return v, nil
+}
+
+func parseRetention(v string) (int, error) {
+	if v == "" {
+		return tokenledger.DefaultRetentionDays, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || strings.Trim(v, "0123456789") != "" || n < 1 || n > tokenledger.MaxRetentionDays {
+		return 0, fmt.Errorf("TOKENLEDGER_RETENTION_DAYS must be a whole number of days from 1 to %d, not %q", tokenledger.MaxRetentionDays, v)
+	}
+	return n, nil
+}
+
+func parseAdminKey(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if len(v) < MinAdminKeyLength {
+		return "", fmt.Errorf("TOKENLEDGER_ADMIN_KEY must be at least %d characters long (a short key can be guessed)", MinAdminKeyLength)
+	}
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b <= ' ' || b > '~' {
+			return "", fmt.Errorf("TOKENLEDGER_ADMIN_KEY must be printable ASCII without spaces")
+		}
+	}
+	return v, nil
+}
+
+// checkHTTPURL checks a REST endpoint without echoing it (it is not
+// secret, but keep messages uniform with the Redis URL's).
+func checkHTTPURL(name, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%s must be an http:// or https:// URL with a host, such as https://example.upstash.io", name)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%s must not hold credentials; the token goes in the matching _TOKEN variable", name)
+	}
+	return nil
+}
+
+// checkRedisURL checks a redis:// or rediss:// URL. Its message never
+// repeats the value, which may hold a password.
+func checkRedisURL(name, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return fmt.Errorf("%s must be a redis:// or rediss:// URL with a host, such as redis://localhost:6379/0", name)
+	}
+	if u.Port() != "" {
+		if _, err := parsePort(u.Port()); err != nil {
+			return fmt.Errorf("%s has a bad port: %s", name, err)
+		}
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 || strings.Trim(db, "0123456789") != "" {
+			return fmt.Errorf("%s must name the database as a number after the host (redis://host:6379/0), not %q", name, db)
+		}
+	}
+	return nil
+}
+
+// redactHost drops anything before an @, in case a seed node was written
+// with credentials.
+func redactHost(s string) string {
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		return "…@" + s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,233 @@
+package config
+
+import (
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// env turns a map into a getenv function.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	got, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Store: File, StoreReason: "auto: no database is configured",
+		KeyPrefix: "tokenledger",
+		File:      "logs/token_usage.json", FileFrom: "default",
+		RetentionDays: 90,
+		Addr:          "127.0.0.1:8080", AddrFrom: "default",
+		LogLevel: slog.LevelInfo,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load(empty) =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, c Config)
+	}{
+		{"kv from Vercel KV vars", map[string]string{"KV_REST_API_URL": " https://kv.example.com ", "KV_REST_API_TOKEN": " tok "},
+			func(t *testing.T, c Config) {
+				eq(t, "Store", c.Store, KV)
+				eq(t, "StoreReason", c.StoreReason, "auto: KV_REST_API_URL and its token are set")
+				eq(t, "KVRestURL", c.KVRestURL, "https://kv.example.com")
+				eq(t, "KVRestToken", c.KVRestToken, "tok")
+			}},
+		{"kv from Upstash vars", map[string]string{"UPSTASH_REDIS_REST_URL": "https://u.example.com", "UPSTASH_REDIS_REST_TOKEN": "t"},
+			func(t *testing.T, c Config) {
+				eq(t, "Store", c.Store, KV)
+				eq(t, "KVRestFrom", c.KVRestFrom, "UPSTASH_REDIS_REST_URL")
+			}},
+		{"KV_REST_API wins over Upstash", map[string]string{
+			"UPSTASH_REDIS_REST_URL": "https://u.example.com", "UPSTASH_REDIS_REST_TOKEN": "t1",
+			"KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "t2"},
+			func(t *testing.T, c Config) {
+				eq(t, "KVRestURL", c.KVRestURL, "https://kv.example.com")
+				eq(t, "KVRestToken", c.KVRestToken, "t2")
+			}},
+		{"REST beats a Redis URL in auto", map[string]string{"KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "t", "KV_URL": "rediss://default:pw@kv.example.com:6379"},
+			func(t *testing.T, c Config) { eq(t, "Store", c.Store, KV) }},
+		{"redis from REDIS_URL", map[string]string{"REDIS_URL": "redis://localhost:6379/2"},
+			func(t *testing.T, c Config) {
+				eq(t, "Store", c.Store, Redis)
+				eq(t, "StoreReason", c.StoreReason, "auto: REDIS_URL is set")
+			}},
+		{"REDIS_URL wins over KV_URL", map[string]string{"KV_URL": "rediss://a:6379", "REDIS_URL": "redis://b:6379"},
+			func(t *testing.T, c Config) {
+				eq(t, "RedisURL", c.RedisURL, "redis://b:6379")
+				eq(t, "RedisURLFrom", c.RedisURLFrom, "REDIS_URL")
+			}},
+		{"redis from cluster nodes", map[string]string{"REDIS_CLUSTER_NODES": "10.0.0.1:7000, 10.0.0.2:7001 ,[::1]:7002"},
+			func(t *testing.T, c Config) {
+				eq(t, "Store", c.Store, Redis)
+				eq(t, "RedisClusterNodes", strings.Join(c.RedisClusterNodes, "|"), "10.0.0.1:7000|10.0.0.2:7001|[::1]:7002")
+			}},
+		{"explicit file despite a database", map[string]string{"TOKENLEDGER_STORE": "file", "REDIS_URL": "redis://x:1"},
+			func(t *testing.T, c Config) {
+				eq(t, "Store", c.Store, File)
+				eq(t, "StoreReason", c.StoreReason, "TOKENLEDGER_STORE=file")
+			}},
+		{"explicit memory, any case", map[string]string{"TOKENLEDGER_STORE": " Memory "},
+			func(t *testing.T, c Config) { eq(t, "Store", c.Store, Memory) }},
+		{"explicit auto", map[string]string{"TOKENLEDGER_STORE": "auto"},
+			func(t *testing.T, c Config) { eq(t, "Store", c.Store, File) }},
+		{"file from TOKENLEDGER_FILE", map[string]string{"TOKENLEDGER_FILE": " /data/usage.json "},
+			func(t *testing.T, c Config) {
+				eq(t, "File", c.File, "/data/usage.json")
+				eq(t, "FileFrom", c.FileFrom, "TOKENLEDGER_FILE")
+			}},
+		{"file on Vercel in TMPDIR", map[string]string{"VERCEL": "1", "TMPDIR": "/var/tmp", "VERCEL_ENV": "production", "VERCEL_REGION": "iad1"},
+			func(t *testing.T, c Config) {
+				eq(t, "File", c.File, "/var/tmp/token_usage.json")
+				eq(t, "Vercel", c.Vercel, true)
+				eq(t, "VercelEnv", c.VercelEnv, "production")
+				eq(t, "VercelRegion", c.VercelRegion, "iad1")
+			}},
+		{"file on Vercel without TMPDIR", map[string]string{"VERCEL": "1"},
+			func(t *testing.T, c Config) { eq(t, "File", c.File, "/tmp/token_usage.json") }},
+		{"TOKENLEDGER_FILE wins on Vercel", map[string]string{"VERCEL": "1", "TOKENLEDGER_FILE": "/x.json"},
+			func(t *testing.T, c Config) { eq(t, "File", c.File, "/x.json") }},
+		{"retention", map[string]string{"TOKENLEDGER_RETENTION_DAYS": "30"},
+			func(t *testing.T, c Config) { eq(t, "RetentionDays", c.RetentionDays, 30) }},
+		{"key prefix", map[string]string{"TOKENLEDGER_KEY_PREFIX": "acme:usage"},
+			func(t *testing.T, c Config) { eq(t, "KeyPrefix", c.KeyPrefix, "acme:usage") }},
+		{"admin key", map[string]string{"TOKENLEDGER_ADMIN_KEY": "0123456789abcdef"},
+			func(t *testing.T, c Config) { eq(t, "AdminKey", c.AdminKey, "0123456789abcdef") }},
+		{"addr", map[string]string{"TOKENLEDGER_ADDR": "0.0.0.0:9000", "PORT": "3000"},
+			func(t *testing.T, c Config) {
+				eq(t, "Addr", c.Addr, "0.0.0.0:9000")
+				eq(t, "AddrFrom", c.AddrFrom, "TOKENLEDGER_ADDR")
+			}},
+		{"PORT alone listens on every interface", map[string]string{"PORT": "3000"},
+			func(t *testing.T, c Config) {
+				eq(t, "Addr", c.Addr, ":3000")
+				eq(t, "AddrFrom", c.AddrFrom, "PORT")
+			}},
+		{"log level", map[string]string{"TOKENLEDGER_LOG_LEVEL": "DEBUG"},
+			func(t *testing.T, c Config) { eq(t, "LogLevel", c.LogLevel, slog.LevelDebug) }},
+		{"VERCEL=0", map[string]string{"VERCEL": "0"},
+			func(t *testing.T, c Config) { eq(t, "Vercel", c.Vercel, false) }},
+		{"blank values are unset", map[string]string{"TOKENLEDGER_STORE": "  ", "PORT": " ", "TOKENLEDGER_RETENTION_DAYS": "\t"},
+			func(t *testing.T, c Config) {
+				eq(t, "Store", c.Store, File)
+				eq(t, "Addr", c.Addr, DefaultAddr)
+				eq(t, "RetentionDays", c.RetentionDays, 90)
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(tc.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // the whole message
+	}{
+		{"unknown store", map[string]string{"TOKENLEDGER_STORE": "postgres"},
+			`TOKENLEDGER_STORE must be auto, file, redis, kv or memory, not "postgres"`},
+		{"kv without credentials", map[string]string{"TOKENLEDGER_STORE": "kv", "REDIS_URL": "redis://x:1"},
+			"TOKENLEDGER_STORE=kv needs KV_REST_API_URL and KV_REST_API_TOKEN (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)"},
+		{"redis without URL", map[string]string{"TOKENLEDGER_STORE": "redis"},
+			"TOKENLEDGER_STORE=redis needs REDIS_URL (or KV_URL, or REDIS_CLUSTER_NODES)"},
+		{"REST URL without token", map[string]string{"KV_REST_API_URL": "https://kv.example.com"},
+			"KV_REST_API_URL is set but KV_REST_API_TOKEN is not; set both or neither"},
+		{"REST token without URL", map[string]string{"UPSTASH_REDIS_REST_TOKEN": "t"},
+			"UPSTASH_REDIS_REST_TOKEN is set but UPSTASH_REDIS_REST_URL is not; set both or neither"},
+		{"REST URL not http", map[string]string{"KV_REST_API_URL": "redis://kv.example.com", "KV_REST_API_TOKEN": "t"},
+			"KV_REST_API_URL must be an http:// or https:// URL with a host, such as https://example.upstash.io"},
+		{"redis URL wrong scheme, password not echoed", map[string]string{"REDIS_URL": "http://user:hunter2@host:6379"},
+			"REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://localhost:6379/0"},
+		{"redis URL bad port", map[string]string{"KV_URL": "redis://host:99999"},
+			`KV_URL has a bad port: port "99999" is not a number from 0 to 65535`},
+		{"redis URL bad db", map[string]string{"REDIS_URL": "redis://host:6379/x"},
+			`REDIS_URL must name the database as a number after the host (redis://host:6379/0), not "x"`},
+		{"cluster node without port", map[string]string{"REDIS_CLUSTER_NODES": "a:7000,b"},
+			`REDIS_CLUSTER_NODES must be a comma-separated list of host:port seed nodes, and "b" is not one`},
+		{"cluster node empty", map[string]string{"REDIS_CLUSTER_NODES": "a:7000,,b:7001"},
+			`REDIS_CLUSTER_NODES must be a comma-separated list of host:port seed nodes, and "" is not one`},
+		{"retention zero", map[string]string{"TOKENLEDGER_RETENTION_DAYS": "0"},
+			`TOKENLEDGER_RETENTION_DAYS must be a whole number of days from 1 to 3650, not "0"`},
+		{"retention text", map[string]string{"TOKENLEDGER_RETENTION_DAYS": "90d"},
+			`TOKENLEDGER_RETENTION_DAYS must be a whole number of days from 1 to 3650, not "90d"`},
+		{"retention signed", map[string]string{"TOKENLEDGER_RETENTION_DAYS": "+30"},
+			`TOKENLEDGER_RETENTION_DAYS must be a whole number of days from 1 to 3650, not "+30"`},
+		{"retention too big", map[string]string{"TOKENLEDGER_RETENTION_DAYS": "3651"},
+			`TOKENLEDGER_RETENTION_DAYS must be a whole number of days from 1 to 3650, not "3651"`},
+		{"key prefix with hash tag", map[string]string{"TOKENLEDGER_KEY_PREFIX": "a{b}"},
+			`TOKENLEDGER_KEY_PREFIX must be printable ASCII without spaces or braces (braces are Redis hash tags), not "a{b}"`},
+		{"key prefix with space", map[string]string{"TOKENLEDGER_KEY_PREFIX": "a b"},
+			`TOKENLEDGER_KEY_PREFIX must be printable ASCII without spaces or braces (braces are Redis hash tags), not "a b"`},
+		{"short admin key", map[string]string{"TOKENLEDGER_ADMIN_KEY": "secret"},
+			"TOKENLEDGER_ADMIN_KEY must be at least 16 characters long (a short key can be guessed)"},
+		{"admin key with space", map[string]string{"TOKENLEDGER_ADMIN_KEY": "0123456789 abcdef"},
+			"TOKENLEDGER_ADMIN_KEY must be printable ASCII without spaces"},
+		{"bad addr", map[string]string{"TOKENLEDGER_ADDR": "8080"},
+			`TOKENLEDGER_ADDR must be host:port or :port (such as 127.0.0.1:8080), not "8080"`},
+		{"bad addr port", map[string]string{"TOKENLEDGER_ADDR": "localhost:http"},
+			`TOKENLEDGER_ADDR must be host:port or :port (such as 127.0.0.1:8080), not "localhost:http"`},
+		{"bad PORT", map[string]string{"PORT": "80a"},
+			`PORT must be a port number from 0 to 65535, not "80a"`},
+		{"PORT too big", map[string]string{"PORT": "70000"},
+			`PORT must be a port number from 0 to 65535, not "70000"`},
+		{"bad VERCEL", map[string]string{"VERCEL": "yes"},
+			`VERCEL must be 1 or 0 (true or false), not "yes"`},
+		{"bad log level", map[string]string{"TOKENLEDGER_LOG_LEVEL": "loud"},
+			`TOKENLEDGER_LOG_LEVEL must be debug, info, warn or error, not "loud"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(tc.env))
+			if err == nil {
+				t.Fatalf("Load = %+v, want error %q", c, tc.want)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("error =\n%q\nwant\n%q", got, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows a password: %v", err)
+			}
+		})
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "resttoken",
+		"REDIS_URL": "redis://user:hunter2@host:6379", "TOKENLEDGER_ADMIN_KEY": "0123456789abcdef",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(c.Secrets(), ",")
+	if want := "resttoken,0123456789abcdef,hunter2"; got != want {
+		t.Errorf("Secrets() = %q, want %q", got, want)
+	}
+	if !c.DatabaseConfigured() {
+		t.Error("DatabaseConfigured() = false with KV configured")
+	}
+}
+
+func eq[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
