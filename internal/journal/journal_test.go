@@ -1,0 +1,189 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func scanAll(t *testing.T, path string) ([]string, int64, bool) {
+	t.Helper()
+	var got []string
+	end, torn, err := Scan(path, 0, func(p []byte, _ int64) error {
+		got = append(got, string(p))
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	return got, end, torn
+}
+
+func TestAppendConcurrentlyAndScan(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.log")
+	w, err := OpenWriter(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				if err := w.Append(context.Background(), fmt.Appendf(nil, `{"g":%d,"i":%d}`, g, i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	size := w.Size()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, end, torn := scanAll(t, path)
+	if len(got) != 1600 || torn || end != size {
+		t.Fatalf("scanned %d records, end %d (size %d), torn %v; want 1600, %d, false", len(got), end, size, torn, size)
+	}
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[r] = true
+	}
+	if len(seen) != 1600 {
+		t.Errorf("%d distinct records, want 1600", len(seen))
+	}
+}
+
+func TestTornTailIsCutAndAppendingContinues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.log")
+	w, err := OpenWriter(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"one", "two"} {
+		if err := w.Append(context.Background(), []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := w.Size()
+	w.Close()
+	for _, tail := range []string{"0000", "deadbeef thr", "\x00\x00\x00\x00", "12345678 bad checksum\n"} {
+		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		f.WriteString(tail)
+		f.Close()
+		got, end, torn := scanAll(t, path)
+		if strings.Join(got, ",") != "one,two" || end != good || !torn {
+			t.Fatalf("tail %q: got %v end %d torn %v; want one,two at %d, torn", tail, got, end, torn, good)
+		}
+		w, err := OpenWriter(path, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Append(context.Background(), []byte("three")); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		got, _, torn = scanAll(t, path)
+		if strings.Join(got, ",") != "one,two,three" || torn {
+			t.Fatalf("after cutting tail %q: %v torn %v", tail, got, torn)
+		}
+		// Back to two records for the next tail.
+		os.Truncate(path, good)
+	}
+}
+
+func TestDamageInTheMiddleIsCorrupt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.log")
+	w, _ := OpenWriter(path, 0)
+	for _, p := range []string{"one", "two", "three"} {
+		w.Append(context.Background(), []byte(p))
+	}
+	w.Close()
+	b, _ := os.ReadFile(path)
+	second := strings.Index(string(b), "\n") + 1
+	b[second+10] ^= 0x01 // flip a bit inside "two"
+	os.WriteFile(path, b, 0o644)
+	_, _, err := Scan(path, 0, func([]byte, int64) error { return nil })
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want *CorruptError", err)
+	}
+	if ce.Line != 2 || ce.Offset != int64(second) || !strings.Contains(err.Error(), path) {
+		t.Errorf("CorruptError = %+v (%v), want line 2 offset %d naming the file", ce, err, second)
+	}
+}
+
+func TestScanFromOffset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.log")
+	w, _ := OpenWriter(path, 0)
+	var offs []int64
+	for _, p := range []string{"a", "b", "c"} {
+		w.Append(context.Background(), []byte(p))
+		offs = append(offs, w.Size())
+	}
+	w.Close()
+	var got []string
+	var nexts []int64
+	if _, _, err := Scan(path, offs[0], func(p []byte, next int64) error {
+		got = append(got, string(p))
+		nexts = append(nexts, next)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "") != "bc" || nexts[0] != offs[1] || nexts[1] != offs[2] {
+		t.Errorf("from offset %d: %v at %v, want b,c at %v", offs[0], got, nexts, offs[1:])
+	}
+}
+
+func TestRejectsNewlineAndMissingFileScansEmpty(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.log")
+	if got, end, torn := scanAll(t, path); len(got) != 0 || end != 0 || torn {
+		t.Errorf("missing file: %v %d %v", got, end, torn)
+	}
+	w, _ := OpenWriter(path, 0)
+	defer w.Close()
+	if err := w.Append(context.Background(), []byte("a\nb")); err == nil {
+		t.Error("a payload with a newline was accepted")
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.json")
+	for _, content := range []string{"first", "second"} {
+		if err := WriteFileAtomic(path, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != content {
+			t.Errorf("content = %q, want %q", b, content)
+		}
+	}
+	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temp file left behind: %v", err)
+	}
+}
+
+func BenchmarkAppendParallel(b *testing.B) {
+	w, err := OpenWriter(filepath.Join(b.TempDir(), "j.log"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	payload := []byte(`{"id":"0190d2f4-1c2b-7cc3-9f5e-2d6a0f1b2c3d","model":"gpt-4o","promptTokens":1200,"completionTokens":300}`)
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := w.Append(context.Background(), payload); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
