@@ -1,0 +1,159 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+// Sentences of errors that are not about the request's content.
+const (
+	msgUnavailable = "Storage is unavailable right now; try again later"
+	msgInternal    = "Internal error; the details are in the server log"
+)
+
+// errorBody is every error answer: {"error": "...", "field": "...", "index": n}.
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+	Index *int   `json:"index,omitempty"`
+}
+
+// encode writes v as a JSON answer with the given status.
+func encode(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every value encoded here is built by this package from plain
+		// types; a failure is a bug, answered without a body.
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeError writes {"error": msg} with status.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	encode(w, status, errorBody{Error: msg})
+}
+
+// writeValidation writes a *tokenledger.ValidationError as 400 with its
+// field and index.
+func writeValidation(w http.ResponseWriter, ve *tokenledger.ValidationError) {
+	body := errorBody{Error: ve.Error(), Field: ve.Field}
+	if ve.Index >= 0 {
+		i := ve.Index
+		body.Index = &i
+	}
+	encode(w, http.StatusBadRequest, body)
+}
+
+// writeServiceError answers an error from the Service: 400 for a
+// validation error, 503 when the store is unavailable, closed or did not
+// answer in time, 500 (details only in the log) for anything else.
+func (s *server) writeServiceError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var ve *tokenledger.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		writeValidation(w, ve)
+	case errors.Is(err, tokenledger.ErrUnavailable), errors.Is(err, tokenledger.ErrClosed),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, what+": storage unavailable",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.redact(err.Error())))
+		writeError(w, http.StatusServiceUnavailable, msgUnavailable)
+	default:
+		s.log.LogAttrs(r.Context(), slog.LevelError, what+" failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.redact(err.Error())))
+		writeError(w, http.StatusInternalServerError, msgInternal)
+	}
+}
+
+// redact removes every configured secret from msg.
+func (s *server) redact(msg string) string {
+	for _, sec := range s.Secrets {
+		if sec != "" {
+			msg = strings.ReplaceAll(msg, sec, "[redacted]")
+		}
+	}
+	return redactURLCredentials(msg)
+}
+
+// redactURLCredentials replaces the user info of any URL in msg
+// ("scheme://user:pass@host") with "[redacted]@".
+func redactURLCredentials(msg string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, "://")
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(msg[:i+3])
+		rest := msg[i+3:]
+		end := strings.IndexAny(rest, " \t\n\"'/")
+		if end < 0 {
+			end = len(rest)
+		}
+		if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+			b.WriteString("[redacted]@")
+			rest = rest[at+1:]
+		}
+		msg = rest
+	}
+}
+
+// errBodyTooLarge is returned by decodeBody for a body over MaxBodyBytes.
+var errBodyTooLarge = fmt.Errorf("the body is larger than 1 MiB (%d bytes)", MaxBodyBytes)
+
+// checkJSONContentType returns a sentence when r's Content-Type is not
+// application/json (a charset parameter, if any, must be utf-8).
+func checkJSONContentType(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "Content-Type must be application/json"
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return fmt.Sprintf("Content-Type must be application/json, not %s", truncate(ct, 60))
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return "Content-Type must be application/json with charset utf-8 (or no charset)"
+	}
+	return ""
+}
+
+// decodeBody reads at most MaxBodyBytes of r's body and parses it into
+// events with tokenledger.DecodeEvents. It returns errBodyTooLarge, a
+// *tokenledger.ValidationError, or an error reading the body.
+func decodeBody(w http.ResponseWriter, r *http.Request) ([]tokenledger.Event, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, errBodyTooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errBodyTooLarge
+		}
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return tokenledger.DecodeEvents(body)
+}
+
+// truncate shortens s for use inside an error message.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,223 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+// Messages of GET /api/tokens fixed by the contract.
+const (
+	msgDateRequired  = "Date parameter required for date action"
+	msgInvalidAction = "Invalid action. Valid actions: today, date, history, stats, all, models, users"
+)
+
+// defaultHistoryDays is the days parameter when it is not given.
+const defaultHistoryDays = 7
+
+// logAnswer is the 200 answer of POST /api/tokens.
+type logAnswer struct {
+	Accepted    int      `json:"accepted"`
+	Duplicates  int      `json:"duplicates"`
+	IDs         []string `json:"ids"`
+	StorageType string   `json:"storageType"`
+	Degraded    bool     `json:"degraded"`
+}
+
+// handleLog serves POST /api/tokens: one event, an array of events or
+// {"events": [...]}, as application/json of at most MaxBodyBytes.
+func handleLog(s *server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if msg := checkJSONContentType(r); msg != "" {
+			writeError(w, http.StatusUnsupportedMediaType, msg)
+			return
+		}
+		events, err := decodeBody(w, r)
+		var ve *tokenledger.ValidationError
+		switch {
+		case errors.Is(err, errBodyTooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "The body is larger than 1 MiB (1048576 bytes); send fewer events per request")
+			return
+		case errors.As(err, &ve):
+			writeValidation(w, ve)
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, "The body could not be read completely")
+			return
+		}
+		res, err := s.Service.Log(r.Context(), events)
+		if err != nil {
+			s.writeServiceError(w, r, "log events", err)
+			return
+		}
+		encode(w, http.StatusOK, logAnswer{
+			Accepted: res.Accepted, Duplicates: res.Duplicates, IDs: res.IDs,
+			StorageType: s.storageType, Degraded: res.Degraded,
+		})
+	})
+}
+
+// queryParams are the parameters of GET /api/tokens.
+type queryParams struct {
+	action string
+	date   *tokenledger.Date
+	days   int // defaultHistoryDays when not given
+}
+
+// actionParams lists, per action, which optional parameters it takes.
+var actionParams = map[string]struct{ date, days bool }{
+	"today":   {},
+	"date":    {date: true},
+	"history": {days: true},
+	"stats":   {},
+	"all":     {days: true},
+	"models":  {days: true},
+	"users":   {days: true},
+}
+
+// parseQuery reads and checks the query of GET /api/tokens. It returns a
+// *tokenledger.ValidationError (with Index -1) for a bad query. Unknown
+// parameters are ignored (front ends add cache busters); action, date and
+// days must each appear at most once, and date and days only with the
+// actions that use them.
+func (s *server) parseQuery(q url.Values) (queryParams, error) {
+	for _, name := range []string{"action", "date", "days"} {
+		if len(q[name]) > 1 {
+			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: name, Msg: "must be given at most once"}
+		}
+	}
+	p := queryParams{action: "today", days: defaultHistoryDays}
+	if v, ok := q["action"]; ok {
+		p.action = v[0]
+	}
+	takes, ok := actionParams[p.action]
+	if !ok {
+		return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "action", Msg: msgInvalidAction}
+	}
+	if v, ok := q["date"]; ok {
+		if !takes.date {
+			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "date", Msg: fmt.Sprintf("is not a parameter of action %s (only of action date)", p.action)}
+		}
+		d, err := tokenledger.ParseDate(v[0])
+		if err != nil {
+			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "date", Msg: fmt.Sprintf("must be a YYYY-MM-DD date, not %q", truncate(v[0], 40))}
+		}
+		p.date = &d
+	} else if p.action == "date" {
+		return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "date", Msg: msgDateRequired}
+	}
+	if v, ok := q["days"]; ok {
+		if !takes.days {
+			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "days", Msg: fmt.Sprintf("is not a parameter of action %s (only of history, all, models and users)", p.action)}
+		}
+		n, err := parseDays(v[0])
+		if err == nil {
+			err = s.Service.CheckDays(n)
+		}
+		if err != nil {
+			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "days", Msg: fmt.Sprintf("must be a whole number from 1 to %d, not %q", s.Service.RetentionDays()+1, truncate(v[0], 20))}
+		}
+		p.days = n
+	}
+	return p, nil
+}
+
+// parseDays accepts only plain decimal digits: no sign, no spaces, no
+// fraction.
+func parseDays(v string) (int, error) {
+	if v == "" || len(v) > 9 || strings.Trim(v, "0123456789") != "" {
+		return 0, errors.New("not a whole number")
+	}
+	return strconv.Atoi(v)
+}
+
+// handleQuery serves GET /api/tokens?action=….
+func handleQuery(s *server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.parseQuery(r.URL.Query())
+		if err != nil {
+			var ve *tokenledger.ValidationError
+			errors.As(err, &ve)
+			// The contract fixes some sentences whole, without a field
+			// name in front.
+			if ve.Msg == msgInvalidAction || ve.Msg == msgDateRequired {
+				encode(w, http.StatusBadRequest, errorBody{Error: ve.Msg, Field: ve.Field})
+				return
+			}
+			writeValidation(w, ve)
+			return
+		}
+		ctx := r.Context()
+		answer := map[string]any{}
+		switch p.action {
+		case "today":
+			answer["todayUsage"], err = s.Service.TodayUsage(ctx)
+		case "date":
+			answer["dateUsage"], err = s.Service.DateUsage(ctx, *p.date)
+		case "history":
+			answer["history"], err = s.Service.History(ctx, p.days)
+		case "stats":
+			answer["stats"], err = s.Service.Stats(ctx)
+		case "all":
+			var all tokenledger.AllReport
+			all, err = s.Service.All(ctx, p.days)
+			answer["todayUsage"], answer["history"], answer["stats"] = all.TodayUsage, all.History, all.Stats
+		case "models":
+			answer["models"], err = s.Service.Models(ctx, p.days)
+		case "users":
+			answer["users"], err = s.Service.Users(ctx, p.days)
+		}
+		if err != nil {
+			s.writeServiceError(w, r, "read "+p.action, err)
+			return
+		}
+		answer["environment"] = s.environment()
+		answer["timestamp"] = s.timestamp()
+		encode(w, http.StatusOK, answer)
+	})
+}
+
+// handleReset serves DELETE /api/tokens. It is refused (403) unless an
+// admin key is configured, and then needs "Authorization: Bearer <key>"
+// (401 when missing, 403 when wrong).
+func handleReset(s *server) http.Handler {
+	want := sha256.Sum256([]byte(s.AdminKey))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.AdminKey == "" {
+			writeError(w, http.StatusForbidden, "Reset is disabled: set TOKENLEDGER_ADMIN_KEY on the server and send it as Authorization: Bearer <key>")
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		scheme, key, _ := strings.Cut(auth, " ")
+		if auth == "" || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger"`)
+			writeError(w, http.StatusUnauthorized, "Reset needs the admin key as Authorization: Bearer <TOKENLEDGER_ADMIN_KEY>")
+			return
+		}
+		// Compare fixed-length digests in constant time, so that neither
+		// the key's content nor its length leaks through timing.
+		got := sha256.Sum256([]byte(strings.TrimSpace(key)))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "refused a reset with a wrong admin key", slog.String("remote", r.RemoteAddr))
+			writeError(w, http.StatusForbidden, "The admin key is wrong; nothing was reset")
+			return
+		}
+		if err := s.Service.Reset(r.Context()); err != nil {
+			s.writeServiceError(w, r, "reset", err)
+			return
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "🗑️ All token usage data has been reset", slog.String("remote", r.RemoteAddr))
+		encode(w, http.StatusOK, map[string]string{
+			"message":   "All token usage data has been reset",
+			"timestamp": s.timestamp(),
+		})
+	})
+}
