@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/app"
+	"github.com/tokenledger/tokenledger/internal/httpapi"
+	"github.com/tokenledger/tokenledger/store/memstore"
+)
+
+const logUsage = `Usage: tokenledger log --model NAME [--prompt N] [--completion N] [flags]
+       tokenledger log --stdin < events.json
+
+Logs one usage event into the configured store, by the same rules as
+POST /api/tokens (docs/api.md). With --stdin it reads a request body from
+standard input instead: one event, an array of events or {"events": [...]}.
+
+The store is opened directly; the local file can be used by one process at
+a time, so while 'tokenledger serve' runs on it, POST to its API instead.
+`
+
+// eventFlags maps the JSON name of an event field to its flag, so that a
+// validation error names what the user typed.
+var eventFlags = map[string]string{
+	"id": "--id", "timestamp": "--timestamp", "model": "--model", "provider": "--provider",
+	"userId": "--user", "sessionId": "--session",
+	"promptTokens": "--prompt", "completionTokens": "--completion", "totalTokens": "--total",
+	"cacheReadTokens": "--cache-read", "cacheWriteTokens": "--cache-write", "reasoningTokens": "--reasoning",
+	"costUsd": "--cost",
+}
+
+func runLog(ctx context.Context, args []string, e env) error {
+	fs := newFlagSet("log")
+	var ev tokenledger.Event
+	fs.StringVar(&ev.Model, "model", "", "the model's `name` (required)")
+	fs.StringVar(&ev.Provider, "provider", "", "the provider, such as openai or anthropic")
+	fs.StringVar(&ev.UserID, "user", "", "the user's `id`")
+	fs.StringVar(&ev.SessionID, "session", "", "the session's `id`")
+	fs.Int64Var(&ev.PromptTokens, "prompt", 0, "prompt (input) `tokens`, cached ones included")
+	fs.Int64Var(&ev.CompletionTokens, "completion", 0, "completion (output) `tokens`, reasoning included")
+	total := fs.Int64("total", -1, "total `tokens` (default prompt + completion)")
+	fs.Int64Var(&ev.CacheReadTokens, "cache-read", 0, "cache-read `tokens` (part of --prompt)")
+	fs.Int64Var(&ev.CacheWriteTokens, "cache-write", 0, "cache-write `tokens` (part of --prompt)")
+	fs.Int64Var(&ev.ReasoningTokens, "reasoning", 0, "reasoning `tokens` (part of --completion)")
+	cost := fs.String("cost", "", "the call's cost in US `dollars`, such as 0.0025")
+	fs.StringVar(&ev.ID, "id", "", "idempotency `key`: the same id is counted once per UTC day (default a new UUIDv7)")
+	ts := fs.String("timestamp", "", "when the call happened, RFC 3339 (default now)")
+	stdin := fs.Bool("stdin", false, "read a JSON request body from standard input instead of the event flags")
+	asJSON := fs.Bool("json", false, "print the result as JSON, as POST /api/tokens answers")
+	if err := parseFlags(fs, args, logUsage, e.stdout); err != nil {
+		return err
+	}
+
+	var events []tokenledger.Event
+	if *stdin {
+		var given []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "stdin" && f.Name != "json" {
+				given = append(given, "--"+f.Name)
+			}
+		})
+		if len(given) > 0 {
+			return usagef("log: --stdin cannot be combined with %s", strings.Join(given, ", "))
+		}
+		body, err := io.ReadAll(io.LimitReader(e.stdin, httpapi.MaxBodyBytes+1))
+		if err != nil {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+		if len(body) > httpapi.MaxBodyBytes {
+			return usagef("log: the input is larger than 1 MiB (%d bytes); split it", httpapi.MaxBodyBytes)
+		}
+		if events, err = tokenledger.DecodeEvents(body); err != nil {
+			return usagef("log: %s", err)
+		}
+	} else {
+		if err := fillEvent(&ev, *total, *cost, *ts); err != nil {
+			return err
+		}
+		events = []tokenledger.Event{ev}
+	}
+
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return err
+	}
+	// Check every rule, the clock's included, before the store is opened,
+	// so that a mistake gets one line and touches nothing.
+	if err := precheck(events, cfg.RetentionDays); err != nil {
+		var ve *tokenledger.ValidationError
+		if errors.As(err, &ve) && !*stdin {
+			return usagef("log: %s", flagMessage(ve))
+		}
+		return usagef("log: %s", err)
+	}
+	a, err := openApp(ctx, e, cfg, app.Options{})
+	if err != nil {
+		return err
+	}
+	res, err := a.Service.Log(ctx, events)
+	if cerr := a.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("log: %w", err)
+	}
+	if *asJSON {
+		b, _ := json.Marshal(map[string]any{
+			"accepted": res.Accepted, "duplicates": res.Duplicates, "ids": res.IDs,
+			"storageType": httpapi.StorageType(a.Info), "degraded": res.Degraded,
+		})
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return nil
+	}
+	if len(events) == 1 {
+		if res.Accepted == 1 {
+			fmt.Fprintf(e.stdout, "logged %d tokens for model %s, id %s\n", events[0].TotalTokens, events[0].Model, res.IDs[0])
+		} else {
+			fmt.Fprintf(e.stdout, "duplicate: id %s was already counted on %s; nothing changed\n", res.IDs[0], events[0].Day())
+		}
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "logged %d events, %d duplicates\n", res.Accepted, res.Duplicates)
+	return nil
+}
+
+// precheck validates events by every rule of the Service, on a Service
+// over an empty memory store: the real Service checks them again, but only
+// after its store is open.
+func precheck(events []tokenledger.Event, retentionDays int) error {
+	svc, err := tokenledger.NewService(tokenledger.Config{
+		Store: memstore.New(nil, 0), RetentionDays: retentionDays, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	return svc.Prepare(slices.Clone(events))
+}
+
+// fillEvent completes ev from the flags that need parsing.
+func fillEvent(ev *tokenledger.Event, total int64, cost, ts string) error {
+	ev.Model = strings.TrimSpace(ev.Model)
+	if ev.Model == "" {
+		return usagef("log: --model is required (see tokenledger log --help)")
+	}
+	ev.TotalTokens = ev.PromptTokens + ev.CompletionTokens
+	if total != -1 {
+		ev.TotalTokens = total
+	}
+	if cost != "" {
+		n, err := tokenledger.ParseDollars(strings.TrimSpace(cost))
+		if err != nil {
+			return usagef("log: --cost %s, not %q", err, cost)
+		}
+		ev.Cost = n
+	}
+	if ts != "" {
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(ts))
+		if err != nil {
+			return usagef("log: --timestamp must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not %q", ts)
+		}
+		ev.Timestamp = t.UTC()
+	}
+	return nil
+}
+
+// flagMessage rewrites a validation error about a JSON field as one about
+// the flag that set it.
+func flagMessage(ve *tokenledger.ValidationError) string {
+	msg := ve.Msg
+	for _, name := range []string{"promptTokens", "completionTokens", "totalTokens", "cacheReadTokens", "cacheWriteTokens", "reasoningTokens"} {
+		msg = strings.ReplaceAll(msg, name, eventFlags[name])
+	}
+	if f, ok := eventFlags[ve.Field]; ok {
+		return f + " " + msg
+	}
+	return msg
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/app"
+)
+
+const reportUsage = `Usage: tokenledger report [--days N] [--json]
+
+Prints the usage of the last N days (today last, days without usage as
+zeros) as a table, or with --json as GET /api/tokens?action=all answers it
+(todayUsage, history, stats; stats cover the whole retention window).
+`
+
+func runReport(ctx context.Context, args []string, e env) error {
+	fs := newFlagSet("report")
+	days := fs.Int("days", 7, "how many `days` to show, today included (1 to retention days + 1)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parseFlags(fs, args, reportUsage, e.stdout); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return err
+	}
+	if *days < 1 || *days > cfg.RetentionDays+1 {
+		return usagef("report: --days must be a whole number from 1 to %d, not %d", cfg.RetentionDays+1, *days)
+	}
+	a, err := openApp(ctx, e, cfg, app.Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	all, err := a.Service.All(ctx, *days)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := a.Close(); err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(all, "", "  ")
+		if err != nil {
+			return fmt.Errorf("report: encode: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return nil
+	}
+	writeTable(e.stdout, all.History)
+	return nil
+}
+
+// writeTable prints days as a table: text columns left-aligned, numbers
+// right-aligned, with a total row. Unique users and sessions cannot be
+// added across days, so their total is "-".
+func writeTable(w io.Writer, days []tokenledger.Day) {
+	rows := [][]string{{"Date", "Requests", "Prompt", "Completion", "Total", "Users", "Sessions", "Top model"}}
+	var sum tokenledger.Day
+	for _, d := range days {
+		rows = append(rows, []string{string(d.Date), itoa(d.RequestCount), itoa(d.PromptTokens), itoa(d.CompletionTokens),
+			itoa(d.TotalTokens), itoa(d.UniqueUsers), itoa(d.UniqueSessions), topModel([]tokenledger.Day{d})})
+		sum.RequestCount += d.RequestCount
+		sum.PromptTokens += d.PromptTokens
+		sum.CompletionTokens += d.CompletionTokens
+		sum.TotalTokens += d.TotalTokens
+	}
+	rows = append(rows, []string{"Total", itoa(sum.RequestCount), itoa(sum.PromptTokens), itoa(sum.CompletionTokens),
+		itoa(sum.TotalTokens), "-", "-", topModel(days)})
+
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], len([]rune(c)))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-len([]rune(c)))
+			switch {
+			case i == 0:
+				b.WriteString(c + pad)
+			case i == len(r)-1:
+				b.WriteString("  " + c)
+			default:
+				b.WriteString("  " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+// topModel is the model with the most tokens over days, "-" when none.
+func topModel(days []tokenledger.Day) string {
+	if m := tokenledger.Models(days); len(m) > 0 {
+		return m[0].Model
+	}
+	return "-"
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

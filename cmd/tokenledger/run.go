@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/tokenledger/tokenledger/internal/app"
+	"github.com/tokenledger/tokenledger/internal/config"
+)
+
+const mainUsage = `tokenledger records LLM token usage events and reports daily usage.
+
+Usage:
+  tokenledger <command> [flags]
+
+Commands:
+  serve    serve the HTTP API (docs/api.md)
+  log      log one usage event (or a JSON body from stdin)
+  report   print daily usage of the last days as a table or JSON
+  test     check the storage with a real write and read (exit 1 when it fails)
+
+Run 'tokenledger <command> --help' for a command's flags. Storage and
+everything else is configured through the environment; see README.md.
+`
+
+// usageError is a mistake on the command line; the process exits with 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// usagef returns a *usageError.
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// isUsage reports whether err is a command-line mistake.
+func isUsage(err error) bool {
+	var ue *usageError
+	return errors.As(err, &ue)
+}
+
+// errHelp is returned by parseFlags after printing a command's help; run
+// turns it into success.
+var errHelp = errors.New("help printed")
+
+// env bundles what every command gets from run.
+type env struct {
+	getenv         func(string) string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// run is the whole program: main only calls it. args[0] is the program
+// name, args[1] the command.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) < 2 {
+		fmt.Fprint(stderr, mainUsage)
+		return usagef("no command given; use serve, log, report or test")
+	}
+	cmd, rest := args[1], args[2:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = runServe(ctx, rest, e)
+	case "log":
+		err = runLog(ctx, rest, e)
+	case "report":
+		err = runReport(ctx, rest, e)
+	case "test":
+		err = runTest(ctx, rest, e)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, mainUsage)
+		return nil
+	default:
+		return usagef("unknown command %q; use serve, log, report or test (see tokenledger --help)", cmd)
+	}
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+// newFlagSet returns a flag set that reports errors to parseFlags instead
+// of printing them.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args into fs. For -h/--help it prints the command's
+// help (head, then the flags) on stdout and returns errHelp; for a bad
+// flag or a stray argument it returns a one-line *usageError.
+func parseFlags(fs *flag.FlagSet, args []string, head string, stdout io.Writer) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		var b bytes.Buffer
+		fs.SetOutput(&b)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		fmt.Fprintf(stdout, "%s\nFlags:\n%s", head, b.String())
+		return errHelp
+	}
+	if err != nil {
+		return usagef("%s: %s (see tokenledger %s --help)", fs.Name(), oneLine(err.Error()), fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q (see tokenledger %s --help)", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// loadConfig reads the environment.
+func loadConfig(e env) (config.Config, error) {
+	cfg, err := config.Load(e.getenv)
+	if err != nil {
+		return config.Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// newLogger returns the text logger on stderr every command uses.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// openApp opens the store cfg selects, logging on stderr. The caller must
+// Close the App.
+func openApp(ctx context.Context, e env, cfg config.Config, o app.Options) (*app.App, error) {
+	if o.Logger == nil {
+		o.Logger = newLogger(e.stderr, cfg.LogLevel)
+	}
+	return app.Open(ctx, cfg, o)
+}
+
+// oneLine joins the lines of s, so that every error is one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
