@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every check of tokenledger: gofmt, go vet and all tests with the race
+# detector. Redis-backed tests need redis-server: when it is missing and this
+# runs as root, it is installed with apt-get; otherwise those tests skip
+# (or fail, when TOKENLEDGER_REQUIRE_REDIS=1, as in CI).
+# Exits non-zero when anything fails.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: redis-server is missing; installing redis-server and redis-tools with apt-get" >&2
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; }; then
+      echo "test.sh: warning: installing redis-server failed; Redis tests will skip (or fail with TOKENLEDGER_REQUIRE_REDIS=1)" >&2
+    fi
+  else
+    echo "test.sh: warning: redis-server is not installed and this is not root; Redis tests will skip (or fail with TOKENLEDGER_REQUIRE_REDIS=1)" >&2
+  fi
+fi
+
+status=0
+
+echo "== gofmt -l"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "test.sh: gofmt would change these files:" >&2
+  echo "$unformatted" >&2
+  status=1
+fi
+
+echo "== go vet ./..."
+go vet ./... || status=1
+
+echo "== go test -race -timeout 15m ./..."
+go test -race -timeout 15m ./... || status=1
+
+if [ "$status" -ne 0 ]; then
+  echo "test.sh: FAILED" >&2
+else
+  echo "test.sh: all checks passed"
+fi
+exit "$status"
