@@ -1,0 +1,672 @@
+package redismodel
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+// MaxDaysPerRead bounds the days one Days call may span.
+const MaxDaysPerRead = tokenledger.MaxRetentionDays + 2
+
+// scanCount is the COUNT hint of each SCAN in Reset.
+const scanCount = 1000
+
+// probeTTL is how long a Check probe key lives if its UNLINK is lost.
+const probeTTL = 10 * time.Second
+
+// Config configures a Core.
+type Config struct {
+	// Doer runs the commands. Required.
+	Doer Doer
+	// Prefix is the key prefix; DefaultPrefix when empty.
+	Prefix string
+	// RetentionDays is R: a day's keys expire at the start of day D + R + 1.
+	// tokenledger.DefaultRetentionDays when 0.
+	RetentionDays int
+	// Now is the clock that decides which days have already expired;
+	// time.Now when nil.
+	Now tokenledger.Clock
+	// Server names the database in every error, without credentials, e.g.
+	// "redis 127.0.0.1:6379". Required.
+	Server string
+}
+
+// Core is a tokenledger store over a Doer, minus Close and Info, which
+// the adapters add. It is safe for concurrent use.
+type Core struct {
+	doer      Doer
+	keys      Keys
+	retention int
+	now       tokenledger.Clock
+	server    string
+}
+
+// New returns a Core, or an error in one sentence when cfg breaks a rule.
+func New(cfg Config) (*Core, error) {
+	if cfg.Doer == nil {
+		return nil, errors.New("redismodel: a Doer is required")
+	}
+	if cfg.Server == "" {
+		return nil, errors.New("redismodel: a server description is required")
+	}
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	keys, err := NewKeys(prefix)
+	if err != nil {
+		return nil, err
+	}
+	r := cfg.RetentionDays
+	if r == 0 {
+		r = tokenledger.DefaultRetentionDays
+	}
+	if r < 1 || r > tokenledger.MaxRetentionDays {
+		return nil, fmt.Errorf("retention must be 1 to %d days, not %d", tokenledger.MaxRetentionDays, r)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Core{doer: cfg.Doer, keys: keys, retention: r, now: now, server: cfg.Server}, nil
+}
+
+// Keys returns the key layout.
+func (c *Core) Keys() Keys { return c.keys }
+
+// RetentionDays returns R.
+func (c *Core) RetentionDays() int { return c.retention }
+
+// Server returns the server description used in errors.
+func (c *Core) Server() string { return c.server }
+
+// ExpireAt returns when the keys of day d expire: the start of day D + R + 1.
+func (c *Core) ExpireAt(d tokenledger.Date) time.Time {
+	return d.Time().AddDate(0, 0, c.retention+1)
+}
+
+// fail wraps err from a failed round trip of op: the context's error when
+// ctx ended, otherwise ErrUnavailable.
+func (c *Core) fail(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%s: %s: %w", c.server, op, cerr)
+	}
+	return fmt.Errorf("%s: %s: %w: %w", c.server, op, tokenledger.ErrUnavailable, err)
+}
+
+// replyFail wraps a Redis error reply to op: ErrUnavailable when the server
+// cannot serve now, a plain error otherwise.
+func (c *Core) replyFail(op string, e ReplyError) error {
+	if e.Unavailable() {
+		return fmt.Errorf("%s: %s: %w: %w", c.server, op, tokenledger.ErrUnavailable, e)
+	}
+	return fmt.Errorf("%s: %s: %w", c.server, op, e)
+}
+
+// do runs cmds in one round trip and checks the reply count.
+func (c *Core) do(ctx context.Context, op string, cmds [][]any) ([]any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", c.server, op, err)
+	}
+	replies, err := c.doer.Do(ctx, cmds)
+	if err != nil {
+		return nil, c.fail(ctx, op, err)
+	}
+	if len(replies) != len(cmds) {
+		return nil, fmt.Errorf("%s: %s: %w: sent %d commands, got %d replies", c.server, op, tokenledger.ErrUnavailable, len(cmds), len(replies))
+	}
+	return replies, nil
+}
+
+// call is one script call: the events (by index into the batch) of one day.
+type call struct {
+	idx []int
+	cmd []any
+}
+
+// Add counts each event whose ID is new within its UTC day, in one round
+// trip: the events are grouped by day, each day's events go into one script
+// call (or more, past MaxEventsPerCall), and the calls are pipelined. When
+// the server has lost the script (NOSCRIPT), the affected calls are sent
+// again with the script's source, which loads it. An event whose day has
+// already expired (start of D + R + 1 is past) is not written and is
+// reported as not new: its keys would vanish at once. An event without an
+// ID or Timestamp, or with a counter the script cannot add (negative, or
+// above tokenledger.MaxTokens or MaxEventCost), fails the whole call with
+// a *tokenledger.ValidationError before anything is sent; the other rules
+// of the contract are the Service's.
+func (c *Core) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+	op := fmt.Sprintf("add %d events", len(events))
+	if err := ctx.Err(); err != nil {
+		return tokenledger.AddResult{}, fmt.Errorf("%s: %s: %w", c.server, op, err)
+	}
+	res := tokenledger.AddResult{New: make([]bool, len(events))}
+	calls, err := c.buildCalls(events)
+	if err != nil {
+		return tokenledger.AddResult{}, err
+	}
+	if len(calls) == 0 {
+		return res, nil
+	}
+	cmds := make([][]any, len(calls))
+	for i := range calls {
+		cmds[i] = calls[i].cmd
+	}
+	replies, err := c.do(ctx, op, cmds)
+	if err != nil {
+		return tokenledger.AddResult{}, err
+	}
+	var retry []call
+	for i, r := range replies {
+		if e, ok := r.(ReplyError); ok && e.Code() == "NOSCRIPT" {
+			retry = append(retry, calls[i])
+			continue
+		}
+		if err := c.readAddReply(op, r, calls[i].idx, res.New); err != nil {
+			return tokenledger.AddResult{}, err
+		}
+	}
+	if len(retry) > 0 {
+		cmds = cmds[:0]
+		for _, cl := range retry {
+			src := slices.Clone(cl.cmd)
+			src[0], src[1] = "EVAL", addScript
+			cmds = append(cmds, src)
+		}
+		replies, err := c.do(ctx, op+" (loading the script)", cmds)
+		if err != nil {
+			return tokenledger.AddResult{}, err
+		}
+		for i, r := range replies {
+			if err := c.readAddReply(op, r, retry[i].idx, res.New); err != nil {
+				return tokenledger.AddResult{}, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// readAddReply stores the script's per-event answers into isNew.
+func (c *Core) readAddReply(op string, r any, idx []int, isNew []bool) error {
+	if e, ok := r.(ReplyError); ok {
+		return c.replyFail(op, e)
+	}
+	arr, ok := r.([]any)
+	if !ok || len(arr) != len(idx) {
+		return fmt.Errorf("%s: %s: the script answered %T with %d values for %d events", c.server, op, r, lenOf(r), len(idx))
+	}
+	for j, v := range arr {
+		n, err := toInt(v)
+		if err != nil || (n != 0 && n != 1) {
+			return fmt.Errorf("%s: %s: the script answered %v for an event, want 0 or 1", c.server, op, v)
+		}
+		isNew[idx[j]] = n == 1
+	}
+	return nil
+}
+
+func lenOf(r any) int {
+	if a, ok := r.([]any); ok {
+		return len(a)
+	}
+	return 0
+}
+
+// buildCalls validates events and groups them into script calls, one per
+// day (split past MaxEventsPerCall), in order of first appearance; the
+// events of one day keep their order. Days already expired are left out.
+func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
+	type group struct {
+		date tokenledger.Date
+		idx  []int
+	}
+	var groups []*group
+	byDate := map[tokenledger.Date]*group{}
+	now := c.now().Unix()
+	for i := range events {
+		e := &events[i]
+		if e.ID == "" {
+			return nil, &tokenledger.ValidationError{Index: i, Field: "id", Msg: "is required by the store"}
+		}
+		if e.Timestamp.IsZero() {
+			return nil, &tokenledger.ValidationError{Index: i, Field: "timestamp", Msg: "is required by the store"}
+		}
+		if err := checkCounters(i, e); err != nil {
+			return nil, err
+		}
+		d := e.Day()
+		g := byDate[d]
+		if g == nil {
+			if c.ExpireAt(d).Unix() <= now {
+				continue
+			}
+			g = &group{date: d}
+			byDate[d] = g
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, i)
+	}
+	var calls []call
+	for _, g := range groups {
+		exp := c.ExpireAt(g.date).Unix()
+		for start := 0; start < len(g.idx); start += MaxEventsPerCall {
+			idx := g.idx[start:min(start+MaxEventsPerCall, len(g.idx))]
+			keys := make([]string, 0, DayKeys+len(idx))
+			keys = append(keys,
+				c.keys.Day(g.date, KindTotals), c.keys.Day(g.date, KindModels), c.keys.Day(g.date, KindUsers),
+				c.keys.Day(g.date, KindUserSet), c.keys.Day(g.date, KindSessions))
+			args := make([]any, 0, 1+ArgsPerEvent*len(idx))
+			args = append(args, exp)
+			for _, i := range idx {
+				e := &events[i]
+				keys = append(keys, c.keys.ID(g.date, e.ID))
+				args = append(args, e.Model, e.UserID, e.SessionID,
+					e.PromptTokens, e.CompletionTokens, e.TotalTokens,
+					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost))
+			}
+			calls = append(calls, call{idx: idx, cmd: evalCommand(keys, args, false)})
+		}
+	}
+	return calls, nil
+}
+
+// checkCounters rejects what the script cannot count: a token field
+// outside 0..MaxTokens or a cost outside 0..MaxEventCost. The other rules
+// of the contract are the Service's to enforce.
+func checkCounters(i int, e *tokenledger.Event) error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"promptTokens", e.PromptTokens}, {"completionTokens", e.CompletionTokens},
+		{"cacheReadTokens", e.CacheReadTokens}, {"cacheWriteTokens", e.CacheWriteTokens},
+		{"reasoningTokens", e.ReasoningTokens}, {"totalTokens", e.TotalTokens},
+	} {
+		if f.v < 0 || f.v > tokenledger.MaxTokens {
+			return &tokenledger.ValidationError{Index: i, Field: f.name, Msg: fmt.Sprintf("must be an integer from 0 to %d", int64(tokenledger.MaxTokens))}
+		}
+	}
+	if e.Cost < 0 || e.Cost > tokenledger.MaxEventCost {
+		return &tokenledger.ValidationError{Index: i, Field: "costUsd", Msg: "must be from 0 to 1000000 dollars"}
+	}
+	return nil
+}
+
+// Days reads the days in [q.From, q.To] that hold usage, oldest first, in
+// one pipelined round trip: per day HGETALL of the totals and the models,
+// SCARD of the user and session sets and, when q.Users is set, HGETALL of
+// the users. Days whose keys have already expired are not asked for. A
+// field or value that cannot be read is an error that names the key.
+func (c *Core) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {
+	op := fmt.Sprintf("read days %s to %s", q.From, q.To)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", c.server, op, err)
+	}
+	if _, err := tokenledger.ParseDate(string(q.From)); err != nil {
+		return nil, fmt.Errorf("read days: from: %w", err)
+	}
+	if _, err := tokenledger.ParseDate(string(q.To)); err != nil {
+		return nil, fmt.Errorf("read days: to: %w", err)
+	}
+	if q.From > q.To {
+		return nil, nil
+	}
+	// The keys of day D exist until the start of D + R + 1, so the oldest
+	// day that can still hold usage is today − R.
+	from := max(q.From, tokenledger.DateOf(c.now()).AddDays(-c.retention))
+	if from > q.To {
+		return nil, nil
+	}
+	n := tokenledger.DaysBetween(from, q.To) + 1
+	if n > MaxDaysPerRead {
+		return nil, fmt.Errorf("read days: a range of %d days is longer than the %d a read may span", n, MaxDaysPerRead)
+	}
+	per := 4
+	if q.Users {
+		per = 5
+	}
+	cmds := make([][]any, 0, n*per)
+	for i := range n {
+		d := from.AddDays(i)
+		cmds = append(cmds,
+			[]any{"HGETALL", c.keys.Day(d, KindTotals)},
+			[]any{"HGETALL", c.keys.Day(d, KindModels)},
+			[]any{"SCARD", c.keys.Day(d, KindUserSet)},
+			[]any{"SCARD", c.keys.Day(d, KindSessions)})
+		if q.Users {
+			cmds = append(cmds, []any{"HGETALL", c.keys.Day(d, KindUsers)})
+		}
+	}
+	replies, err := c.do(ctx, op, cmds)
+	if err != nil {
+		return nil, err
+	}
+	var out []tokenledger.Day
+	for i := range n {
+		r := replies[i*per : (i+1)*per]
+		day, err := c.readDay(op, from.AddDays(i), r, q.Users)
+		if err != nil {
+			return nil, err
+		}
+		if day.RequestCount > 0 {
+			out = append(out, day)
+		}
+	}
+	return out, nil
+}
+
+// readDay builds one Day from its replies (see Days for their order).
+func (c *Core) readDay(op string, d tokenledger.Date, r []any, users bool) (tokenledger.Day, error) {
+	for i, v := range r {
+		if e, ok := v.(ReplyError); ok {
+			return tokenledger.Day{}, c.replyFail(fmt.Sprintf("%s: day %s reply %d", op, d, i+1), e)
+		}
+	}
+	day := tokenledger.EmptyDay(d)
+	key := c.keys.Day(d, KindTotals)
+	err := eachPair(r[0], func(f string, v int64) error {
+		switch f {
+		case CodeTotal:
+			day.TotalTokens = v
+		case CodePrompt:
+			day.PromptTokens = v
+		case CodeCompletion:
+			day.CompletionTokens = v
+		case CodeRequests:
+			day.RequestCount = v
+		case CodeCacheRead:
+			day.CacheReadTokens = v
+		case CodeCacheWrite:
+			day.CacheWriteTokens = v
+		case CodeReasoning:
+			day.ReasoningTokens = v
+		case CodeCost:
+			day.Cost = tokenledger.Nanos(v)
+		}
+		// Unknown fields are left for a newer writer's readers.
+		return nil
+	})
+	if err != nil {
+		return day, fmt.Errorf("%s: %s: key %s: %w", c.server, op, key, err)
+	}
+	if day.Models, err = readNamed(r[1]); err != nil {
+		return day, fmt.Errorf("%s: %s: key %s: %w", c.server, op, c.keys.Day(d, KindModels), err)
+	}
+	if day.UniqueUsers, err = toInt(r[2]); err != nil {
+		return day, fmt.Errorf("%s: %s: SCARD %s: %w", c.server, op, c.keys.Day(d, KindUserSet), err)
+	}
+	if day.UniqueSessions, err = toInt(r[3]); err != nil {
+		return day, fmt.Errorf("%s: %s: SCARD %s: %w", c.server, op, c.keys.Day(d, KindSessions), err)
+	}
+	if users {
+		if day.Users, err = readNamed(r[4]); err != nil {
+			return day, fmt.Errorf("%s: %s: key %s: %w", c.server, op, c.keys.Day(d, KindUsers), err)
+		}
+	}
+	return day, nil
+}
+
+// readNamed reads a per-model or per-user hash ("<code>|<name>" fields).
+func readNamed(r any) (map[string]tokenledger.Totals, error) {
+	out := map[string]tokenledger.Totals{}
+	err := eachPair(r, func(f string, v int64) error {
+		code, name, ok := cut(f)
+		if !ok {
+			return fmt.Errorf("field %q has no counter code", f)
+		}
+		t := out[name]
+		switch code {
+		case CodeTotal:
+			t.TotalTokens = v
+		case CodePrompt:
+			t.PromptTokens = v
+		case CodeCompletion:
+			t.CompletionTokens = v
+		case CodeRequests:
+			t.RequestCount = v
+		case CodeCost:
+			t.Cost = tokenledger.Nanos(v)
+		default:
+			return nil // a newer writer's counter
+		}
+		out[name] = t
+		return nil
+	})
+	return out, err
+}
+
+// cut splits "<code>|<name>" at the first "|".
+func cut(f string) (code, name string, ok bool) {
+	for i := 0; i < len(f); i++ {
+		if f[i] == '|' {
+			return f[:i], f[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// eachPair calls fn for each field and integer value of a flat
+// field/value array reply (HGETALL in RESP2).
+func eachPair(r any, fn func(field string, v int64) error) error {
+	if r == nil {
+		return nil
+	}
+	arr, ok := r.([]any)
+	if !ok || len(arr)%2 != 0 {
+		return fmt.Errorf("reply is %T of %d elements, want a field/value list", r, lenOf(r))
+	}
+	for i := 0; i < len(arr); i += 2 {
+		f, ok := arr[i].(string)
+		if !ok {
+			return fmt.Errorf("field %d is %T, want a string", i/2, arr[i])
+		}
+		v, err := toInt(arr[i+1])
+		if err != nil {
+			return fmt.Errorf("field %q: %w", f, err)
+		}
+		if err := fn(f, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// toInt reads an integer reply, or a bulk string holding a decimal integer.
+func toInt(v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("value %q is not an integer", truncate(x, 40))
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("value is %T, want an integer", v)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// nodeError carries an error of fn through ForEachNode unchanged.
+type nodeError struct{ err error }
+
+func (e *nodeError) Error() string { return e.err.Error() }
+
+// nodes calls fn for every master (or the Doer itself when it is not a
+// Nodes), concurrently, and returns the first error fn returned, or a
+// wrapped error when the masters could not be listed.
+func (c *Core) nodes(ctx context.Context, op string, fn func(ctx context.Context, d Doer) error) error {
+	n, ok := c.doer.(Nodes)
+	if !ok {
+		return fn(ctx, c.doer)
+	}
+	err := n.ForEachNode(ctx, func(ctx context.Context, d Doer) error {
+		if err := fn(ctx, d); err != nil {
+			return &nodeError{err}
+		}
+		return nil
+	})
+	var ne *nodeError
+	if errors.As(err, &ne) {
+		return ne.err
+	}
+	if err != nil {
+		return c.fail(ctx, op+": list the masters", err)
+	}
+	return nil
+}
+
+// Reset deletes every key under the prefix, on every master: SCAN with
+// MATCH "<prefix>:{*" and UNLINK of what it finds, grouped by hash slot,
+// each UNLINK batch pipelined with the next SCAN. It never uses FLUSHDB or
+// KEYS, and leaves every other key alone.
+func (c *Core) Reset(ctx context.Context) error {
+	const op = "reset"
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %s: %w", c.server, op, err)
+	}
+	return c.nodes(ctx, op, c.resetNode)
+}
+
+func (c *Core) resetNode(ctx context.Context, d Doer) error {
+	const op = "reset"
+	cursor := "0"
+	var unlink [][]any // the previous page's deletions, sent with the next SCAN
+	for {
+		cmds := append(slices.Clip(unlink), []any{"SCAN", cursor, "MATCH", c.keys.Pattern(), "COUNT", int64(scanCount)})
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %s: %w", c.server, op, err)
+		}
+		replies, err := d.Do(ctx, cmds)
+		if err != nil {
+			return c.fail(ctx, op, err)
+		}
+		if len(replies) != len(cmds) {
+			return fmt.Errorf("%s: %s: %w: sent %d commands, got %d replies", c.server, op, tokenledger.ErrUnavailable, len(cmds), len(replies))
+		}
+		for _, r := range replies[:len(unlink)] {
+			if e, ok := r.(ReplyError); ok {
+				return c.replyFail(op+": UNLINK", e)
+			}
+		}
+		scan := replies[len(replies)-1]
+		if e, ok := scan.(ReplyError); ok {
+			return c.replyFail(op+": SCAN", e)
+		}
+		arr, ok := scan.([]any)
+		if !ok || len(arr) != 2 {
+			return fmt.Errorf("%s: %s: SCAN answered %T, want a cursor and a list of keys", c.server, op, scan)
+		}
+		next, ok1 := arr[0].(string)
+		keys, ok2 := arr[1].([]any)
+		if !ok1 || (!ok2 && arr[1] != nil) {
+			return fmt.Errorf("%s: %s: SCAN answered a %T cursor and %T keys", c.server, op, arr[0], arr[1])
+		}
+		// Group by hash tag: a multi-key UNLINK must stay within one slot.
+		bySlot := map[string][]any{}
+		var order []string
+		for _, k := range keys {
+			ks, ok := k.(string)
+			if !ok || !c.keys.Owns(ks) {
+				continue
+			}
+			tag := HashTag(ks)
+			if _, seen := bySlot[tag]; !seen {
+				order = append(order, tag)
+				bySlot[tag] = []any{"UNLINK"}
+			}
+			bySlot[tag] = append(bySlot[tag], ks)
+		}
+		unlink = nil
+		for _, tag := range order {
+			unlink = append(unlink, bySlot[tag])
+		}
+		if next == "0" {
+			if len(unlink) == 0 {
+				return nil
+			}
+			replies, err := d.Do(ctx, unlink)
+			if err != nil {
+				return c.fail(ctx, op, err)
+			}
+			for _, r := range replies {
+				if e, ok := r.(ReplyError); ok {
+					return c.replyFail(op+": UNLINK", e)
+				}
+			}
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// Check writes a probe key under the prefix (with a short expiry), reads it
+// back and deletes it, in one round trip. It touches no usage data.
+func (c *Core) Check(ctx context.Context) error {
+	const op = "check"
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	token := hex.EncodeToString(b[:8])
+	value := hex.EncodeToString(b[8:])
+	key := c.keys.Probe(token)
+	replies, err := c.do(ctx, op, [][]any{
+		{"SET", key, value, "PX", probeTTL.Milliseconds()},
+		{"GET", key},
+		{"UNLINK", key},
+	})
+	if err != nil {
+		return err
+	}
+	for i, r := range replies {
+		if e, ok := r.(ReplyError); ok {
+			return c.replyFail(fmt.Sprintf("%s: %s", op, [...]string{"write", "read", "delete"}[i]), e)
+		}
+	}
+	if replies[0] != "OK" {
+		return fmt.Errorf("%s: %s: writing probe key %s answered %v, want OK", c.server, op, key, replies[0])
+	}
+	if replies[1] != value {
+		return fmt.Errorf("%s: %s: probe key %s read back %v, want what was written", c.server, op, key, replies[1])
+	}
+	return nil
+}
+
+// LoadScript loads the add script on every master (SCRIPT LOAD), so that
+// the first Add need not send its source. Add works without it: it loads
+// the script itself on NOSCRIPT.
+func (c *Core) LoadScript(ctx context.Context) error {
+	const op = "load script"
+	return c.nodes(ctx, op, func(ctx context.Context, d Doer) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %s: %w", c.server, op, err)
+		}
+		replies, err := d.Do(ctx, [][]any{{"SCRIPT", "LOAD", addScript}})
+		if err != nil {
+			return c.fail(ctx, op, err)
+		}
+		if len(replies) != 1 {
+			return fmt.Errorf("%s: %s: %w: got %d replies to one command", c.server, op, tokenledger.ErrUnavailable, len(replies))
+		}
+		if e, ok := replies[0].(ReplyError); ok {
+			return c.replyFail(op, e)
+		}
+		if replies[0] != addSHA {
+			return fmt.Errorf("%s: %s: the server named the script %v, want %s", c.server, op, replies[0], addSHA)
+		}
+		return nil
+	})
+}
