@@ -1,0 +1,244 @@
+// Package redisstore is the tokenledger.Store on Redis (a single server or
+// a Redis Cluster) through go-redis. The key layout, the Lua script and the
+// store logic live in internal/redismodel, shared with the Upstash REST
+// store, so that one database reads the same through either; this package
+// supplies the Redis-protocol transport, connection handling and logging.
+//
+// Every event is one round trip (one pipelined EVALSHA per UTC day of a
+// batch); reading any number of days is one pipelined round trip (one per
+// node on a cluster). See docs/redis.md.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redismodel"
+)
+
+var (
+	_ tokenledger.Store     = (*Store)(nil)
+	_ tokenledger.Describer = (*Store)(nil)
+	_ redismodel.Doer       = (*doer)(nil)
+	_ redismodel.Nodes      = (*clusterDoer)(nil)
+)
+
+// ConnectedMessage is logged when the store first reaches Redis, and again
+// whenever it reaches Redis after having failed to.
+const ConnectedMessage = "✅ Redis client connected for token usage"
+
+// UnavailableMessage is logged once when Redis stops answering (and not
+// again until it has answered).
+const UnavailableMessage = "❌ Redis unavailable for token usage"
+
+// link states
+const (
+	stateUnknown int32 = iota
+	stateUp
+	stateDown
+)
+
+// Store is a tokenledger.Store on Redis. It is safe for concurrent use by
+// many goroutines, processes and machines.
+type Store struct {
+	core   *redismodel.Core
+	client *client
+	log    *slog.Logger
+	closed atomic.Bool
+	state  atomic.Int32
+	once   sync.Once
+	cerr   error
+}
+
+// New validates opts and returns a Store without touching the network: the
+// first call connects (and logs ConnectedMessage when it succeeds). Bad
+// options are an error in one sentence that never repeats a password.
+func New(opts Options) (*Store, error) {
+	cl, err := opts.newClient()
+	if err != nil {
+		return nil, err
+	}
+	server := "redis " + cl.location
+	var d redismodel.Doer = &doer{c: cl.c}
+	if cl.cluster != nil {
+		server = "redis cluster " + cl.location
+		d = &clusterDoer{doer: doer{c: cl.c}, cc: cl.cluster}
+	}
+	core, err := redismodel.New(redismodel.Config{
+		Doer: d, Prefix: opts.KeyPrefix, RetentionDays: opts.RetentionDays, Now: opts.Now, Server: server,
+	})
+	if err != nil {
+		_ = cl.c.Close()
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{core: core, client: cl, log: log}, nil
+}
+
+// Open is New followed by a connection check: it loads the Lua script on
+// every master (which proves the server answers and runs scripts) and logs
+// ConnectedMessage. When Redis cannot be reached it closes what it opened
+// and returns an error wrapping tokenledger.ErrUnavailable that names the
+// server (or the context's error when ctx ended).
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	s, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.track(s.core.LoadScript(ctx)); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// track logs the link's state changes: ConnectedMessage after the first
+// success (and after a success that follows a failure), UnavailableMessage
+// after the first failure to reach Redis. It returns err unchanged.
+func (s *Store) track(err error) error {
+	switch {
+	case err == nil:
+		if s.state.Swap(stateUp) != stateUp {
+			s.log.Info(ConnectedMessage, "server", s.client.location, "prefix", s.core.Keys().Prefix())
+		}
+	case errors.Is(err, tokenledger.ErrUnavailable):
+		if s.state.Swap(stateDown) != stateDown {
+			s.log.Warn(UnavailableMessage, "server", s.client.location, "err", err)
+		}
+	}
+	return err
+}
+
+// closedErr turns the error of a call that raced with Close into ErrClosed.
+func (s *Store) closedErr(err error) error {
+	if err != nil && s.closed.Load() {
+		return fmt.Errorf("%s: %w", s.core.Server(), tokenledger.ErrClosed)
+	}
+	return err
+}
+
+// Add counts each event whose ID is new within its UTC day, in one round
+// trip (see redismodel.Core.Add). On error it returns a wrapped
+// tokenledger.ErrUnavailable naming the server when Redis could not be
+// reached or did not answer within the timeouts, the context's error when
+// ctx ended, a *tokenledger.ValidationError for an event that breaks the
+// contract, or tokenledger.ErrClosed after Close. Retrying the same events
+// after an error never counts one twice.
+func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+	if s.closed.Load() {
+		return tokenledger.AddResult{}, tokenledger.ErrClosed
+	}
+	res, err := s.core.Add(ctx, events)
+	return res, s.closedErr(s.track(err))
+}
+
+// Days returns the days in [q.From, q.To] that hold usage, oldest first,
+// read in one pipelined round trip (one per master on a cluster). Errors
+// are as for Add, plus a wrapped error naming the key when stored data
+// cannot be read.
+func (s *Store) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {
+	if s.closed.Load() {
+		return nil, tokenledger.ErrClosed
+	}
+	days, err := s.core.Days(ctx, q)
+	return days, s.closedErr(s.track(err))
+}
+
+// Reset deletes every key under the store's prefix on every master with
+// SCAN and UNLINK (never FLUSHDB or KEYS), leaving all other keys alone.
+// Errors are as for Add.
+func (s *Store) Reset(ctx context.Context) error {
+	if s.closed.Load() {
+		return tokenledger.ErrClosed
+	}
+	return s.closedErr(s.track(s.core.Reset(ctx)))
+}
+
+// Check writes a probe key under the prefix with a 10 s expiry, reads it
+// back and deletes it, in one round trip; it touches no usage data. Its
+// error names the server and what failed.
+func (s *Store) Check(ctx context.Context) error {
+	if s.closed.Load() {
+		return tokenledger.ErrClosed
+	}
+	return s.closedErr(s.track(s.core.Check(ctx)))
+}
+
+// Close closes the connections. Nothing is buffered: every acknowledged
+// event is already in Redis. After Close every method returns
+// tokenledger.ErrClosed. Close is idempotent.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		s.closed.Store(true)
+		if err := s.client.c.Close(); err != nil {
+			s.cerr = fmt.Errorf("%s: close: %w", s.core.Server(), err)
+		}
+	})
+	return s.cerr
+}
+
+// Info describes the store: Kind "redis", a database, located at the
+// server's host:port (a comma-separated seed list for a cluster), without
+// credentials.
+func (s *Store) Info() tokenledger.StoreInfo {
+	return tokenledger.StoreInfo{Kind: "redis", Database: true, Location: s.client.location}
+}
+
+// Prefix returns the key prefix in use.
+func (s *Store) Prefix() string { return s.core.Keys().Prefix() }
+
+// doer is the redismodel.Doer over a go-redis client: one pipeline per Do.
+type doer struct {
+	c redis.Cmdable
+}
+
+// Do sends cmds as one pipeline and converts the replies (see
+// redismodel.Doer). Any failure other than a command's own Redis error
+// fails the whole round trip.
+func (d *doer) Do(ctx context.Context, cmds [][]any) ([]any, error) {
+	pipe := d.c.Pipeline()
+	rc := make([]*redis.Cmd, len(cmds))
+	for i, args := range cmds {
+		rc[i] = pipe.Do(ctx, args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	out := make([]any, len(cmds))
+	for i, c := range rc {
+		v, err := c.Result()
+		var rerr redis.Error
+		switch {
+		case err == nil:
+			out[i] = v
+		case errors.Is(err, redis.Nil):
+			out[i] = nil
+		case errors.As(err, &rerr):
+			out[i] = redismodel.ReplyError(rerr.Error())
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// clusterDoer adds per-master access to a cluster's doer.
+type clusterDoer struct {
+	doer
+	cc *redis.ClusterClient
+}
+
+// ForEachNode calls fn for each master with a Doer bound to it.
+func (d *clusterDoer) ForEachNode(ctx context.Context, fn func(ctx context.Context, node redismodel.Doer) error) error {
+	return d.cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		return fn(ctx, &doer{c: c})
+	})
+}
