@@ -215,7 +215,7 @@ func testConcurrentExact(t *testing.T, newStore Factory) {
 				fmt.Sprintf("model-%d", n%7), fmt.Sprintf("user-%d", n%101), fmt.Sprintf("sess-%d", n%257),
 				int64(n%1000), int64(n%333))
 			evs[i].CacheReadTokens = int64(n % 10)
-			evs[i].ReasoningTokens = int64(n % 5)
+			evs[i].ReasoningTokens = min(int64(n%5), evs[i].CompletionTokens) // valid: a subset of completionTokens
 			evs[i].Cost = tokenledger.Nanos(n*1_001 + 7)
 		}
 		all[w] = evs
