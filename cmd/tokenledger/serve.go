@@ -25,6 +25,10 @@ store so that everything acknowledged is on disk.
 The address is --addr, else TOKENLEDGER_ADDR, else :$PORT (every
 interface, as platforms that set PORT expect), else 127.0.0.1:8080. Port 0
 picks a free port; the address actually listened on is printed on stdout.
+
+When the usage file is corrupt, serve refuses to start and changes
+nothing; --repair moves the corrupt file aside (nothing is deleted) and
+starts with what can still be read.
 `
 
 // shutdownTimeout bounds how long serve waits for requests in flight.
@@ -33,7 +37,7 @@ const shutdownTimeout = 15 * time.Second
 func runServe(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("serve")
 	addr := fs.String("addr", "", "listen on `host:port` (overrides TOKENLEDGER_ADDR and PORT)")
-	repair := fs.Bool("repair", false, "move a corrupt usage file (and its journal) aside before starting, and start with an empty one")
+	repair := fs.Bool("repair", false, "rename a corrupt usage file or journal to <name>.corrupt-<time> before starting (readable journal lines are kept)")
 	if err := parseFlags(fs, args, serveUsage, e.stdout); err != nil {
 		return err
 	}
