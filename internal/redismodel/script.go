@@ -60,9 +60,11 @@ for e = 0, n - 1 do
     add[f] = add[f] + tonumber(ARGV[b + argof[f]])
   end
 end
+-- Refusing to reach 2^62 leaves a margin far above the rounding of
+-- Lua's doubles, so no call can take a counter past 2^63 - 1.
 local cur = redis.call('HMGET', KEYS[1], unpack(fields))
 for f = 1, 7 do
-  if (tonumber(cur[f]) or 0) + add[f] > 4.6e18 then
+  if (tonumber(cur[f]) or 0) + add[f] >= 2^62 then
     return redis.error_reply('ERR tokenledger add: counter ' .. fields[f] .. ' of ' .. KEYS[1] .. ' would overflow')
   end
 end

@@ -57,10 +57,27 @@ type Store struct {
 	cerr   error
 }
 
+// routeLogs sends go-redis's own log lines (pool dial failures and the
+// like, which this package already reports as errors and as
+// UnavailableMessage) to slog.Default() at debug level instead of stderr.
+// go-redis has one logger per process, so this is done once.
+var routeLogs sync.Once
+
+// slogPrinter adapts slog to go-redis's logger interface.
+type slogPrinter struct{}
+
+func (slogPrinter) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
 // New validates opts and returns a Store without touching the network: the
 // first call connects (and logs ConnectedMessage when it succeeds). Bad
 // options are an error in one sentence that never repeats a password.
+//
+// The first New also routes go-redis's process-wide log output to
+// slog.Default() at debug level.
 func New(opts Options) (*Store, error) {
+	routeLogs.Do(func() { redis.SetLogger(slogPrinter{}) })
 	cl, err := opts.newClient()
 	if err != nil {
 		return nil, err
@@ -211,7 +228,12 @@ func (d *doer) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 	for i, args := range cmds {
 		rc[i] = pipe.Do(ctx, args...)
 	}
-	_, _ = pipe.Exec(ctx)
+	_, execErr := pipe.Exec(ctx)
+	if execErr != nil && !errors.Is(execErr, redis.Nil) && !anyFailed(rc) {
+		// The pipeline failed before any command ran, e.g. the
+		// connection's handshake was refused (WRONGPASS, NOAUTH).
+		return nil, execErr
+	}
 	out := make([]any, len(cmds))
 	for i, c := range rc {
 		v, err := c.Result()
@@ -228,6 +250,17 @@ func (d *doer) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// anyFailed reports whether some command carries an error other than a
+// nil reply.
+func anyFailed(rc []*redis.Cmd) bool {
+	for _, c := range rc {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return true
+		}
+	}
+	return false
 }
 
 // clusterDoer adds per-master access to a cluster's doer.

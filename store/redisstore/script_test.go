@@ -1,0 +1,361 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redismodel"
+	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/store/redisstore"
+)
+
+// threeDays returns events over today, yesterday and 30 days ago, with
+// users, sessions and costs, so that every kind of key is written.
+func threeDays(now time.Time) []tokenledger.Event {
+	var evs []tokenledger.Event
+	for i, back := range []int{0, 1, 30} {
+		ts := now.Add(-time.Duration(back) * 24 * time.Hour)
+		for j := range 4 {
+			e := event(fmt.Sprintf("k-%d-%d", i, j), ts, fmt.Sprintf("m%d", j%2), fmt.Sprintf("u%d", j), fmt.Sprintf("s%d", j), 10, 5)
+			e.Cost = tokenledger.Nanos(1000 + j)
+			e.CacheReadTokens = 2
+			evs = append(evs, e)
+		}
+	}
+	return evs
+}
+
+// TestKeysShareTheDaysHashTag: every key a day's events write carries that
+// day's hash tag, so one script call touches one cluster slot; and the
+// layout is the documented one.
+func TestKeysShareTheDaysHashTag(t *testing.T) {
+	srv := redistest.Shared(t)
+	s := open(t, redisstore.Options{URL: srv.URL()})
+	now := noon()
+	evs := threeDays(now)
+	if _, err := s.Add(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	keys := scanKeys(t, raw(t, srv.Addr()), s.Prefix()+":*")
+	perDay := map[string]int{}
+	for _, k := range keys {
+		tag := redismodel.HashTag(k)
+		if _, err := tokenledger.ParseDate(tag); err != nil {
+			t.Errorf("key %q has hash tag %q, want a date", k, tag)
+			continue
+		}
+		want := s.Prefix() + ":{" + tag + "}:"
+		if !strings.HasPrefix(k, want) {
+			t.Errorf("key %q does not start with %q", k, want)
+		}
+		perDay[tag]++
+	}
+	// Per day: totals, models, users, userset, sessions and 4 claims.
+	for _, back := range []int{0, 1, 30} {
+		d := string(tokenledger.DateOf(now.Add(-time.Duration(back) * 24 * time.Hour)))
+		if perDay[d] != 9 {
+			t.Errorf("day %s has %d keys, want 9 (5 aggregates + 4 claims): %v", d, perDay[d], keys)
+		}
+	}
+	if len(perDay) != 3 {
+		t.Errorf("keys span %d days, want 3", len(perDay))
+	}
+}
+
+// TestExpireAtStartOfDayPlusRPlusOne: every key of day D, claims included,
+// expires at the start of day D + R + 1, for two retentions.
+func TestExpireAtStartOfDayPlusRPlusOne(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	now := noon()
+	for _, r := range []int{90, 45} {
+		t.Run(fmt.Sprint(r), func(t *testing.T) {
+			s := open(t, redisstore.Options{URL: srv.URL(), RetentionDays: r})
+			if _, err := s.Add(context.Background(), threeDays(now)); err != nil {
+				t.Fatal(err)
+			}
+			keys := scanKeys(t, c, s.Prefix()+":*")
+			if len(keys) != 27 {
+				t.Fatalf("found %d keys, want 27", len(keys))
+			}
+			for _, k := range keys {
+				d := tokenledger.Date(redismodel.HashTag(k))
+				want := d.Time().AddDate(0, 0, r+1).Unix()
+				got, err := c.Do(context.Background(), "EXPIRETIME", k).Int64()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Errorf("EXPIRETIME %s = %s, want %s (start of D+%d+1)", k, time.Unix(got, 0).UTC(), time.Unix(want, 0).UTC(), r)
+				}
+			}
+		})
+	}
+}
+
+// TestResetLeavesOtherPrefixesAlone: Reset deletes every key of its prefix
+// and nothing else, including a longer prefix that starts with it, on a
+// single server and on a cluster.
+func TestResetLeavesOtherPrefixesAlone(t *testing.T) {
+	now := noon()
+	check := func(t *testing.T, opts redisstore.Options, c redis.Cmdable, scan func(pattern string) []string) {
+		ctx := context.Background()
+		base := redistest.Prefix()
+		opts.KeyPrefix = base
+		mine := open(t, opts)
+		opts.KeyPrefix = base + ":x" // a longer prefix that starts with ours
+		longer := open(t, opts)
+		opts.KeyPrefix = base + "x"
+		other := open(t, opts)
+		for _, s := range []*redisstore.Store{mine, longer, other} {
+			if _, err := s.Add(ctx, threeDays(now)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Many days, so that SCAN needs several pages on a server.
+		var many []tokenledger.Event
+		for i := range 1500 {
+			many = append(many, event(fmt.Sprintf("many-%d", i), now.Add(-time.Duration(i%60)*24*time.Hour), "m", "", "", 1, 1))
+		}
+		if _, err := mine.Add(ctx, many); err != nil {
+			t.Fatal(err)
+		}
+		unrelated := base + "-unrelated"
+		if err := c.Set(ctx, unrelated, "keep", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := len(scan(base + "*"))
+		if err := mine.Reset(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if left := scan(base + ":{*"); len(left) != 0 {
+			t.Errorf("after Reset %d keys of the prefix remain, e.g. %s", len(left), left[0])
+		}
+		after := scan(base + "*")
+		if want := 27 + 27 + 1; len(after) != want {
+			t.Errorf("after Reset %d other keys remain, want %d (of %d before)", len(after), want, before)
+		}
+		if v, err := c.Get(ctx, unrelated).Result(); err != nil || v != "keep" {
+			t.Errorf("unrelated key: %q, %v", v, err)
+		}
+		days, err := longer.Days(ctx, tokenledger.DayQuery{From: tokenledger.DateOf(now).AddDays(-90), To: tokenledger.DateOf(now)})
+		if err != nil || len(days) != 3 {
+			t.Errorf("the longer prefix's store reads %d days (%v), want 3", len(days), err)
+		}
+	}
+	t.Run("server", func(t *testing.T) {
+		srv := redistest.Shared(t)
+		c := raw(t, srv.Addr())
+		check(t, redisstore.Options{URL: srv.URL()}, c, func(p string) []string { return scanKeys(t, c, p) })
+	})
+	t.Run("cluster", func(t *testing.T) {
+		cl := redistest.SharedCluster(t)
+		c := rawCluster(t, cl.Addrs())
+		check(t, redisstore.Options{ClusterNodes: cl.Addrs()}, c, func(p string) []string {
+			var all []string
+			for _, a := range cl.Addrs() {
+				all = append(all, scanKeys(t, raw(t, a), p)...)
+			}
+			return all
+		})
+	})
+}
+
+// TestNoScriptRecovered: after SCRIPT FLUSH the next Add loads the script
+// again by itself (EVAL) and counts exactly; later Adds use EVALSHA again.
+func TestNoScriptRecovered(t *testing.T) {
+	srv := redistest.Server(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	s := open(t, redisstore.Options{URL: srv.URL()})
+	now := noon()
+	if _, err := s.Add(ctx, []tokenledger.Event{event("ns-1", now, "m", "u", "s", 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	evalsBefore := commandCalls(t, c, "eval")
+	res, err := s.Add(ctx, []tokenledger.Event{event("ns-1", now, "m", "u", "s", 1, 1), event("ns-2", now, "m", "u", "s", 1, 1), event("ns-3", now.Add(-24*time.Hour), "m", "u", "s", 1, 1)})
+	if err != nil {
+		t.Fatalf("Add after SCRIPT FLUSH: %v", err)
+	}
+	if got, want := fmt.Sprint(res.New), "[false true true]"; got != want {
+		t.Errorf("New = %s, want %s", got, want)
+	}
+	if got := commandCalls(t, c, "eval") - evalsBefore; got != 2 {
+		t.Errorf("EVAL calls after NOSCRIPT = %d, want 2 (one per day)", got)
+	}
+	shaBefore := commandCalls(t, c, "evalsha")
+	if _, err := s.Add(ctx, []tokenledger.Event{event("ns-4", now, "m", "u", "s", 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if commandCalls(t, c, "evalsha") != shaBefore+1 {
+		t.Errorf("the Add after recovery did not use EVALSHA")
+	}
+	days, err := s.Days(ctx, tokenledger.DayQuery{From: tokenledger.DateOf(now).AddDays(-1), To: tokenledger.DateOf(now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(days) != 2 || days[1].RequestCount != 3 || days[0].RequestCount != 1 {
+		t.Errorf("days after recovery = %+v", days)
+	}
+}
+
+// TestNoScriptRecoveredOnCluster: the same on a cluster whose masters all
+// lost the script.
+func TestNoScriptRecoveredOnCluster(t *testing.T) {
+	cl := redistest.SharedCluster(t)
+	ctx := context.Background()
+	s := open(t, redisstore.Options{ClusterNodes: cl.Addrs()})
+	for _, a := range cl.Addrs() {
+		if err := raw(t, a).ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := noon()
+	var evs []tokenledger.Event
+	for i := range 30 { // 30 days: every master owns some
+		evs = append(evs, event(fmt.Sprintf("nsc-%d", i), now.Add(-time.Duration(i)*24*time.Hour), "m", "u", "s", 1, 1))
+	}
+	res, err := s.Add(ctx, evs)
+	if err != nil {
+		t.Fatalf("Add after SCRIPT FLUSH on every master: %v", err)
+	}
+	if res.Accepted() != 30 {
+		t.Errorf("accepted %d, want 30", res.Accepted())
+	}
+}
+
+// TestBatchIsOneRoundTrip: a batch over three days is one pipelined round
+// trip carrying one EVALSHA per day, and reading 91 days is one round trip;
+// on a cluster, at most one round trip per master.
+func TestBatchIsOneRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	now := noon()
+	today := tokenledger.DateOf(now)
+	var days91 []tokenledger.Event
+	for i := range 91 {
+		days91 = append(days91, event(fmt.Sprintf("rt91-%d", i), now.Add(-time.Duration(i)*24*time.Hour), "m", "u", "s", 1, 1))
+	}
+
+	t.Run("server", func(t *testing.T) {
+		srv := redistest.Server(t)
+		c := raw(t, srv.Addr())
+		tc := newTripCounter()
+		s := open(t, redisstore.Options{URL: srv.URL(), Dialer: tc.dial, PoolSize: 1})
+		tc.reset()
+		sha := commandCalls(t, c, "evalsha")
+		if _, err := s.Add(ctx, threeDays(now)); err != nil {
+			t.Fatal(err)
+		}
+		if got := total(tc.count("")); got != 1 {
+			t.Errorf("a batch of 12 events over 3 days took %d round trips, want 1", got)
+		}
+		if got := commandCalls(t, c, "evalsha") - sha; got != 3 {
+			t.Errorf("the batch ran %d EVALSHA, want 3 (one per day)", got)
+		}
+		if _, err := s.Add(ctx, days91); err != nil {
+			t.Fatal(err)
+		}
+		tc.reset()
+		days, err := s.Days(ctx, tokenledger.DayQuery{From: today.AddDays(-90), To: today, Users: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(days) != 91 {
+			t.Fatalf("read %d days, want 91", len(days))
+		}
+		if got := total(tc.count("")); got != 1 {
+			t.Errorf("reading 91 days took %d round trips, want 1", got)
+		}
+	})
+
+	t.Run("cluster", func(t *testing.T) {
+		cl := redistest.SharedCluster(t)
+		tc := newTripCounter()
+		s := open(t, redisstore.Options{ClusterNodes: cl.Addrs(), Dialer: tc.dial, PoolSize: 1})
+		if _, err := s.Add(ctx, days91); err != nil { // warms a connection to every master
+			t.Fatal(err)
+		}
+		tc.reset()
+		if _, err := s.Add(ctx, days91); err != nil {
+			t.Fatal(err)
+		}
+		per := tc.count("EVALSHA")
+		if len(per) != 3 {
+			t.Errorf("91 days of events went to %d masters, want 3", len(per))
+		}
+		for addr, n := range per {
+			if n != 1 {
+				t.Errorf("a batch over 91 days took %d round trips to %s, want 1", n, addr)
+			}
+		}
+		tc.reset()
+		days, err := s.Days(ctx, tokenledger.DayQuery{From: today.AddDays(-90), To: today})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(days) != 91 {
+			t.Fatalf("read %d days, want 91", len(days))
+		}
+		per = tc.count("HGETALL")
+		for addr, n := range per {
+			if n != 1 {
+				t.Errorf("reading 91 days took %d round trips to %s, want 1", n, addr)
+			}
+		}
+		if len(per) != 3 {
+			t.Errorf("reading 91 days asked %d masters, want 3", len(per))
+		}
+	})
+}
+
+// TestClaimAndCountersTogether: when a precondition fails (a key of the
+// wrong type, a counter that would overflow), the script writes nothing:
+// no claim without its counters, and a retry after the fix counts once.
+func TestClaimAndCountersTogether(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	s := open(t, redisstore.Options{URL: srv.URL()})
+	now := noon()
+	day := tokenledger.DateOf(now)
+	key := func(kind string) string { return s.Prefix() + ":{" + string(day) + "}:" + kind }
+	evs := []tokenledger.Event{event("ct-1", now, "m", "u", "s", 1, 1), event("ct-2", now, "m", "u2", "s", 1, 1)}
+
+	if err := c.Set(ctx, key("sessions"), "not a set", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Add(ctx, evs)
+	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("Add over a string at the sessions key: err = %v, want WRONGTYPE", err)
+	}
+	if keys := scanKeys(t, c, s.Prefix()+":*"); len(keys) != 1 {
+		t.Errorf("a failed script call left keys behind: %v", keys)
+	}
+	c.Del(ctx, key("sessions"))
+
+	if err := c.HSet(ctx, key("totals"), "t", "4611686018427387900").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Add(ctx, evs)
+	if err == nil || !strings.Contains(err.Error(), "overflow") {
+		t.Fatalf("Add that would overflow: err = %v, want an overflow error", err)
+	}
+	if keys := scanKeys(t, c, s.Prefix()+":*"); len(keys) != 1 {
+		t.Errorf("a refused script call left keys behind: %v", keys)
+	}
+	c.Del(ctx, key("totals"))
+
+	res, err := s.Add(ctx, evs)
+	if err != nil || res.Accepted() != 2 {
+		t.Fatalf("retry after the fix: accepted %d, err %v; want 2, nil", res.Accepted(), err)
+	}
+}
