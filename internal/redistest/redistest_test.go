@@ -1,0 +1,87 @@
+package redistest_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenledger/tokenledger/internal/redistest"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+// TestServerLifecycle: a server answers, dies on Kill, comes back on the
+// same port on Restart, and stops answering while paused.
+func TestServerLifecycle(t *testing.T) {
+	srv := redistest.Server(t)
+	if err := redistest.Ping(srv.Addr()); err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	if _, err := redistest.Command(srv.Addr(), "SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := redistest.Command(srv.Addr(), "CONFIG", "GET", "save"); got == "" {
+		t.Fatal("CONFIG GET answered nothing")
+	}
+	srv.Kill(t)
+	if err := redistest.Ping(srv.Addr()); err == nil {
+		t.Fatal("a killed server still answers")
+	}
+	port := srv.Port()
+	srv.Restart(t)
+	if srv.Port() != port || redistest.Ping(srv.Addr()) != nil {
+		t.Fatal("the restarted server does not answer on the same port")
+	}
+	if got, err := redistest.Command(srv.Addr(), "EXISTS", "k"); err != nil || got != ":0" {
+		t.Errorf("after a restart EXISTS k = %q, %v; want :0 (nothing is saved)", got, err)
+	}
+	srv.Pause(t)
+	start := time.Now()
+	if err := redistest.Ping(srv.Addr()); err == nil {
+		t.Error("a paused server answered")
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Error("Ping against a paused server did not give up within its second")
+	}
+	srv.Resume(t)
+	if err := redistest.Ping(srv.Addr()); err != nil {
+		t.Errorf("after Resume: %v", err)
+	}
+}
+
+// TestSharedIsShared: Shared returns the same server every time.
+func TestSharedIsShared(t *testing.T) {
+	a, b := redistest.Shared(t), redistest.Shared(t)
+	if a != b {
+		t.Error("Shared returned two servers")
+	}
+	if p, q := redistest.Prefix(), redistest.Prefix(); p == q || strings.ContainsAny(p, "{}*?[]\\ ") {
+		t.Errorf("prefixes %q and %q", p, q)
+	}
+}
+
+// TestCluster: the three masters agree the cluster is ok and split the
+// slots between them.
+func TestCluster(t *testing.T) {
+	c := redistest.SharedCluster(t)
+	if len(c.Addrs()) != 3 {
+		t.Fatalf("%d nodes", len(c.Addrs()))
+	}
+	for _, a := range c.Addrs() {
+		got, err := redistest.Command(a, "CLUSTER", "KEYSLOT", "x")
+		if err != nil || got != ":16287" {
+			t.Errorf("%s: CLUSTER KEYSLOT x = %q, %v", a, got, err)
+		}
+	}
+	// A key lives on exactly one master: the others redirect.
+	moved := 0
+	for _, a := range c.Addrs() {
+		if _, err := redistest.Command(a, "GET", "x"); err != nil && strings.HasPrefix(err.Error(), "MOVED") {
+			moved++
+		}
+	}
+	if moved != 2 {
+		t.Errorf("%d masters redirected GET x, want 2", moved)
+	}
+}
