@@ -214,15 +214,35 @@ func (s *Store) Info() tokenledger.StoreInfo {
 // Prefix returns the key prefix in use.
 func (s *Store) Prefix() string { return s.core.Keys().Prefix() }
 
+// goRedis is what doer needs of a go-redis client (single or cluster).
+type goRedis interface {
+	Do(ctx context.Context, args ...any) *redis.Cmd
+	Pipeline() redis.Pipeliner
+}
+
 // doer is the redismodel.Doer over a go-redis client: one pipeline per Do.
 type doer struct {
-	c redis.Cmdable
+	c goRedis
 }
 
 // Do sends cmds as one pipeline and converts the replies (see
 // redismodel.Doer). Any failure other than a command's own Redis error
 // fails the whole round trip.
 func (d *doer) Do(ctx context.Context, cmds [][]any) ([]any, error) {
+	if len(cmds) == 1 {
+		// One command needs no pipeline (nor go-redis's pipeline pool).
+		v, err := d.c.Do(ctx, cmds[0]...).Result()
+		var rerr redis.Error
+		switch {
+		case err == nil:
+			return []any{v}, nil
+		case errors.Is(err, redis.Nil):
+			return []any{nil}, nil
+		case errors.As(err, &rerr):
+			return []any{redismodel.ReplyError(rerr.Error())}, nil
+		}
+		return nil, err
+	}
 	pipe := d.c.Pipeline()
 	rc := make([]*redis.Cmd, len(cmds))
 	for i, args := range cmds {

@@ -250,6 +250,11 @@ func TestBatchIsOneRoundTrip(t *testing.T) {
 		c := raw(t, srv.Addr())
 		tc := newTripCounter()
 		s := open(t, redisstore.Options{URL: srv.URL(), Dialer: tc.dial, PoolSize: 1})
+		// Warm the pipeline connection: a new connection's handshake is
+		// a round trip of its own.
+		if _, err := s.Add(ctx, threeDays(now.Add(-48*time.Hour))); err != nil {
+			t.Fatal(err)
+		}
 		tc.reset()
 		sha := commandCalls(t, c, "evalsha")
 		if _, err := s.Add(ctx, threeDays(now)); err != nil {
@@ -357,5 +362,37 @@ func TestClaimAndCountersTogether(t *testing.T) {
 	res, err := s.Add(ctx, evs)
 	if err != nil || res.Accepted() != 2 {
 		t.Fatalf("retry after the fix: accepted %d, err %v; want 2, nil", res.Accepted(), err)
+	}
+}
+
+// TestScriptRefusesMalformedCalls: a call from a confused client (wrong
+// argument count, a value HINCRBY would refuse) fails before any write.
+func TestScriptRefusesMalformedCalls(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	p := redistest.Prefix()
+	day := "{2026-11-27}"
+	keys := []string{p + ":" + day + ":totals", p + ":" + day + ":models", p + ":" + day + ":users", p + ":" + day + ":userset", p + ":" + day + ":sessions", p + ":" + day + ":id:a"}
+	exp := time.Now().Add(time.Hour).Unix()
+	for name, args := range map[string][]any{
+		"too few":      {exp, "m", "u", "s", 1, 1, 2},
+		"exponent":     {exp, "m", "u", "s", "1e5", 1, 2, 0, 0, 0, 0},
+		"negative":     {exp, "m", "u", "s", 1, -1, 2, 0, 0, 0, 0},
+		"leading zero": {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, "07"},
+		"huge":         {exp, "m", "u", "s", 1, 1, "99999999999999999", 0, 0, 0, 0},
+	} {
+		err := c.Eval(ctx, redismodel.AddScript(), keys, args...).Err()
+		if err == nil || !strings.Contains(err.Error(), "tokenledger add") {
+			t.Errorf("%s: err = %v, want the script's refusal", name, err)
+		}
+	}
+	if left := scanKeys(t, c, p+":*"); len(left) != 0 {
+		t.Errorf("refused calls wrote %v", left)
+	}
+	// The same call, well formed, counts.
+	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0).Result()
+	if err != nil || fmt.Sprint(got) != "[1]" {
+		t.Errorf("well-formed call: %v, %v", got, err)
 	}
 }
