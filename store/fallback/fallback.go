@@ -1,0 +1,333 @@
+// Package fallback keeps a database-backed tokenledger.Store from losing
+// events when the database is down. It wraps the database store (a
+// decorator with Unwrap, like restic's backend wrappers): a write the
+// database cannot take goes to a durable local Spool and the call succeeds
+// as degraded; a replayer delivers spooled events in order, idempotently
+// (they keep their ids), and drops each only after the database
+// acknowledged it. A crash between delivery and that acknowledgement
+// re-delivers, which the ids make harmless.
+package fallback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+var (
+	_ tokenledger.Store            = (*Store)(nil)
+	_ tokenledger.Unwrapper        = (*Store)(nil)
+	_ tokenledger.FallbackReporter = (*Store)(nil)
+	_ tokenledger.Describer        = (*Store)(nil)
+)
+
+// deliverBatch is how many spooled events one database call carries.
+const deliverBatch = 1000
+
+// Options tune a fallback Store. Zero values are sensible defaults.
+type Options struct {
+	// Logger receives the lines for entering and leaving fallback and for
+	// spool delivery; slog.Default() when nil.
+	Logger *slog.Logger
+	// MinBackoff and MaxBackoff bound the wait between delivery attempts
+	// while the database stays down (defaults 250 ms and 5 s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Store is a database store with a durable local spool in front.
+type Store struct {
+	primary tokenledger.Store
+	spool   *Spool
+	log     *slog.Logger
+	minWait time.Duration
+	maxWait time.Duration
+
+	active  atomic.Bool   // the database failed and has not answered since
+	kick    chan struct{} // wakes the background replayer
+	deliver sync.Mutex    // one delivery at a time
+	closed  atomic.Bool
+}
+
+// New wraps primary with the spool in spoolDir (see OpenSpool). When the
+// spool holds events from an earlier run, the Store starts in fallback and
+// the replayer delivers them first.
+func New(primary tokenledger.Store, spoolDir string, o Options) (*Store, error) {
+	sp, err := OpenSpool(spoolDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{primary: primary, spool: sp, log: o.Logger, minWait: o.MinBackoff, maxWait: o.MaxBackoff, kick: make(chan struct{}, 1)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.minWait <= 0 {
+		s.minWait = 250 * time.Millisecond
+	}
+	if s.maxWait <= 0 {
+		s.maxWait = 5 * time.Second
+	}
+	if n := sp.Pending(); n > 0 {
+		s.log.Warn(fmt.Sprintf("📦 %d events from an earlier run wait in the spool %s; delivering them to the database", n, sp.Dir()))
+	}
+	return s, nil
+}
+
+// Unwrap returns the database store.
+func (s *Store) Unwrap() tokenledger.Store { return s.primary }
+
+// Spool returns the local spool.
+func (s *Store) Spool() *Spool { return s.spool }
+
+// Info describes the database store.
+func (s *Store) Info() tokenledger.StoreInfo {
+	if d, ok := s.primary.(tokenledger.Describer); ok {
+		return d.Info()
+	}
+	return tokenledger.StoreInfo{Kind: "unknown", Database: true}
+}
+
+// FallbackStatus says whether writes currently go to the spool and how
+// many events wait there.
+func (s *Store) FallbackStatus() tokenledger.FallbackStatus {
+	n := s.spool.Pending()
+	return tokenledger.FallbackStatus{Active: s.active.Load() || n > 0, PendingEvents: n}
+}
+
+// unavailable reports whether err means the database could not take the
+// call (refused, timed out, 5xx), as opposed to the caller giving up or
+// the input being wrong.
+func unavailable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	return errors.Is(err, tokenledger.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Add writes events to the database. When the database cannot take them,
+// or events are already waiting in the spool (order is kept), it appends
+// them to the spool instead and returns a degraded result with every event
+// counted as accepted; duplicates among them are resolved on delivery. It
+// returns an error only when the caller's ctx ended, the store is closed,
+// the database refused for another reason, or the spool itself failed —
+// never a success for events that are not durable somewhere.
+func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+	if s.closed.Load() {
+		return tokenledger.AddResult{}, tokenledger.ErrClosed
+	}
+	if !s.active.Load() && s.spool.Pending() == 0 {
+		res, err := s.primary.Add(ctx, events)
+		if err == nil || !unavailable(ctx, err) {
+			return res, err
+		}
+		s.enter(err)
+	}
+	if err := s.spool.Append(ctx, events); err != nil {
+		return tokenledger.AddResult{}, fmt.Errorf("%w: the database is unavailable and the local spool could not keep the events: %w", tokenledger.ErrUnavailable, err)
+	}
+	s.wake()
+	res := tokenledger.AddResult{New: make([]bool, len(events)), Degraded: true}
+	for i := range res.New {
+		res.New[i] = true
+	}
+	return res, nil
+}
+
+// enter switches to fallback after err, logging it once.
+func (s *Store) enter(err error) {
+	if s.active.CompareAndSwap(false, true) {
+		s.log.Warn(fmt.Sprintf("⚠️ Database unavailable, keeping events in the local spool %s until it is back", s.spool.Dir()), "error", err.Error())
+	}
+}
+
+func (s *Store) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Days reads from the database. While events wait in the spool it first
+// tries to deliver them within ctx; if some still wait it returns an error
+// (matching ErrUnavailable) that says how many, rather than numbers that
+// leave them out.
+func (s *Store) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {
+	if s.closed.Load() {
+		return nil, tokenledger.ErrClosed
+	}
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
+	days, err := s.primary.Days(ctx, q)
+	if err != nil && unavailable(ctx, err) {
+		s.enter(err)
+		if n := s.spool.Pending(); n > 0 {
+			return nil, s.withheld(n, err)
+		}
+	}
+	return days, err
+}
+
+// settle delivers what waits in the spool, or explains why it cannot.
+func (s *Store) settle(ctx context.Context) error {
+	if s.spool.Pending() == 0 {
+		return nil
+	}
+	_, err := s.Drain(ctx)
+	if n := s.spool.Pending(); n > 0 {
+		if err == nil {
+			err = errors.New("delivery is in progress")
+		}
+		return s.withheld(n, err)
+	}
+	return nil
+}
+
+// withheld is the error for a read refused because n events still wait
+// in the spool; cause is why they are still there.
+func (s *Store) withheld(n int, cause error) error {
+	if errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: the database is unreachable and %d events wait in the local spool; reports would leave them out, so none are given until they are delivered", tokenledger.ErrUnavailable, n)
+	}
+	return fmt.Errorf("%w: %d events from the local spool are still being delivered to the database; reports would leave them out, so try again in a moment", tokenledger.ErrUnavailable, n)
+}
+
+// Reset empties the database and the spool.
+func (s *Store) Reset(ctx context.Context) error {
+	if s.closed.Load() {
+		return tokenledger.ErrClosed
+	}
+	s.deliver.Lock()
+	defer s.deliver.Unlock()
+	if err := s.primary.Reset(ctx); err != nil {
+		return err
+	}
+	return s.spool.clear()
+}
+
+// Check checks the database; on success it also wakes the replayer.
+func (s *Store) Check(ctx context.Context) error {
+	if s.closed.Load() {
+		return tokenledger.ErrClosed
+	}
+	err := s.primary.Check(ctx)
+	if err == nil && s.FallbackStatus().Active {
+		s.wake()
+	}
+	return err
+}
+
+// Drain delivers spooled events to the database in order until the spool
+// is empty, ctx ends or the database fails, and returns how many it
+// delivered. When the spool is empty and the database answered, fallback
+// ends. Only one Drain runs at a time; a second waits for the first.
+func (s *Store) Drain(ctx context.Context) (int, error) {
+	s.deliver.Lock()
+	defer s.deliver.Unlock()
+	delivered, fresh := 0, 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return delivered, err
+		}
+		evs, pos, err := s.spool.next(deliverBatch)
+		if err != nil {
+			s.log.Error("📦 Cannot read the spool; delivery stopped", "error", err.Error())
+			return delivered, err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		if delivered == 0 && s.active.Load() {
+			s.log.Info(fmt.Sprintf("✅ Database reachable again; delivering %d spooled events", s.spool.Pending()))
+		}
+		res, err := s.primary.Add(ctx, evs)
+		if err != nil {
+			if unavailable(ctx, err) {
+				s.enter(err)
+			}
+			return delivered, err
+		}
+		if err := s.spool.ack(pos, len(evs)); err != nil {
+			// The events are in the database; they will be delivered again
+			// after a restart and counted once thanks to their ids.
+			s.log.Error("📦 Delivered events but could not move the spool cursor", "error", err.Error())
+			return delivered, err
+		}
+		delivered += len(evs)
+		fresh += res.Accepted()
+	}
+	if delivered > 0 {
+		s.log.Info(fmt.Sprintf("📦 Spool drained: delivered %d events to the database (%d new, %d already there)", delivered, fresh, delivered-fresh))
+	}
+	if s.active.Load() {
+		if delivered == 0 {
+			// Nothing to deliver: make sure the database answers before
+			// leaving fallback.
+			if err := s.primary.Check(ctx); err != nil {
+				return 0, err
+			}
+		}
+		if s.active.CompareAndSwap(true, false) {
+			s.log.Info("✅ Database available again; fallback ended")
+		}
+	}
+	return delivered, nil
+}
+
+// DrainFor runs Drain with a time budget; serverless handlers call it at
+// the start of a request, since they get no background time.
+func (s *Store) DrainFor(ctx context.Context, budget time.Duration) (int, error) {
+	if !s.FallbackStatus().Active {
+		return 0, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	return s.Drain(ctx)
+}
+
+// Run delivers spooled events in the background until ctx ends, waking
+// on new spooled events and retrying with capped exponential backoff
+// while the database stays down. serve runs it as one of its actors.
+func (s *Store) Run(ctx context.Context) error {
+	wait := s.minWait
+	var notBefore time.Time // no attempt before this, however often kicked
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.kick:
+		case <-timer.C:
+		}
+		if time.Now().Before(notBefore) || !s.FallbackStatus().Active {
+			continue
+		}
+		if _, err := s.Drain(ctx); err == nil {
+			wait, notBefore = s.minWait, time.Time{}
+			if s.FallbackStatus().Active {
+				timer.Reset(0) // more arrived while delivering
+			}
+			continue
+		}
+		notBefore = time.Now().Add(wait)
+		timer.Reset(wait)
+		wait = min(2*wait, s.maxWait)
+	}
+}
+
+// Close closes the spool and the database store. Events still in the spool
+// stay on disk and are delivered after the next start.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.deliver.Lock()
+	defer s.deliver.Unlock()
+	return errors.Join(s.spool.Close(), s.primary.Close())
+}

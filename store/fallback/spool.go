@@ -1,0 +1,349 @@
+package fallback
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gofrs/flock"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/journal"
+)
+
+// segmentLimit is the size at which the spool starts a new segment file,
+// so that delivered segments can be deleted whole. Tests lower it.
+var segmentLimit int64 = 4 << 20
+
+// Spool is a durable, ordered queue of events on the local disk: a
+// directory of journal segments ("<seq>.spool", one record per batch, each
+// record a JSON array of events) and a cursor file naming the first record
+// not yet delivered. Append returns only after the events are fsync'd.
+// One process owns a spool directory at a time.
+type Spool struct {
+	dir  string
+	lock *flock.Flock
+
+	mu      sync.RWMutex // write lock to rotate the active segment
+	w       *journal.Writer
+	seq     int64 // active segment
+	pending atomic.Int64 // events appended and not yet acknowledged
+	cursor  position
+	closed  bool
+}
+
+// position is a place in the spool: a segment and a byte offset in it.
+type position struct {
+	Segment int64 `json:"segment"`
+	Offset  int64 `json:"offset"`
+}
+
+// OpenSpool opens (creating when missing) the spool in dir and counts the
+// events waiting in it. A torn last record (a crash mid-append, never
+// acknowledged) is cut away; damage anywhere else is refused with an error
+// naming the file and offset, and nothing is changed. A second process
+// opening the same dir gets an error saying the spool is in use.
+func OpenSpool(dir string) (*Spool, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create spool directory: %w", err)
+	}
+	lk := flock.New(filepath.Join(dir, "lock"))
+	ok, err := lk.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock spool %s: %w", dir, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("the spool %s is in use by another tokenledger process; stop that process or give this one its own TOKENLEDGER_FILE (the spool lives next to it)", dir)
+	}
+	s := &Spool{dir: dir, lock: lk}
+	if err := s.load(); err != nil {
+		lk.Unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load reads the cursor, counts pending events and opens the active segment.
+func (s *Spool) load() error {
+	segs, err := s.segments()
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(s.cursorPath())
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if len(segs) > 0 {
+			s.cursor = position{Segment: segs[0]}
+		}
+	case err != nil:
+		return fmt.Errorf("read spool cursor: %w", err)
+	default:
+		if err := json.Unmarshal(b, &s.cursor); err != nil || s.cursor.Segment < 0 || s.cursor.Offset < 0 {
+			return fmt.Errorf("the spool cursor %s is damaged (%q); move the spool directory aside to start again", s.cursorPath(), truncate(string(b)))
+		}
+	}
+	var lastEnd int64
+	for i, seq := range segs {
+		if seq < s.cursor.Segment {
+			continue // delivered; its deletion was interrupted
+		}
+		start := int64(0)
+		if seq == s.cursor.Segment {
+			start = s.cursor.Offset
+		}
+		end, torn, err := journal.Scan(s.segPath(seq), start, func(p []byte, _ int64) error {
+			var evs []json.RawMessage
+			if err := json.Unmarshal(p, &evs); err != nil {
+				return fmt.Errorf("a spool record in %s does not hold events: %w", s.segPath(seq), err)
+			}
+			s.pending.Add(int64(len(evs)))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if torn && i < len(segs)-1 {
+			// Only the newest segment can have been cut short by a crash.
+			return fmt.Errorf("spool segment %s ends in a damaged record (byte offset %d) but is not the newest; move the spool directory aside to start again", s.segPath(seq), end)
+		}
+		lastEnd = end
+	}
+	// Remove segments wholly before the cursor.
+	for _, seq := range segs {
+		if seq < s.cursor.Segment {
+			if err := os.Remove(s.segPath(seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove delivered spool segment: %w", err)
+			}
+		}
+	}
+	if len(segs) == 0 || segs[len(segs)-1] < s.cursor.Segment {
+		s.seq = s.cursor.Segment
+		lastEnd = 0
+		if s.seq == 0 {
+			s.seq = 1
+			s.cursor = position{Segment: 1}
+		}
+	} else {
+		s.seq = segs[len(segs)-1]
+	}
+	w, err := journal.OpenWriter(s.segPath(s.seq), lastEnd)
+	if err != nil {
+		return err
+	}
+	s.w = w
+	return nil
+}
+
+func (s *Spool) segments() ([]int64, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("read spool directory: %w", err)
+	}
+	var segs []int64
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".spool")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("the spool directory %s holds a file it did not write: %s", s.dir, e.Name())
+		}
+		segs = append(segs, n)
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i] < segs[j] })
+	return segs, nil
+}
+
+func (s *Spool) segPath(seq int64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%016d.spool", seq))
+}
+
+func (s *Spool) cursorPath() string { return filepath.Join(s.dir, "cursor") }
+
+// Dir returns the spool's directory.
+func (s *Spool) Dir() string { return s.dir }
+
+// Pending returns how many events wait to be delivered.
+func (s *Spool) Pending() int { return int(s.pending.Load()) }
+
+// Append stores events durably (fsync'd, group-committed with concurrent
+// callers) and returns nil only once they are on disk. Metadata is not
+// kept. On error nothing can be assumed about the events, and the caller
+// must not acknowledge them.
+func (s *Spool) Append(ctx context.Context, events []tokenledger.Event) error {
+	payload, err := encodeEvents(events)
+	if err != nil {
+		return err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return tokenledger.ErrClosed
+	}
+	w := s.w
+	err = w.Append(ctx, payload)
+	if err == nil {
+		s.pending.Add(int64(len(events)))
+	}
+	full := w.Size() >= segmentLimit
+	s.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("write spool: %w", err)
+	}
+	if full {
+		s.rotate(w)
+	}
+	return nil
+}
+
+// rotate starts a new segment if w is still the active one.
+func (s *Spool) rotate(w *journal.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w != w || s.closed {
+		return
+	}
+	next, err := journal.OpenWriter(s.segPath(s.seq+1), 0)
+	if err != nil {
+		return // keep appending to the current segment; try again later
+	}
+	_ = w.Close()
+	s.w = next
+	s.seq++
+}
+
+// next reads up to max events from the cursor on, in order, and returns
+// them with the position just past the last record read. It never splits
+// a record, so it may return more than max when one record is larger.
+func (s *Spool) next(max int) ([]tokenledger.Event, position, error) {
+	s.mu.RLock()
+	cur, active, limit := s.cursor, s.seq, s.w.Size()
+	s.mu.RUnlock()
+	var out []tokenledger.Event
+	pos := cur
+	errFull := errors.New("full")
+	for seq := cur.Segment; seq <= active && len(out) < max; seq++ {
+		start := int64(0)
+		if seq == cur.Segment {
+			start = cur.Offset
+		}
+		_, _, err := journal.Scan(s.segPath(seq), start, func(p []byte, next int64) error {
+			if seq == active && next > limit {
+				return errFull // not yet committed
+			}
+			evs, err := decodeEvents(p)
+			if err != nil {
+				return fmt.Errorf("read spool %s: %w", s.segPath(seq), err)
+			}
+			out = append(out, evs...)
+			pos = position{Segment: seq, Offset: next}
+			if len(out) >= max {
+				return errFull
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errFull) {
+			return nil, cur, err
+		}
+		if len(out) < max && seq < active {
+			// Segment read to its end: continue at the start of the next.
+			pos = position{Segment: seq + 1}
+		}
+	}
+	return out, pos, nil
+}
+
+// ack records that everything before pos (n events) was delivered: the
+// cursor moves durably, then wholly delivered segments are removed.
+func (s *Spool) ack(pos position, n int) error {
+	b, _ := json.Marshal(pos)
+	if err := journal.WriteFileAtomic(s.cursorPath(), b); err != nil {
+		return fmt.Errorf("move spool cursor: %w", err)
+	}
+	s.mu.Lock()
+	old := s.cursor.Segment
+	s.cursor = pos
+	s.mu.Unlock()
+	s.pending.Add(-int64(n))
+	for seq := old; seq < pos.Segment; seq++ {
+		if err := os.Remove(s.segPath(seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove delivered spool segment: %w", err)
+		}
+	}
+	return nil
+}
+
+// clear drops every pending event (used by Reset).
+func (s *Spool) clear() error {
+	for {
+		evs, pos, err := s.next(1 << 30)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		if err := s.ack(pos, len(evs)); err != nil {
+			return err
+		}
+	}
+}
+
+// Close closes the active segment and releases the directory lock.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.w.Close()
+	if uerr := s.lock.Unlock(); err == nil && uerr != nil {
+		err = fmt.Errorf("unlock spool: %w", uerr)
+	}
+	return err
+}
+
+// encodeEvents makes the spool record for events: a JSON array of the
+// events without metadata.
+func encodeEvents(events []tokenledger.Event) ([]byte, error) {
+	stripped := make([]tokenledger.Event, len(events))
+	for i, e := range events {
+		e.Metadata = nil
+		stripped[i] = e
+	}
+	b, err := json.Marshal(stripped)
+	if err != nil {
+		return nil, fmt.Errorf("encode events for the spool: %w", err)
+	}
+	return b, nil
+}
+
+func decodeEvents(p []byte) ([]tokenledger.Event, error) {
+	var evs []tokenledger.Event
+	if err := json.Unmarshal(p, &evs); err != nil {
+		return nil, fmt.Errorf("a spool record does not hold events: %w", err)
+	}
+	for i := range evs {
+		if err := evs[i].Validate(); err != nil || evs[i].ID == "" || evs[i].Timestamp.IsZero() {
+			return nil, fmt.Errorf("a spool record holds an invalid event (%v)", err)
+		}
+	}
+	return evs, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
