@@ -34,7 +34,7 @@ type Spool struct {
 
 	mu      sync.RWMutex // write lock to rotate the active segment
 	w       *journal.Writer
-	seq     int64 // active segment
+	seq     int64        // active segment
 	pending atomic.Int64 // events appended and not yet acknowledged
 	cursor  position
 	closed  bool
