@@ -1,0 +1,221 @@
+// Package migrate imports a local usage file — the original service's JSON
+// array or tokenledger's own format — into a database store, exactly once.
+//
+// Every event keeps its id, and the database's per-event claim counts an id
+// once, so running the migration again, or on several instances at the same
+// moment, never counts a record twice; it only adds, so it never deletes or
+// overwrites what the database already holds. After a successful import the
+// file is renamed to "<name>.migrated"; where it cannot be renamed (a
+// read-only deployment) a marker in the database, keyed by the file's
+// content hash, keeps later starts from reading it again.
+package migrate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/filestore"
+)
+
+// Marker is implemented by database stores that can remember that a file
+// was migrated (a small key beside the usage data).
+type Marker interface {
+	// HasMark reports whether SetMark(name) was called before. On error it
+	// returns ErrUnavailable (wrapped) when the database cannot be reached.
+	HasMark(ctx context.Context, name string) (bool, error)
+	// SetMark records name. On error it returns ErrUnavailable (wrapped)
+	// when the database cannot be reached.
+	SetMark(ctx context.Context, name string) error
+}
+
+// Options tune Run.
+type Options struct {
+	// Now and RetentionDays decide which records are too old to import;
+	// they must match the Service's.
+	Now           tokenledger.Clock
+	RetentionDays int
+	// DryRun reads and counts without writing, renaming or marking.
+	DryRun bool
+	// Logger receives the result lines; slog.Default() when nil.
+	Logger *slog.Logger
+	// Progress, when set, is called after each batch with the records
+	// imported so far and the total to import.
+	Progress func(done, total int)
+}
+
+// Result says what a migration did. It is shown by GET /api/test.
+type Result struct {
+	// Ran is true when a file was found and read.
+	Ran bool `json:"ran"`
+	// File is the file migrated, "" when there was none.
+	File string `json:"file,omitempty"`
+	// Format is "original" or "tokenledger".
+	Format string `json:"format,omitempty"`
+	// Records counts what the file held.
+	Records int `json:"records"`
+	// Migrated counts events the database counted for the first time.
+	Migrated int `json:"migrated"`
+	// AlreadyThere counts events the database had counted before (an
+	// earlier or concurrent migration, or the same event sent live).
+	AlreadyThere int `json:"alreadyInDatabase"`
+	// Skipped is SkippedExpired + SkippedInvalid + DuplicatesInFile.
+	Skipped          int `json:"skipped"`
+	SkippedExpired   int `json:"skippedExpired"`
+	SkippedInvalid   int `json:"skippedInvalid"`
+	DuplicatesInFile int `json:"duplicatesInFile"`
+	// RenamedTo is where the file went after success, "" when it stayed.
+	RenamedTo string `json:"renamedTo,omitempty"`
+	// Marked is true when a database marker was left instead of a rename.
+	Marked bool `json:"marked,omitempty"`
+	// AlreadyMigrated is true when a marker said the file was done before.
+	AlreadyMigrated bool `json:"alreadyMigrated,omitempty"`
+	// DryRun is true when nothing was written.
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// MigratedSuffix is added to a file's name after a successful migration.
+const MigratedSuffix = ".migrated"
+
+// Run imports the file at path into db. A missing file is not an error
+// (Result.Ran is false). A file that cannot be read is an error naming it,
+// and nothing is imported. When db fails midway Run returns the error; what
+// was imported stays, and running again finishes the job without counting
+// anything twice.
+func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Result, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	res := Result{DryRun: o.DryRun}
+	sum, err := fingerprint(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	mark := "migrated:" + sum
+	marker, canMark := db.(Marker)
+	if canMark && !o.DryRun {
+		done, err := marker.HasMark(ctx, mark)
+		if err != nil {
+			return res, fmt.Errorf("check whether %s was migrated: %w", path, err)
+		}
+		if done {
+			res.AlreadyMigrated = true
+			res.File = path
+			return res, nil
+		}
+	}
+
+	scanOpts := filestore.ScanOptions{Now: o.Now, RetentionDays: o.RetentionDays}
+	// A first, read-only pass checks the whole file and counts what there
+	// is to import, so that a damaged file imports nothing at all.
+	counted, err := filestore.Scan(path, scanOpts, func([]tokenledger.Event) error { return nil })
+	if err != nil {
+		return res, fmt.Errorf("read %s: %w", path, err)
+	}
+	total := counted.Valid
+	if o.Progress != nil {
+		o.Progress(0, total)
+	}
+	done := 0
+	scan, err := filestore.Scan(path, scanOpts, func(batch []tokenledger.Event) error {
+		if !o.DryRun {
+			r, err := db.Add(ctx, batch)
+			if err != nil {
+				return err
+			}
+			res.Migrated += r.Accepted()
+			res.AlreadyThere += r.Duplicates()
+		} else {
+			res.Migrated += len(batch)
+		}
+		done += len(batch)
+		if o.Progress != nil {
+			o.Progress(done, total)
+		}
+		return nil
+	})
+	res.Ran, res.File, res.Format = true, path, scan.Format
+	res.Records = scan.Records
+	res.SkippedExpired, res.SkippedInvalid, res.DuplicatesInFile = scan.Expired, scan.Invalid, scan.Duplicates
+	res.Skipped = scan.Expired + scan.Invalid + scan.Duplicates
+	for _, r := range scan.InvalidRecords {
+		log.Warn(fmt.Sprintf("⚠️ Skipped invalid record %d (id %q) of %s: %s", r.Index, r.ID, path, r.Reason))
+	}
+	if err != nil {
+		return res, fmt.Errorf("migrate %s after %d records: %w", path, done, err)
+	}
+	if o.DryRun {
+		log.Info(fmt.Sprintf("📊 Dry run: would migrate %d records from file to database (%d expired, %d invalid, %d duplicates skipped)",
+			res.Migrated, res.SkippedExpired, res.SkippedInvalid, res.DuplicatesInFile))
+		return res, nil
+	}
+	log.Info(fmt.Sprintf("📊 Migrated %d records from file to database", res.Migrated),
+		slog.String("file", path), slog.Int("alreadyInDatabase", res.AlreadyThere),
+		slog.Int("skippedExpired", res.SkippedExpired), slog.Int("skippedInvalid", res.SkippedInvalid),
+		slog.Int("duplicatesInFile", res.DuplicatesInFile))
+
+	renamed, rerr := renameMigrated(path)
+	switch {
+	case rerr == nil:
+		res.RenamedTo = renamed
+		log.Info(fmt.Sprintf("📦 Renamed %s to %s so it is not migrated again", path, renamed))
+	case canMark:
+		if err := marker.SetMark(ctx, mark); err != nil {
+			return res, fmt.Errorf("migrated %s but could neither rename it (%v) nor mark it in the database: %w", path, rerr, err)
+		}
+		res.Marked = true
+		log.Info(fmt.Sprintf("📦 Could not rename %s (%v); left a marker in the database so it is not migrated again", path, rerr))
+	default:
+		log.Warn(fmt.Sprintf("⚠️ Could not rename %s after migrating it (%v); it will be read again on the next start (harmless: every record counts once)", path, rerr))
+	}
+	return res, nil
+}
+
+// fingerprint returns the SHA-256 of the file's content, hex-encoded.
+func fingerprint(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return "", fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// renameMigrated renames path (and the journals beside it, for our own
+// format) with MigratedSuffix. Another instance having renamed it first
+// counts as success.
+func renameMigrated(path string) (string, error) {
+	to := path + MigratedSuffix
+	if err := rename(path, to); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return to, nil
+		}
+		return "", err
+	}
+	journals, _ := filepath.Glob(path + ".journal*")
+	for _, j := range journals {
+		_ = rename(j, j+MigratedSuffix)
+	}
+	return to, nil
+}
+
+// rename is os.Rename; tests replace it to act out a read-only deployment.
+var rename = os.Rename
