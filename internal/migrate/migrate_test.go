@@ -132,7 +132,9 @@ func TestConcurrentMigrationsCountEveryRecordOnce(t *testing.T) {
 }
 
 func TestReadOnlyFileLeavesAMarker(t *testing.T) {
-	rename = func(string, string) error { return &os.LinkError{Op: "rename", Err: errors.New("read-only file system")} }
+	rename = func(string, string) error {
+		return &os.LinkError{Op: "rename", Err: errors.New("read-only file system")}
+	}
 	defer func() { rename = os.Rename }()
 	path := fixture(t, t.TempDir())
 	db := &marked{Store: memstore.New(nil, 0), marks: map[string]bool{}}
