@@ -70,7 +70,10 @@ func parseCost(s string) (tokenledger.Nanos, error) {
 			f *= 10
 		}
 	}
-	return tokenledger.Nanos(w*tokenledger.NanosPerDollar + f), nil
+	if n := tokenledger.Nanos(w*tokenledger.NanosPerDollar + f); n <= tokenledger.MaxEventCost {
+		return n, nil
+	}
+	return tokenledger.ParseDollars(s) // says what is wrong
 }
 
 // allDigits reports whether s holds only ASCII digits.

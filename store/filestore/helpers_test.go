@@ -59,9 +59,10 @@ func testEvent(prefix string, n, days int, now time.Time) tokenledger.Event {
 		ID: fmt.Sprintf("%s-%d", prefix, n), Timestamp: ts.UTC(),
 		Model: fmt.Sprintf("model-%d", n%5), UserID: fmt.Sprintf("user-%d", n%17), SessionID: fmt.Sprintf("sess-%d", n%29),
 		PromptTokens: int64(n%1000 + 1), CompletionTokens: int64(n % 333),
-		CacheReadTokens: int64(n % 7), ReasoningTokens: int64(n % 3),
 		Cost: tokenledger.Nanos(n*1001 + 3),
 	}
+	e.CacheReadTokens = min(int64(n%7), e.PromptTokens)
+	e.ReasoningTokens = min(int64(n%3), e.CompletionTokens)
 	if n%11 == 0 {
 		e.UserID, e.SessionID = "", ""
 	}
