@@ -1,0 +1,27 @@
+package kvrest_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/store/kvrest"
+	"github.com/tokenledger/tokenledger/store/storetest"
+)
+
+// TestConformance runs the Store contract through kvrest → the REST front
+// → a real redis-server.
+func TestConformance(t *testing.T) {
+	f := front(t)
+	storetest.Run(t, func(t *testing.T, o storetest.Options) tokenledger.Store {
+		s, err := kvrest.Open(context.Background(), kvrest.Options{
+			URL: f.URL(), Token: f.Token(), Prefix: redistest.Prefix(),
+			RetentionDays: o.RetentionDays, Now: o.Now, Logger: quiet,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
