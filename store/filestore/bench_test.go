@@ -1,0 +1,213 @@
+package filestore
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+// writeBenchFile writes a usage file holding n events spread over the 91
+// days of the window ending at now, 20 models, 1000 users, directly with
+// the file writer (building it through Add would take minutes of fsyncs).
+func writeBenchFile(tb testing.TB, path string, n int, now time.Time) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := &snapWriter{w: bw}
+	if err := w.begin(now, 90, 0); err != nil {
+		tb.Fatal(err)
+	}
+	today := tokenledger.DateOf(now)
+	const days = 91
+	k := 0
+	for d := range days {
+		date := today.AddDays(d - days + 1)
+		per := n / days
+		if d < n%days {
+			per++
+		}
+		evs := make([]tokenledger.Event, per)
+		for i := range evs {
+			evs[i] = tokenledger.Event{
+				ID: fmt.Sprintf("bench-%d", k), Timestamp: date.Time().Add(time.Duration(k%86400) * time.Second),
+				Model: fmt.Sprintf("model-%02d", k%20), UserID: fmt.Sprintf("user-%d", k%1000), SessionID: fmt.Sprintf("sess-%d", k%5000),
+				PromptTokens: int64(k%2000 + 1), CompletionTokens: int64(k % 700), TotalTokens: int64(k%2000 + 1 + k%700),
+				Cost: tokenledger.Nanos(k%100_000 + 1),
+			}
+			k++
+		}
+		if err := w.day(date, evs); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.end(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkAdd logs one event per operation through Store.Add (durable:
+// one journal append and one fsync) with 1,000 and with 1,000,000 events
+// already stored. O(1) per event means the two figures are alike.
+func BenchmarkAdd(b *testing.B) {
+	for _, stored := range []int{1_000, 1_000_000} {
+		b.Run(fmt.Sprintf("stored=%d", stored), func(b *testing.B) {
+			now := time.Now().UTC()
+			path := filepath.Join(b.TempDir(), "token_usage.json")
+			writeBenchFile(b, path, stored, now)
+			s, err := Open(path, Options{Now: func() time.Time { return now }, Logger: discard})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if got := s.mem.Events(); got != stored {
+				b.Fatalf("the store holds %d events, want %d", got, stored)
+			}
+			ctx := context.Background()
+			ev := []tokenledger.Event{{Timestamp: now, Model: "model-00", UserID: "user-1", PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}}
+			i := 0
+			for b.Loop() {
+				ev[0].ID = fmt.Sprintf("new-%d", i)
+				i++
+				r, err := s.Add(ctx, ev)
+				if err != nil || r.Accepted() != 1 {
+					b.Fatalf("Add: accepted %d, err %v", r.Accepted(), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAddSideBySide alternates single-event Adds between a store
+// holding 1,000 events and one holding 1,000,000, so that both see the
+// same machine noise (fsync latency varies a lot on a shared disk), and
+// reports the mean and median time of each and their ratios.
+func BenchmarkAddSideBySide(b *testing.B) {
+	now := time.Now().UTC()
+	clock := func() time.Time { return now }
+	var stores [2]*Store
+	for i, n := range []int{1_000, 1_000_000} {
+		path := filepath.Join(b.TempDir(), "token_usage.json")
+		writeBenchFile(b, path, n, now)
+		s, err := Open(path, Options{Now: clock, Logger: discard})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	ctx := context.Background()
+	ev := []tokenledger.Event{{Timestamp: now, Model: "model-00", UserID: "user-1", PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}}
+	var took [2][]time.Duration
+	i := 0
+	for b.Loop() {
+		for k, s := range stores {
+			ev[0].ID = fmt.Sprintf("new-%d", i)
+			start := time.Now()
+			if r, err := s.Add(ctx, ev); err != nil || r.Accepted() != 1 {
+				b.Fatalf("Add: accepted %d, err %v", r.Accepted(), err)
+			}
+			took[k] = append(took[k], time.Since(start))
+		}
+		i++
+	}
+	var mean, median [2]float64
+	for k := range took {
+		var sum time.Duration
+		for _, d := range took[k] {
+			sum += d
+		}
+		mean[k] = float64(sum) / float64(len(took[k]))
+		sorted := slices.Clone(took[k])
+		slices.Sort(sorted)
+		median[k] = float64(sorted[len(sorted)/2])
+	}
+	b.ReportMetric(mean[0], "ns/add@1k")
+	b.ReportMetric(mean[1], "ns/add@1M")
+	b.ReportMetric(mean[1]/mean[0], "mean-ratio")
+	b.ReportMetric(median[1]/median[0], "median-ratio")
+}
+
+// BenchmarkConcurrentWriters logs events from 1 and from 64 goroutines at
+// once; group commit lets the 64 share each fsync, so events/s grows with
+// the number of writers.
+func BenchmarkConcurrentWriters(b *testing.B) {
+	for _, writers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			now := time.Now().UTC()
+			s, err := Open(filepath.Join(b.TempDir(), "token_usage.json"), Options{Now: func() time.Time { return now }, Logger: discard})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						n := next.Add(1)
+						if n > int64(b.N) {
+							return
+						}
+						e := []tokenledger.Event{{ID: fmt.Sprintf("w-%d", n), Timestamp: now, Model: "m", PromptTokens: 1, TotalTokens: 1}}
+						if _, err := s.Add(context.Background(), e); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkServiceAll reads the whole window — 91 days × 20 models — and
+// computes today, history and stats through the Service.
+func BenchmarkServiceAll(b *testing.B) {
+	now := time.Now().UTC()
+	path := filepath.Join(b.TempDir(), "token_usage.json")
+	writeBenchFile(b, path, 91*20*10, now)
+	clock := func() time.Time { return now }
+	s, err := Open(path, Options{Now: clock, Logger: discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	svc, err := tokenledger.NewService(tokenledger.Config{Store: s, Now: clock, Logger: discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		r, err := svc.All(ctx, 91)
+		if err != nil || r.Stats.DaysTracked != 91 || len(r.History[90].Models) != 20 {
+			b.Fatalf("All: %d days tracked, %d models today, err %v", r.Stats.DaysTracked, len(r.History[90].Models), err)
+		}
+	}
+}
