@@ -225,11 +225,11 @@ func lenOf(r any) int {
 // events of one day keep their order. Days already expired are left out.
 func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 	type group struct {
+		day  int64 // days since 1970-01-01 (UTC)
 		date tokenledger.Date
 		idx  []int
 	}
 	var groups []*group
-	byDate := map[tokenledger.Date]*group{}
 	now := c.now().Unix()
 	for i := range events {
 		e := &events[i]
@@ -242,21 +242,26 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 		if err := checkCounters(i, e); err != nil {
 			return nil, err
 		}
-		d := e.Day()
-		g := byDate[d]
-		if g == nil {
-			if c.ExpireAt(d).Unix() <= now {
-				continue
+		day := dayNumber(e.Timestamp)
+		var g *group
+		for _, x := range groups { // a batch rarely spans more than a few days
+			if x.day == day {
+				g = x
+				break
 			}
-			g = &group{date: d}
-			byDate[d] = g
+		}
+		if g == nil {
+			if c.expireAt(day) <= now {
+				continue // expired: see Add
+			}
+			g = &group{day: day, date: e.Day()}
 			groups = append(groups, g)
 		}
 		g.idx = append(g.idx, i)
 	}
 	var calls []call
 	for _, g := range groups {
-		exp := c.ExpireAt(g.date).Unix()
+		exp := c.expireAt(g.day)
 		for start := 0; start < len(g.idx); start += MaxEventsPerCall {
 			idx := g.idx[start:min(start+MaxEventsPerCall, len(g.idx))]
 			keys := make([]string, 0, DayKeys+len(idx))
@@ -276,6 +281,22 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 		}
 	}
 	return calls, nil
+}
+
+// dayNumber returns the UTC day of t as days since 1970-01-01.
+func dayNumber(t time.Time) int64 {
+	s := t.Unix()
+	d := s / 86400
+	if s%86400 < 0 {
+		d--
+	}
+	return d
+}
+
+// expireAt returns the expiry (unix seconds) of the keys of day number
+// day: the start of day + R + 1. It equals ExpireAt(date).Unix().
+func (c *Core) expireAt(day int64) int64 {
+	return (day + int64(c.retention) + 1) * 86400
 }
 
 // checkCounters rejects what the script cannot count: a token field

@@ -21,7 +21,7 @@ import (
 
 // open opens a store on opts (quiet unless opts.Logger is set) and closes
 // it when t ends.
-func open(t *testing.T, opts redisstore.Options) *redisstore.Store {
+func open(t testing.TB, opts redisstore.Options) *redisstore.Store {
 	t.Helper()
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = redistest.Prefix()
@@ -64,7 +64,7 @@ func event(id string, ts time.Time, model, user, session string, p, c int64) tok
 func noon() time.Time { return time.Now().UTC().Truncate(24 * time.Hour).Add(12 * time.Hour) }
 
 // scanKeys returns every key matching pattern on c.
-func scanKeys(t *testing.T, c redis.Cmdable, pattern string) []string {
+func scanKeys(t testing.TB, c redis.Cmdable, pattern string) []string {
 	t.Helper()
 	var out []string
 	var cursor uint64

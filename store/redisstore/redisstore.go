@@ -27,6 +27,7 @@ var (
 	_ tokenledger.Store     = (*Store)(nil)
 	_ tokenledger.Describer = (*Store)(nil)
 	_ redismodel.Doer       = (*doer)(nil)
+	_ redismodel.Doer       = (*combiner)(nil)
 	_ redismodel.Nodes      = (*clusterDoer)(nil)
 )
 
@@ -50,6 +51,7 @@ const (
 type Store struct {
 	core   *redismodel.Core
 	client *client
+	comb   *combiner
 	log    *slog.Logger
 	closed atomic.Bool
 	state  atomic.Int32
@@ -83,15 +85,20 @@ func New(opts Options) (*Store, error) {
 		return nil, err
 	}
 	server := "redis " + cl.location
-	var d redismodel.Doer = &doer{c: cl.c}
+	comb := newCombiner(&doer{c: cl.c})
+	var d redismodel.Doer = comb
+	if !combine {
+		d = &doer{c: cl.c}
+	}
 	if cl.cluster != nil {
 		server = "redis cluster " + cl.location
-		d = &clusterDoer{doer: doer{c: cl.c}, cc: cl.cluster}
+		d = &clusterDoer{Doer: comb, cc: cl.cluster}
 	}
 	core, err := redismodel.New(redismodel.Config{
 		Doer: d, Prefix: opts.KeyPrefix, RetentionDays: opts.RetentionDays, Now: opts.Now, Server: server,
 	})
 	if err != nil {
+		comb.close()
 		_ = cl.c.Close()
 		return nil, err
 	}
@@ -99,7 +106,7 @@ func New(opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{core: core, client: cl, log: log}, nil
+	return &Store{core: core, client: cl, comb: comb, log: log}, nil
 }
 
 // Open is New followed by a connection check: it loads the Lua script on
@@ -197,6 +204,7 @@ func (s *Store) Check(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.closed.Store(true)
+		s.comb.close()
 		if err := s.client.c.Close(); err != nil {
 			s.cerr = fmt.Errorf("%s: close: %w", s.core.Server(), err)
 		}
@@ -213,85 +221,3 @@ func (s *Store) Info() tokenledger.StoreInfo {
 
 // Prefix returns the key prefix in use.
 func (s *Store) Prefix() string { return s.core.Keys().Prefix() }
-
-// goRedis is what doer needs of a go-redis client (single or cluster).
-type goRedis interface {
-	Do(ctx context.Context, args ...any) *redis.Cmd
-	Pipeline() redis.Pipeliner
-}
-
-// doer is the redismodel.Doer over a go-redis client: one pipeline per Do.
-type doer struct {
-	c goRedis
-}
-
-// Do sends cmds as one pipeline and converts the replies (see
-// redismodel.Doer). Any failure other than a command's own Redis error
-// fails the whole round trip.
-func (d *doer) Do(ctx context.Context, cmds [][]any) ([]any, error) {
-	if len(cmds) == 1 {
-		// One command needs no pipeline (nor go-redis's pipeline pool).
-		v, err := d.c.Do(ctx, cmds[0]...).Result()
-		var rerr redis.Error
-		switch {
-		case err == nil:
-			return []any{v}, nil
-		case errors.Is(err, redis.Nil):
-			return []any{nil}, nil
-		case errors.As(err, &rerr):
-			return []any{redismodel.ReplyError(rerr.Error())}, nil
-		}
-		return nil, err
-	}
-	pipe := d.c.Pipeline()
-	rc := make([]*redis.Cmd, len(cmds))
-	for i, args := range cmds {
-		rc[i] = pipe.Do(ctx, args...)
-	}
-	_, execErr := pipe.Exec(ctx)
-	if execErr != nil && !errors.Is(execErr, redis.Nil) && !anyFailed(rc) {
-		// The pipeline failed before any command ran, e.g. the
-		// connection's handshake was refused (WRONGPASS, NOAUTH).
-		return nil, execErr
-	}
-	out := make([]any, len(cmds))
-	for i, c := range rc {
-		v, err := c.Result()
-		var rerr redis.Error
-		switch {
-		case err == nil:
-			out[i] = v
-		case errors.Is(err, redis.Nil):
-			out[i] = nil
-		case errors.As(err, &rerr):
-			out[i] = redismodel.ReplyError(rerr.Error())
-		default:
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// anyFailed reports whether some command carries an error other than a
-// nil reply.
-func anyFailed(rc []*redis.Cmd) bool {
-	for _, c := range rc {
-		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return true
-		}
-	}
-	return false
-}
-
-// clusterDoer adds per-master access to a cluster's doer.
-type clusterDoer struct {
-	doer
-	cc *redis.ClusterClient
-}
-
-// ForEachNode calls fn for each master with a Doer bound to it.
-func (d *clusterDoer) ForEachNode(ctx context.Context, fn func(ctx context.Context, node redismodel.Doer) error) error {
-	return d.cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		return fn(ctx, &doer{c: c})
-	})
-}

@@ -1,0 +1,297 @@
+package redisstore_test
+
+// Benchmarks for BENCHMARKS.md ("## Redis store"). Each starts its own
+// redis-server. Run them with:
+//
+//	go test -run '^$' -bench . -benchtime 1x ./store/redisstore/
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redismodel"
+	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/store/redisstore"
+)
+
+// benchEvents is how many events each measured phase logs.
+const benchEvents = 60_000
+
+// BenchmarkLogVsCeiling logs single events through the store's Go API from
+// 64 goroutines, and runs redis-benchmark with the very same EVALSHA (same
+// script, same kind of arguments, a random event id) at 64 connections.
+// Each of b.N rounds runs, side by side on one server: the store as
+// shipped (concurrent calls combined into shared pipelines), the store
+// with every call on its own connection, and the ceiling. It reports the
+// medians, and the median of the per-round ratios to the ceiling.
+func BenchmarkLogVsCeiling(b *testing.B) {
+	if _, err := exec.LookPath("redis-benchmark"); err != nil {
+		b.Skip("redis-benchmark is not installed")
+	}
+	srv := redistest.Server(b)
+	combined := open(b, redisstore.Options{URL: srv.URL()})
+	redisstore.SetCombine(false)
+	direct := open(b, redisstore.Options{URL: srv.URL(), PoolSize: 64})
+	redisstore.SetCombine(true)
+	now := time.Now().UTC()
+	day := tokenledger.DateOf(now)
+	exp := strconv.FormatInt(day.Time().AddDate(0, 0, tokenledger.DefaultRetentionDays+1).Unix(), 10)
+	var comb, dir, ceil, combRatio, dirRatio []float64
+	for round := range b.N {
+		c := logPhase(b, combined, now, round)
+		d := logPhase(b, direct, now, round)
+		x := ceilingPhase(b, srv, day, exp)
+		comb, dir, ceil = append(comb, c), append(dir, d), append(ceil, x)
+		combRatio, dirRatio = append(combRatio, 100*c/x), append(dirRatio, 100*d/x)
+	}
+	b.ReportMetric(median(comb), "store-events/s")
+	b.ReportMetric(median(dir), "direct-events/s")
+	b.ReportMetric(median(ceil), "ceiling-evalsha/s")
+	b.ReportMetric(median(combRatio), "store-%-of-ceiling")
+	b.ReportMetric(median(dirRatio), "direct-%-of-ceiling")
+	b.Logf("per round: store %v, direct %v, ceiling %v", round0(comb), round0(dir), round0(ceil))
+}
+
+// logPhase logs benchEvents events from 64 goroutines, one Add each, and
+// returns events per second.
+func logPhase(b testing.TB, s *redisstore.Store, now time.Time, round int) float64 {
+	b.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	start := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := []tokenledger.Event{{Timestamp: now, Model: "gpt-4o", UserID: "u1", SessionID: "s1",
+				PromptTokens: 100, CompletionTokens: 50, TotalTokens: 150, Cost: 1500}}
+			for {
+				i := next.Add(1)
+				if i > benchEvents {
+					return
+				}
+				ev[0].ID = fmt.Sprintf("r%d-%09d", round, i)
+				if _, err := s.Add(context.Background(), ev); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return benchEvents / took.Seconds()
+}
+
+// ceilingPhase runs redis-benchmark with the store's EVALSHA at 64
+// connections and returns its requests per second.
+func ceilingPhase(b testing.TB, srv *redistest.Instance, day tokenledger.Date, exp string) float64 {
+	b.Helper()
+	k, err := redismodel.NewKeys(redistest.Prefix()) // fresh counters each round
+	if err != nil {
+		b.Fatal(err)
+	}
+	// -r must fit redis-benchmark's int: 1e8 ids make a repeat (a cheaper
+	// duplicate call) about one call in 5,000.
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(srv.Port()), "-c", "64", "-n", strconv.Itoa(benchEvents),
+		"-r", "100000000", "--csv",
+		"EVALSHA", redismodel.AddScriptSHA(), "6",
+		k.Day(day, redismodel.KindTotals), k.Day(day, redismodel.KindModels), k.Day(day, redismodel.KindUsers),
+		k.Day(day, redismodel.KindUserSet), k.Day(day, redismodel.KindSessions), k.ID(day, "__rand_int__"),
+		exp, "gpt-4o", "u1", "s1", "100", "50", "150", "0", "0", "0", "1500"}
+	out, err := exec.Command("redis-benchmark", args...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("redis-benchmark: %v\n%s", err, out)
+	}
+	recs, err := csv.NewReader(strings.NewReader(string(out))).ReadAll()
+	if err != nil || len(recs) < 2 || len(recs[1]) < 2 {
+		b.Fatalf("redis-benchmark output: %v\n%s", err, out)
+	}
+	rps, err := strconv.ParseFloat(recs[1][1], 64)
+	if err != nil {
+		b.Fatalf("redis-benchmark rps %q: %v", recs[1][1], err)
+	}
+	// The calls must really have counted new events: NOSCRIPT replies or
+	// repeated ids would be cheaper and flatter the ceiling.
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2})
+	defer c.Close()
+	if n, err := c.HGet(context.Background(), k.Day(day, redismodel.KindTotals), "n").Int64(); err != nil || n < benchEvents*99/100 {
+		b.Fatalf("redis-benchmark counted %d new events of %d (%v): its calls were not like the store's", n, benchEvents, err)
+	}
+	return rps
+}
+
+// BenchmarkAll91Days reads 91 days × 20 models × 100 users with
+// Service.All(ctx, 91) and reports the p50 and p99 latency and the round
+// trips per read (counted on the wire).
+func BenchmarkAll91Days(b *testing.B) {
+	srv := redistest.Server(b)
+	tc := newTripCounter()
+	s := open(b, redisstore.Options{URL: srv.URL(), Dialer: tc.dial, PoolSize: 1})
+	now := time.Now().UTC()
+	today := tokenledger.DateOf(now)
+	ctx := context.Background()
+	var batch []tokenledger.Event
+	for d := range 91 {
+		ts := today.AddDays(-d).Time().Add(time.Hour)
+		if d == 0 {
+			ts = now
+		}
+		for m := range 20 {
+			for u := range 100 {
+				batch = append(batch, tokenledger.Event{ID: fmt.Sprintf("%d-%d-%d", d, m, u), Timestamp: ts,
+					Model: fmt.Sprintf("model-%02d", m), UserID: fmt.Sprintf("user-%03d", u), SessionID: fmt.Sprintf("s-%d", u%10),
+					PromptTokens: 100, CompletionTokens: 20, TotalTokens: 120, Cost: 1234})
+			}
+		}
+		if _, err := s.Add(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	svc, err := tokenledger.NewService(tokenledger.Config{Store: s, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, users := range []bool{false, true} {
+		name := "All"
+		if users {
+			name = "Users"
+		}
+		b.Run(name, func(b *testing.B) {
+			read := func() error {
+				if users {
+					_, err := svc.Users(ctx, 91)
+					return err
+				}
+				r, err := svc.All(ctx, 91)
+				if err == nil && r.Stats.DaysTracked != 91 {
+					err = fmt.Errorf("All saw %d days, want 91", r.Stats.DaysTracked)
+				}
+				return err
+			}
+			if err := read(); err != nil { // warm the connection
+				b.Fatal(err)
+			}
+			tc.reset()
+			var lat []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if err := read(); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(total(tc.count("")))/float64(len(lat)), "round-trips/op")
+		})
+	}
+}
+
+// BenchmarkMemoryPerDay logs one day of events from 1,000 users over 20
+// models (2,000 sessions) and reports the Redis memory that day takes:
+// used_memory before and after, and MEMORY USAGE of each kind of key.
+func BenchmarkMemoryPerDay(b *testing.B) {
+	for _, events := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("events=%d", events), func(b *testing.B) {
+			for b.Loop() {
+				memoryPerDay(b, events)
+			}
+		})
+	}
+}
+
+func memoryPerDay(b *testing.B, events int) {
+	srv := redistest.Server(b)
+	s := open(b, redisstore.Options{URL: srv.URL()})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2})
+	defer c.Close()
+	ctx := context.Background()
+	used := func() int64 {
+		info, err := c.Info(ctx, "memory").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		b.Fatal("no used_memory in INFO memory")
+		return 0
+	}
+	before := used()
+	now := time.Now().UTC()
+	var batch []tokenledger.Event
+	for i := range events {
+		batch = append(batch, tokenledger.Event{ID: tokenledger.NewEventID(), Timestamp: now,
+			Model: fmt.Sprintf("model-%02d", i%20), UserID: fmt.Sprintf("user-%04d", i%1000), SessionID: fmt.Sprintf("session-%04d", i%2000),
+			PromptTokens: 1000, CompletionTokens: 200, TotalTokens: 1200, Cost: 4321})
+		if len(batch) == 1000 {
+			if _, err := s.Add(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	after := used()
+	day := tokenledger.DateOf(now)
+	k, _ := redismodel.NewKeys(s.Prefix())
+	usage := func(key string) int64 {
+		n, err := c.MemoryUsage(ctx, key, 0).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	var agg int64
+	for _, kind := range []string{redismodel.KindTotals, redismodel.KindModels, redismodel.KindUsers, redismodel.KindUserSet, redismodel.KindSessions} {
+		n := usage(k.Day(day, kind))
+		agg += n
+		b.ReportMetric(float64(n), kind+"-B")
+	}
+	claims := scanKeys(b, c, k.Day(day, redismodel.KindID)+"*")
+	var sample int64
+	for _, key := range claims[:100] {
+		sample += usage(key)
+	}
+	b.ReportMetric(float64(len(claims)), "claims")
+	b.ReportMetric(float64(sample)/100, "claim-B")
+	b.ReportMetric(float64(agg), "aggregates-B")
+	b.ReportMetric(float64(after-before), "used_memory-delta-B")
+	b.ReportMetric(float64(after-before)/float64(events), "B/event")
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func round0(v []float64) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x)
+	}
+	return out
+}

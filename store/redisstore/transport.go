@@ -1,0 +1,247 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenledger/tokenledger/internal/redismodel"
+)
+
+// goRedis is what the transport needs of a go-redis client (single server
+// or cluster).
+type goRedis interface {
+	Do(ctx context.Context, args ...any) *redis.Cmd
+	Pipeline() redis.Pipeliner
+}
+
+// doer is the redismodel.Doer over a go-redis client: one pipeline (one
+// round trip, per master on a cluster) per Do.
+type doer struct {
+	c goRedis
+}
+
+// Do sends cmds as one pipeline and converts the replies (see
+// redismodel.Doer). Any failure other than a command's own Redis error
+// fails the whole round trip.
+func (d *doer) Do(ctx context.Context, cmds [][]any) ([]any, error) {
+	out, errs, err := d.exec(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// exec sends cmds as one pipeline. It returns one converted reply per
+// command and, per command, the transport error that kept it from an
+// answer (nil when it has one); err is set when the round trip failed as a
+// whole before any command was answered.
+func (d *doer) exec(ctx context.Context, cmds [][]any) (out []any, errs []error, err error) {
+	out = make([]any, len(cmds))
+	errs = make([]error, len(cmds))
+	if len(cmds) == 1 {
+		// One command needs no pipeline (nor go-redis's pipeline pool).
+		out[0], errs[0] = convert(d.c.Do(ctx, cmds[0]...))
+		return out, errs, nil
+	}
+	pipe := d.c.Pipeline()
+	rc := make([]*redis.Cmd, len(cmds))
+	for i, args := range cmds {
+		rc[i] = pipe.Do(ctx, args...)
+	}
+	_, execErr := pipe.Exec(ctx)
+	answered := false
+	for i, c := range rc {
+		out[i], errs[i] = convert(c)
+		answered = answered || c.Err() != nil
+	}
+	if execErr != nil && !errors.Is(execErr, redis.Nil) && !answered {
+		// The pipeline failed before any command ran, e.g. the
+		// connection's handshake was refused (WRONGPASS, NOAUTH).
+		return nil, nil, execErr
+	}
+	return out, errs, nil
+}
+
+// convert turns a go-redis command result into a redismodel reply, or the
+// transport error that kept it from one.
+func convert(c *redis.Cmd) (any, error) {
+	v, err := c.Result()
+	var rerr redis.Error
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case errors.As(err, &rerr):
+		return redismodel.ReplyError(rerr.Error()), nil
+	}
+	return nil, err
+}
+
+// clusterDoer adds per-master access to a cluster's doer.
+type clusterDoer struct {
+	redismodel.Doer
+	cc *redis.ClusterClient
+}
+
+// ForEachNode calls fn for each master with a Doer bound to it.
+func (d *clusterDoer) ForEachNode(ctx context.Context, fn func(ctx context.Context, node redismodel.Doer) error) error {
+	return d.cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		return fn(ctx, &doer{c: c})
+	})
+}
+
+// Combining: concurrent Do calls (say, 64 request handlers each logging
+// one event) are sent together, as one pipeline per flush, by a few
+// flusher goroutines. Each call's commands stay together and in order, so
+// a batch is still one round trip and every script call is still its own
+// atomic EVALSHA; what is saved is a write and a read system call per call
+// on both sides, which on a small machine is most of the cost of a call.
+// A lone call is sent at once: a flusher waiting on an empty queue takes
+// it immediately.
+const (
+	// flushers is how many pipelines may be in flight at once.
+	flushers = 4
+	// maxFlushCommands bounds one flush (a soft bound: a call's commands
+	// are never split).
+	maxFlushCommands = 512
+	// queueDepth is how many calls may wait for a flusher.
+	queueDepth = 1024
+)
+
+// combine is false only in benchmarks that measure the store without the
+// combiner, for comparison.
+var combine = true
+
+// errStopped is returned to calls still waiting when the store closes.
+var errStopped = errors.New("redis client is closed")
+
+// request is one Do call waiting to be flushed.
+type request struct {
+	ctx  context.Context
+	cmds [][]any
+	out  []any
+	err  error
+	done chan struct{}
+}
+
+// combiner is a redismodel.Doer that sends concurrent calls together.
+type combiner struct {
+	d     *doer
+	queue chan *request
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// newCombiner starts the flushers over d.
+func newCombiner(d *doer) *combiner {
+	c := &combiner{d: d, queue: make(chan *request, queueDepth), stop: make(chan struct{})}
+	for range flushers {
+		c.wg.Add(1)
+		go c.run()
+	}
+	return c
+}
+
+// Do queues cmds for the next flush and waits for its replies, for ctx to
+// end, or for the combiner to stop, whichever comes first. When ctx ends
+// first the commands may still run.
+func (c *combiner) Do(ctx context.Context, cmds [][]any) ([]any, error) {
+	r := &request{ctx: ctx, cmds: cmds, done: make(chan struct{})}
+	select {
+	case c.queue <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.stop:
+		return nil, errStopped
+	}
+	select {
+	case <-r.done:
+		return r.out, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.stop:
+		return nil, errStopped
+	}
+}
+
+// close stops the flushers and waits for the flushes in progress.
+func (c *combiner) close() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
+// run is one flusher: it takes a call, adds whatever else is already
+// waiting (up to maxFlushCommands), and sends them as one pipeline.
+func (c *combiner) run() {
+	defer c.wg.Done()
+	var batch []*request
+	for {
+		select {
+		case r := <-c.queue:
+			batch = append(batch[:0], r)
+		case <-c.stop:
+			return
+		}
+		n := len(batch[0].cmds)
+	more:
+		for n < maxFlushCommands {
+			select {
+			case r := <-c.queue:
+				batch = append(batch, r)
+				n += len(r.cmds)
+			default:
+				break more
+			}
+		}
+		c.flush(batch)
+		clear(batch)
+	}
+}
+
+// flush sends the commands of the calls in batch whose context has not
+// ended as one pipeline and hands each call its replies.
+func (c *combiner) flush(batch []*request) {
+	var cmds [][]any
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+		cmds = append(cmds, r.cmds...)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The pipeline serves several callers, so no caller's deadline bounds
+	// it: the read and write timeouts do. Each caller waits on its own ctx.
+	out, errs, err := c.d.exec(context.Background(), cmds)
+	at := 0
+	for _, r := range live {
+		n := len(r.cmds)
+		if err != nil {
+			r.err = err
+		} else {
+			r.out = out[at : at+n : at+n]
+			for _, e := range errs[at : at+n] {
+				if e != nil {
+					r.out, r.err = nil, e
+					break
+				}
+			}
+		}
+		at += n
+		close(r.done)
+	}
+}
