@@ -263,6 +263,15 @@ func (s *Server) Inject(faults ...Fault) {
 	s.mu.Unlock()
 }
 
+// ClearFaults drops the injected faults not used yet and turns random
+// faults off.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	s.queue = nil
+	s.random, s.rng = RandomFaults{}, nil
+	s.mu.Unlock()
+}
+
 // Pending returns how many injected faults have not been used yet.
 func (s *Server) Pending() int {
 	s.mu.Lock()

@@ -270,6 +270,12 @@ func TestRandomFaults(t *testing.T) {
 	if st := f.Stats(); st.Requests != 1 || len(st.Faults) != 0 {
 		t.Errorf("after ResetStats and one request: %+v", st)
 	}
+	f.Inject(kvresttest.Fault{Kind: kvresttest.FailBefore}, kvresttest.Fault{Kind: kvresttest.FailBefore})
+	f.SetRandomFaults(kvresttest.RandomFaults{FailBefore: 1})
+	f.ClearFaults()
+	if status, _ := tryPost(f, "/", `["PING"]`); status != 200 || f.Pending() != 0 {
+		t.Errorf("after ClearFaults: status %d, %d faults pending", status, f.Pending())
+	}
 }
 
 func TestListensOnLoopback(t *testing.T) {

@@ -265,7 +265,7 @@ func (c *Client) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 			return nil, &Error{Path: path, Status: last.status, Attempts: attempt, Msg: err.Error(), Err: err}
 		}
 		if actx.Err() != nil {
-			return nil, c.fail(path, attempt, last, fmt.Sprintf("no answer within the %s timeout", c.timeout))
+			return nil, c.timedOut(path, attempt, last)
 		}
 		if !last.retry {
 			return nil, c.fail(path, attempt, last, "")
@@ -287,7 +287,7 @@ func (c *Client) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, &Error{Path: path, Status: last.status, Attempts: attempt, Msg: err.Error(), Err: err}
 			}
-			return nil, c.fail(path, attempt, last, fmt.Sprintf("no answer within the %s timeout", c.timeout))
+			return nil, c.timedOut(path, attempt, last)
 		case <-t.C:
 		}
 	}
@@ -300,6 +300,20 @@ func (c *Client) fail(path string, attempts int, last attemptResult, prefix stri
 		msg = prefix + ": " + msg
 	}
 	return &Error{Path: path, Status: last.status, Attempts: attempts, Msg: msg, Err: last.cause}
+}
+
+// timedOut builds the error of a call that ran out of its own time.
+func (c *Client) timedOut(path string, attempts int, last attemptResult) *Error {
+	e := &Error{Path: path, Status: last.status, Attempts: attempts, Err: last.cause}
+	what := "attempt"
+	if attempts > 1 {
+		what = "attempts"
+	}
+	e.Msg = fmt.Sprintf("no answer within the %s timeout (%d %s)", c.timeout, attempts, what)
+	if !errors.Is(last.err, errCallTimeout) && !errors.Is(last.err, context.DeadlineExceeded) {
+		e.Msg += "; the last one: " + last.err.Error()
+	}
+	return e
 }
 
 // backoff returns the wait before retry number n (1 for the first retry):
