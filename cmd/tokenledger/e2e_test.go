@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -192,4 +193,23 @@ func TestFileInUse(t *testing.T) {
 		t.Errorf("log while serving: exit %d stderr %s", r.code, r.stderr)
 	}
 	s.stop(t)
+}
+
+func TestServeRepair(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "usage.json")
+	if err := os.WriteFile(path, []byte("[{\"broken\": "), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, fileEnv(path), "", "serve", "--addr", "127.0.0.1:0")
+	if r.code != 1 || strings.Count(r.stderr, "tokenledger: ") != 1 || !strings.Contains(r.stderr, "--repair") {
+		t.Fatalf("serve on a corrupt file: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	s := startServer(t, fileEnv(path), "--repair")
+	if status, body := call(t, "POST", s.url+"/api/tokens", `{"model":"m","promptTokens":1}`); status != 200 {
+		t.Fatalf("POST after repair: %d %v", status, body)
+	}
+	s.stop(t)
+	if moved, _ := filepath.Glob(path + ".corrupt-*"); len(moved) != 1 {
+		t.Errorf("corrupt copies: %v, want one", moved)
+	}
 }
