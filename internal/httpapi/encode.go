@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,10 +28,14 @@ type errorBody struct {
 	Index *int   `json:"index,omitempty"`
 }
 
-// encode writes v as a JSON answer with the given status.
+// encode writes v as a JSON answer with the given status. HTML
+// characters are not escaped (messages such as "Bearer <key>" stay
+// readable); the answer is never sniffed as HTML (nosniff).
 func encode(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Every value encoded here is built by this package from plain
 		// types; a failure is a bug, answered without a body.
 		w.WriteHeader(http.StatusInternalServerError)
@@ -38,7 +43,7 @@ func encode(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b.Bytes())
 }
 
 // writeError writes {"error": msg} with status.

@@ -459,6 +459,9 @@ func TestReset(t *testing.T) {
 		if want := "Reset is disabled: set TOKENLEDGER_ADMIN_KEY on the server and send it as Authorization: Bearer <key>"; a.body["error"] != want {
 			t.Errorf("error = %q", a.body["error"])
 		}
+		if !strings.Contains(a.raw, "Bearer <key>") {
+			t.Errorf("the answer escapes <key>: %s", a.raw)
+		}
 		if f.state() != before {
 			t.Error("data changed")
 		}
