@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,7 +62,8 @@ func TestHelperProcess(t *testing.T) {
 		}
 		fmt.Println("done")
 	case "crash-writer":
-		crashWriter(s, os.Getenv("FILESTORE_ROUND"), fail)
+		round, _ := strconv.Atoi(os.Getenv("FILESTORE_ROUND"))
+		crashWriter(s, round, os.Getenv("FILESTORE_RESET") == "1", fail)
 	default:
 		fail(2, "unknown helper mode %q", mode)
 	}
@@ -71,10 +73,31 @@ func TestHelperProcess(t *testing.T) {
 
 // crashWriter adds events from 8 goroutines until it is killed, printing
 // "ack <id>… ;" for every batch Add acknowledged. Every few batches it
-// re-sends an acknowledged event, which must be a duplicate.
-func crashWriter(s *Store, round string, fail func(int, string, ...any)) {
+// re-sends an acknowledged event, which must be a duplicate. With reset,
+// it also calls Reset once, at a random moment, printing "reset-begin ;"
+// and "reset-done ;" around it; events whose Add began after the reset
+// returned have round*10+1 in their id, the others round*10.
+func crashWriter(s *Store, round int, reset bool, fail func(int, string, ...any)) {
 	var out sync.Mutex
+	var gen, began atomic.Int64
+	print := func(line string) {
+		out.Lock()
+		_, _ = os.Stdout.WriteString(line + " ;\n")
+		out.Unlock()
+	}
 	fmt.Println("ready")
+	if reset {
+		go func() {
+			time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
+			began.Store(1)
+			print("reset-begin")
+			if err := s.Reset(context.Background()); err != nil {
+				fail(3, "reset: %v", err)
+			}
+			gen.Store(1)
+			print("reset-done")
+		}()
+	}
 	for w := range 8 {
 		go func() {
 			for i := 0; ; i++ {
@@ -82,9 +105,10 @@ func crashWriter(s *Store, round string, fail func(int, string, ...any)) {
 				if w == 0 {
 					n = 20 // one writer sends larger batches
 				}
+				g := int(gen.Load())
 				evs := make([]tokenledger.Event, n)
 				for k := range n {
-					evs[k] = crashEvent(fmt.Sprintf("c%s-%d-%d-%d", round, w, i, k))
+					evs[k] = crashEvent(fmt.Sprintf("c%d-%d-%d-%d", round*10+g, w, i, k))
 				}
 				r, err := s.Add(context.Background(), evs)
 				if err != nil {
@@ -98,15 +122,17 @@ func crashWriter(s *Store, round string, fail func(int, string, ...any)) {
 					}
 					line += " " + evs[k].ID
 				}
-				out.Lock()
-				_, _ = os.Stdout.WriteString(line + " ;\n")
-				out.Unlock()
+				print(line)
 				if i%5 == 4 {
 					r, err := s.Add(context.Background(), evs[:1])
 					if err != nil {
 						fail(3, "add: %v", err)
 					}
-					if r.Accepted() != 0 {
+					// After a Reset the same id is new again, so the
+					// check holds only when the (single) Reset had
+					// returned before the first Add began, or has not
+					// begun yet.
+					if r.Accepted() != 0 && (g == 1 || began.Load() == 0) {
 						fmt.Printf("BUG an acknowledged event %s was counted again;\n", evs[0].ID)
 						os.Exit(4)
 					}
@@ -163,37 +189,77 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	acked := map[string]bool{}
-	midCompaction := 0
+	midCompaction, resets, total := 0, 0, 0
 	for round := range rounds {
-		c := startChild(t, "crash-writer", "FILESTORE_PATH="+path, "FILESTORE_ROUND="+strconv.Itoa(round), "FILESTORE_COMPACT=16384")
+		// Every third round also resets the store at a random moment.
+		reset := round%3 == 2
+		c := startChild(t, "crash-writer", "FILESTORE_PATH="+path, "FILESTORE_ROUND="+strconv.Itoa(round), "FILESTORE_COMPACT=16384",
+			"FILESTORE_RESET="+map[bool]string{true: "1"}[reset])
 		c.waitLine(t, "ready")
-		var first []string
+		var lines []string
 		if round%3 != 0 {
 			// Most kills come after the first acknowledgement; the
 			// others may land in the child's start-up, e.g. while it
 			// converts the original file.
-			first = strings.Fields(strings.TrimSuffix(strings.TrimPrefix(c.waitLine(t, "ack "), "ack "), " ;"))
+			for l := range c.lines {
+				lines = append(lines, l)
+				if strings.HasPrefix(l, "ack ") {
+					break
+				}
+			}
 		}
 		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
 		if err := c.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		_ = c.cmd.Wait()
-		n := len(first)
-		for _, id := range first {
-			acked[id] = true
-		}
 		for l := range c.lines {
+			lines = append(lines, l)
+		}
+		var roundAcked []string
+		var resetBegan, resetDone bool
+		for _, l := range lines {
 			if strings.HasPrefix(l, "BUG") {
 				t.Fatalf("round %d: %s", round, l)
 			}
 			// A line cut short by the kill has no " ;" end: its ids
 			// are not counted as acknowledged.
-			if strings.HasPrefix(l, "ack ") && strings.HasSuffix(l, " ;") {
-				for _, id := range strings.Fields(strings.TrimSuffix(strings.TrimPrefix(l, "ack "), " ;")) {
-					acked[id] = true
-					n++
+			switch {
+			case l == "reset-begin ;":
+				resetBegan = true
+			case l == "reset-done ;":
+				resetDone = true
+			case strings.HasPrefix(l, "ack ") && strings.HasSuffix(l, " ;"):
+				roundAcked = append(roundAcked, strings.Fields(strings.TrimSuffix(strings.TrimPrefix(l, "ack "), " ;"))...)
+			}
+		}
+		n := len(roundAcked)
+		total += n
+		var check func(onDisk map[string]bool)
+		if resetBegan {
+			// Reset is atomic: the events acknowledged before this round
+			// are either all there (the kill came first) or all gone; once
+			// Reset returned they are gone. Events of this round are
+			// required only when their Add began after Reset returned.
+			before := acked
+			check = func(onDisk map[string]bool) {
+				there := 0
+				for id := range before {
+					if onDisk[id] {
+						there++
+					}
 				}
+				if there != 0 && (there != len(before) || resetDone) {
+					t.Fatalf("round %d: %d of %d events from before the reset are there (reset returned: %v); want all or none, none once it returned",
+						round, there, len(before), resetDone)
+				}
+			}
+			acked = map[string]bool{}
+			resets++
+		}
+		for _, id := range roundAcked {
+			if !resetBegan || strings.HasPrefix(id, fmt.Sprintf("c%d-", round*10+1)) {
+				acked[id] = true
 			}
 		}
 		if strings.Contains(c.stderr.String(), "add:") || strings.Contains(c.stderr.String(), "open:") {
@@ -204,20 +270,21 @@ func TestCrashRecovery(t *testing.T) {
 		if tmps, _ := filepath.Glob(path + ".tmp-*"); len(tmps) > 0 {
 			midCompaction++
 		}
-		t.Logf("round %d: %d events acknowledged before the kill", round, n)
-		verifyAfterCrash(t, path, acked)
+		t.Logf("round %d: %d events acknowledged before the kill (reset began %v, returned %v)", round, n, resetBegan, resetDone)
+		verifyAfterCrash(t, path, acked, check)
 	}
-	if len(acked) == 0 {
+	if total == 0 {
 		t.Fatal("no event was acknowledged in any round; the test tested nothing")
 	}
-	t.Logf("%d events acknowledged in %d rounds; %d kills interrupted a compaction", len(acked), rounds, midCompaction)
+	t.Logf("%d rounds, %d with a reset; %d kills interrupted a compaction", rounds, resets, midCompaction)
 	if midCompaction == 0 {
 		t.Errorf("no kill interrupted a compaction in %d rounds; the test did not test that", rounds)
 	}
 }
 
-// verifyAfterCrash checks the files at path against the acknowledged ids.
-func verifyAfterCrash(t *testing.T, path string, acked map[string]bool) {
+// verifyAfterCrash checks the files at path against the acknowledged ids;
+// check, when not nil, also sees the ids on disk.
+func verifyAfterCrash(t *testing.T, path string, acked map[string]bool, check func(onDisk map[string]bool)) {
 	t.Helper()
 	var onDisk []tokenledger.Event
 	res, err := Scan(path, ScanOptions{Now: clockAt(fixedNow)}, func(evs []tokenledger.Event) error {
@@ -238,6 +305,9 @@ func verifyAfterCrash(t *testing.T, path string, acked map[string]bool) {
 				t.Fatalf("stored event differs from what was written:\n got  %+v\n want %+v", e, want)
 			}
 		}
+	}
+	if check != nil {
+		check(ids)
 	}
 	var lost []string
 	var ackedEvents []tokenledger.Event
