@@ -514,6 +514,16 @@ func (s *Server) run(ctx context.Context, c *redis.Client, cmds [][]any) ([]any,
 		return out, nil
 	}
 	s.commands.Add(int64(len(todo)))
+	if len(todo) == 1 { // no pipeline needed (nor go-redis's pipeline machinery)
+		i := todo[0]
+		v, err := c.Do(ctx, cmds[i]...).Result()
+		r, err := resultOf(v, err)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+		return out, nil
+	}
 	pipe := c.Pipeline()
 	rc := make([]*redis.Cmd, len(todo))
 	for j, i := range todo {
@@ -521,20 +531,28 @@ func (s *Server) run(ctx context.Context, c *redis.Client, cmds [][]any) ([]any,
 	}
 	_, _ = pipe.Exec(ctx)
 	for j, i := range todo {
-		v, err := rc[j].Result()
-		var rerr redis.Error
-		switch {
-		case err == nil:
-			out[i] = resultBody{toJSON(v)}
-		case errors.Is(err, redis.Nil):
-			out[i] = resultBody{nil}
-		case errors.As(err, &rerr):
-			out[i] = errorBody{rerr.Error()}
-		default:
+		r, err := resultOf(rc[j].Result())
+		if err != nil {
 			return nil, err
 		}
+		out[i] = r
 	}
 	return out, nil
+}
+
+// resultOf turns one go-redis reply into a resultBody or errorBody; the
+// error is non-nil when Redis could not be reached.
+func resultOf(v any, err error) (any, error) {
+	var rerr redis.Error
+	switch {
+	case err == nil:
+		return resultBody{toJSON(v)}, nil
+	case errors.Is(err, redis.Nil):
+		return resultBody{nil}, nil
+	case errors.As(err, &rerr):
+		return errorBody{rerr.Error()}, nil
+	}
+	return nil, err
 }
 
 // toJSON maps a RESP2 reply as go-redis gives it to its JSON form.

@@ -45,6 +45,13 @@ var (
 	// of the REST token). It is never retried.
 	ErrTokenRejected = errors.New("the REST token was rejected")
 
+	// ErrQuotaExceeded marks a call refused because the database reached a
+	// limit of its plan (Upstash's "ERR max daily request limit exceeded",
+	// "ERR max requests limit exceeded", "ERR DB capacity quota exceeded",
+	// "ERR max concurrent connections exceeded"): the database cannot
+	// serve until the limit resets or the plan changes. It is not retried.
+	ErrQuotaExceeded = errors.New("the database reached a limit of its plan")
+
 	// ErrReadOnly marks a write refused locally because the client (or
 	// store) holds only a read-only token. Nothing was sent.
 	ErrReadOnly = errors.New("only a read-only token is configured, which is never used to write")
@@ -336,6 +343,39 @@ type attemptResult struct {
 	retryAfter time.Duration // the server's Retry-After, 0 when none
 }
 
+// quotaMessages are the parts of the Upstash error messages that mean a
+// plan limit was reached (see ErrQuotaExceeded).
+var quotaMessages = []string{
+	"request limit exceeded", "requests limit exceeded",
+	"quota exceeded", "concurrent connections exceeded",
+}
+
+// isQuota reports whether a server's error message says a plan limit was
+// reached.
+func isQuota(msg string) bool {
+	msg = strings.ToLower(msg)
+	for _, q := range quotaMessages {
+		if strings.Contains(msg, q) {
+			return true
+		}
+	}
+	return false
+}
+
+// quotaError returns the message of the first reply, or of the error body,
+// that says a plan limit was reached.
+func quotaError(replies []any, data []byte) (string, bool) {
+	for _, r := range replies {
+		if e, ok := r.(redismodel.ReplyError); ok && isQuota(string(e)) {
+			return string(e), true
+		}
+	}
+	if msg, ok := errorBody(data); ok && isQuota(msg) {
+		return msg, true
+	}
+	return "", false
+}
+
 // attempt sends one request with a fresh body reader.
 func (c *Client) attempt(ctx context.Context, target string, body []byte, n int) attemptResult {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -360,6 +400,20 @@ func (c *Client) attempt(ctx context.Context, target string, body []byte, n int)
 	if len(data) > maxResponseBytes {
 		return attemptResult{err: fmt.Errorf("the answer is larger than %d bytes", maxResponseBytes), status: resp.StatusCode}
 	}
+	st := resp.StatusCode
+	res := c.classify(resp, data, n)
+	if res.cause == nil { // a plan limit is final, whatever the status
+		if msg, ok := quotaError(res.replies, data); ok {
+			return attemptResult{status: st, cause: ErrQuotaExceeded,
+				err: fmt.Errorf("%w (%s: %s)", ErrQuotaExceeded, resp.Status, c.scrub(msg))}
+		}
+	}
+	return res
+}
+
+// classify reads one answer: its replies, or what went wrong and whether
+// another attempt is worth it.
+func (c *Client) classify(resp *http.Response, data []byte, n int) attemptResult {
 	st := resp.StatusCode
 	res := attemptResult{status: st}
 	switch {

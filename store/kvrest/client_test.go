@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/store/kvrest"
 )
@@ -74,6 +75,9 @@ func TestClientAnswers(t *testing.T) {
 		{"404 is final", []answerSpec{{404, `Not Found`, nil}}, [][]any{{"PING"}}, nil, "is the URL the database's REST URL", 1},
 		{"403 is final", []answerSpec{{403, `{"error":"forbidden"}`, nil}}, [][]any{{"PING"}}, nil, "answered 403 Forbidden: forbidden", 1},
 		{"a redirect is not followed", []answerSpec{{308, ``, map[string]string{"Location": "https://elsewhere.example/"}}}, [][]any{{"PING"}}, nil, `redirect to "https://elsewhere.example/"`, 1},
+		{"a plan limit is final", []answerSpec{{400, `{"error":"ERR max daily request limit exceeded"}`, nil}}, [][]any{{"PING"}}, nil, "reached a limit of its plan (400 Bad Request: ERR max daily request limit exceeded)", 1},
+		{"a plan limit in a 429 is final", []answerSpec{{429, `{"error":"ERR max requests limit exceeded"}`, nil}}, [][]any{{"PING"}}, nil, "ERR max requests limit exceeded", 1},
+		{"a plan limit inline in a pipeline", []answerSpec{{200, `[{"result":"OK"},{"error":"ERR DB capacity quota exceeded"}]`, nil}}, [][]any{{"GET", "a"}, {"SET", "a", "b"}}, nil, "ERR DB capacity quota exceeded", 1},
 		{"401 is final and ErrTokenRejected", []answerSpec{{401, `{"error":"WRONGPASS invalid or missing auth token ` + token + `"}`, nil}}, [][]any{{"PING"}}, nil, "the REST token was rejected", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,6 +117,9 @@ func TestClientAnswers(t *testing.T) {
 			if strings.HasPrefix(tc.name, "401") && !errors.Is(err, kvrest.ErrTokenRejected) {
 				t.Errorf("err = %v, want ErrTokenRejected", err)
 			}
+			if strings.HasPrefix(tc.name, "a plan limit") && !errors.Is(err, kvrest.ErrQuotaExceeded) {
+				t.Errorf("err = %v, want ErrQuotaExceeded", err)
+			}
 		})
 	}
 }
@@ -139,4 +146,22 @@ func TestClientBasePath(t *testing.T) {
 	if c.Host() != strings.TrimPrefix(hs.URL, "http://") {
 		t.Errorf("Host() = %q", c.Host())
 	}
+}
+
+// TestStoreQuotaUnavailable: through the store, a plan limit is an outage
+// (ErrUnavailable), so the fallback spool keeps the events.
+func TestStoreQuotaUnavailable(t *testing.T) {
+	s := &scripted{answers: []answerSpec{{400, `{"error":"ERR max daily request limit exceeded"}`, nil}}}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	st, err := kvrest.New(kvrest.Options{URL: hs.URL, Token: "t", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = st.Add(context.Background(), batch("quota", 2))
+	if !errors.Is(err, tokenledger.ErrUnavailable) || !errors.Is(err, kvrest.ErrQuotaExceeded) {
+		t.Errorf("Add past the plan's limit: err = %v, want ErrUnavailable and ErrQuotaExceeded", err)
+	}
+	wantClear(t, "Add", err, strings.TrimPrefix(hs.URL, "http://"))
 }

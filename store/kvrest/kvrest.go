@@ -14,11 +14,14 @@
 // days is one /pipeline request.
 //
 // Failures: every error names the REST API's host and says what happened;
-// none ever holds the token. An unreachable API, a 5xx answer, a timeout
-// and a rejected token (401, see ErrTokenRejected) wrap
-// tokenledger.ErrUnavailable: the store cannot serve, so the fallback
-// spool keeps the events until the API is reachable with a valid token
-// again. A store configured with only a read-only token refuses writes
+// none ever holds the token. An unreachable API, a 5xx answer, a timeout,
+// a rejected token (401, see ErrTokenRejected) and a reached plan limit
+// (ErrQuotaExceeded) wrap tokenledger.ErrUnavailable: the store cannot
+// serve, so the fallback spool keeps the events until the API is
+// reachable with a valid token again. A command's own error (a 400, or an
+// error inline in a /pipeline answer) is a plain error, as it is through
+// redisstore, unless Redis says it cannot serve (LOADING, BUSY, OOM,
+// NOPERM, …). A store configured with only a read-only token refuses writes
 // with ErrReadOnly, which does not wrap ErrUnavailable: no retry can make
 // them succeed.
 package kvrest
