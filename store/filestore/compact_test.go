@@ -113,8 +113,21 @@ func TestCompactionDropsExpiredDays(t *testing.T) {
 		t.Errorf("journals left after compaction: %v", j)
 	}
 	s = mustOpen(t, path, Options{Now: clock.Now, RetentionDays: R})
-	defer s.Close()
 	sameDays(t, "after compaction", allDays(t, s, clock.Now(), R), want)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A day later, without any write, Close still drops the day that
+	// left the window.
+	clock.add(24 * time.Hour)
+	s = mustOpen(t, path, Options{Now: clock.Now, RetentionDays: R})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(fileDays(t, path)); got != len(want)-1 {
+		t.Errorf("a day later the file holds %d days, want %d", got, len(want)-1)
+	}
 }
 
 // TestBackgroundCompaction: with writers running, compaction folds the

@@ -234,7 +234,6 @@ func (s *Store) oldest() tokenledger.Date {
 // incomplete last journal line, temporary files.
 func (s *Store) load() error {
 	var res ScanResult
-	var firstDay tokenledger.Date
 	sc, err := scanFiles(s.path, s.oldest(), 4096, &res, func(evs []tokenledger.Event) error {
 		r, err := s.mem.Add(context.Background(), evs)
 		if err != nil {
@@ -252,18 +251,6 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
-	if sc.kind == kindOurs {
-		// The oldest day written in the file, expired or not, tells
-		// whether a compaction has days to drop.
-		if snap, err := openSnapshot(s.path); err == nil {
-			_ = snap.eachDay(func(d tokenledger.Date, _ []tokenledger.Event) error {
-				firstDay = d
-				return io.EOF
-			})
-			snap.close()
-		}
-	}
-
 	for _, j := range sc.stale {
 		if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove folded journal: %w", err)
@@ -271,7 +258,7 @@ func (s *Store) load() error {
 	}
 	s.removeTemporaries()
 
-	s.kind, s.folded, s.snapBytes, s.snapOldest = sc.kind, sc.folded, sc.snapSize, firstDay
+	s.kind, s.folded, s.snapBytes, s.snapOldest = sc.kind, sc.folded, sc.snapSize, sc.firstDay
 	s.unfolded = sc.unfoldedBytes
 	s.seq = sc.folded + 1
 	if n := len(sc.journals); n > 0 {
@@ -811,9 +798,6 @@ func (s *Store) close() error {
 func (s *Store) Info() tokenledger.StoreInfo {
 	return tokenledger.StoreInfo{Kind: "file", Database: false, Location: s.path}
 }
-
-// Path returns the usage file's path.
-func (s *Store) Path() string { return s.path }
 
 // syncDir makes a directory's entries (created, renamed or removed files)
 // durable.

@@ -134,6 +134,9 @@ type scanned struct {
 	snapSize int64
 	// folded is the usage file's "foldedJournal".
 	folded uint64
+	// firstDay is the oldest day in our usage file, expired or not: it
+	// tells whether a compaction has days to drop.
+	firstDay tokenledger.Date
 	// stale are journals already folded into the usage file.
 	stale []journalFile
 	// journals are the unfolded journals that were replayed, oldest first.
@@ -213,7 +216,10 @@ func scanFiles(path string, oldest tokenledger.Date, batchSize int, res *ScanRes
 
 	switch snap.kind {
 	case kindOurs:
-		err = snap.eachDay(func(_ tokenledger.Date, evs []tokenledger.Event) error {
+		err = snap.eachDay(func(d tokenledger.Date, evs []tokenledger.Event) error {
+			if sc.firstDay == "" {
+				sc.firstDay = d
+			}
 			for i := range evs {
 				if err := add(&evs[i]); err != nil {
 					return err
