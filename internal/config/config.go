@@ -94,10 +94,6 @@ type Config struct {
 	LogLevel slog.Level
 }
 
-// DatabaseConfigured reports whether a database (Redis or KV REST) is the
-// store.
-func (c Config) DatabaseConfigured() bool { return c.Store == Redis || c.Store == KV }
-
 // Secrets returns every secret value in c, so that messages shown to
 // users can have them removed.
 func (c Config) Secrets() []string {
@@ -223,7 +219,7 @@ func (c *Config) loadFile(get func(string) string) {
 // platforms that set PORT expect), else DefaultAddr.
 func (c *Config) loadAddr(get func(string) string) error {
 	if v := get("TOKENLEDGER_ADDR"); v != "" {
-		if err := checkListenAddr(v); err != nil {
+		if err := CheckListenAddr(v); err != nil {
 			return fmt.Errorf("TOKENLEDGER_ADDR must be host:port or :port (such as 127.0.0.1:8080), not %q", v)
 		}
 		c.Addr, c.AddrFrom = v, "TOKENLEDGER_ADDR"
@@ -294,9 +290,7 @@ func parseLogLevel(v string) (slog.Level, error) {
 
 // CheckListenAddr reports whether addr is host:port or :port with a port
 // from 0 to 65535; the error names no variable.
-func CheckListenAddr(addr string) error { return checkListenAddr(addr) }
-
-func checkListenAddr(addr string) error {
+func CheckListenAddr(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err

@@ -220,9 +220,6 @@ func TestSecrets(t *testing.T) {
 	if want := "resttoken,0123456789abcdef,hunter2"; got != want {
 		t.Errorf("Secrets() = %q, want %q", got, want)
 	}
-	if !c.DatabaseConfigured() {
-		t.Error("DatabaseConfigured() = false with KV configured")
-	}
 }
 
 func eq[T comparable](t *testing.T, what string, got, want T) {

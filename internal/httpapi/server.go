@@ -123,11 +123,5 @@ func (s *server) environment() environmentJSON {
 // timestamp formats the Service's now as RFC 3339 in UTC with
 // milliseconds, the way JavaScript's toISOString does.
 func (s *server) timestamp() string {
-	return FormatTimestamp(s.Service.Now())
-}
-
-// FormatTimestamp formats t as the API writes every "timestamp": RFC 3339
-// in UTC with milliseconds, e.g. 2026-11-27T12:00:00.000Z.
-func FormatTimestamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	return s.Service.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
