@@ -262,6 +262,11 @@ func writeSnapshot(ctx context.Context, p foldParams, body func(w *snapWriter) (
 		return foldResult{}, fmt.Errorf("write token usage file: %w", err)
 	}
 	tmpName := tmp.Name()
+	// Keep the file's permissions (a temp file starts as 0600).
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(p.path); err == nil {
+		mode = st.Mode().Perm()
+	}
 	installed := false
 	defer func() {
 		if !installed {
@@ -272,7 +277,10 @@ func writeSnapshot(ctx context.Context, p foldParams, body func(w *snapWriter) (
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	w := &snapWriter{w: bw}
 	var out foldResult
-	err = w.begin(p.now, p.retention, p.upTo)
+	err = tmp.Chmod(mode)
+	if err == nil {
+		err = w.begin(p.now, p.retention, p.upTo)
+	}
 	if err == nil {
 		out.oldest, err = body(w)
 	}

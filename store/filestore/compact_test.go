@@ -291,6 +291,11 @@ func TestFileIsReadable(t *testing.T) {
 	if err := json.Unmarshal([]byte(data), &v); err != nil {
 		t.Errorf("the file is not valid JSON: %v", err)
 	}
+	if st, err := os.Stat(path); err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o644 {
+		t.Errorf("the file's mode is %v, want -rw-r--r--", st.Mode())
+	}
 }
 
 // TestSummaryIsInformational: a summary edited by hand changes nothing;

@@ -428,7 +428,11 @@ func (s *Store) commit(group []*request) {
 		}
 		return
 	}
-	clear(s.seen)
+	if len(s.seen) > 1024 {
+		s.seen = map[dayID]struct{}{} // clearing a big map costs its size each time
+	} else {
+		clear(s.seen)
+	}
 	fresh := s.fresh[:0]
 	for _, r := range group {
 		r.res.New = make([]bool, len(r.events))
