@@ -125,8 +125,10 @@ type Store struct {
 	compactCancel context.CancelFunc
 	compactDone   chan struct{}
 	lineBuf       []byte
-	seen          map[dayID]struct{}
-	fresh         []tokenledger.Event
+	// syncs counts journal fsyncs (benchmarks report events per fsync).
+	syncs atomic.Int64
+	seen  map[dayID]struct{}
+	fresh []tokenledger.Event
 }
 
 // dayID is the idempotency key of an event.
@@ -509,6 +511,7 @@ func (s *Store) appendLocked(line []byte) error {
 		}
 		return unavailable("write journal %s: %w", s.jf.Name(), err)
 	}
+	s.syncs.Add(1)
 	if err := s.jf.Sync(); err != nil {
 		s.broken = unavailable("sync journal %s: %w; the store must be reopened", s.jf.Name(), err)
 		return s.broken
