@@ -242,7 +242,10 @@ func (c *Client) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 	}
 	if c.readOnly {
 		for _, cmd := range cmds {
-			name, _ := cmd[0].(string)
+			name := ""
+			if len(cmd) > 0 {
+				name, _ = cmd[0].(string)
+			}
 			if !readCommands[strings.ToUpper(name)] {
 				return nil, &Error{Path: path, Msg: fmt.Sprintf("refused to send %s: %v", strings.ToUpper(name), ErrReadOnly), Err: ErrReadOnly}
 			}
@@ -278,14 +281,14 @@ func (c *Client) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 			return nil, c.fail(path, attempt, last, "")
 		}
 		if attempt >= c.attempts {
-			return nil, c.fail(path, attempt, last, fmt.Sprintf("failed %d times in %s", attempt, time.Since(start).Round(time.Millisecond)))
+			return nil, c.fail(path, attempt, last, fmt.Sprintf("failed %s in %s", times(attempt), time.Since(start).Round(time.Millisecond)))
 		}
 		wait := backoff(attempt)
 		if last.retryAfter > wait {
 			wait = last.retryAfter
 		}
 		if dl, ok := actx.Deadline(); ok && time.Until(dl) < wait {
-			return nil, c.fail(path, attempt, last, fmt.Sprintf("failed %d times, and the %s timeout leaves no time for another attempt", attempt, c.timeout))
+			return nil, c.fail(path, attempt, last, fmt.Sprintf("failed %s, and too little time is left for another attempt", times(attempt)))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -298,6 +301,14 @@ func (c *Client) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// times returns "once" or "<n> times".
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return strconv.Itoa(n) + " times"
 }
 
 // fail builds the error of a failed call from its last attempt.

@@ -68,7 +68,7 @@ func TestClientAnswers(t *testing.T) {
 		{"400 of a pipeline fails every command", []answerSpec{{400, `{"error":"ERR max request size exceeded"}`, nil}}, [][]any{{"GET", "a"}, {"GET", "b"}}, []any{redismodel.ReplyError("ERR max request size exceeded"), redismodel.ReplyError("ERR max request size exceeded")}, "", 1},
 		{"400 without a JSON error is final", []answerSpec{{400, `bad`, nil}}, [][]any{{"GET", "a"}}, nil, "answered 400 Bad Request: bad", 1},
 		{"429 is retried after Retry-After", []answerSpec{{429, `{"error":"slow down"}`, map[string]string{"Retry-After": "0"}}, {200, `{"result":"OK"}`, nil}}, [][]any{{"PING"}}, []any{"OK"}, "", 2},
-		{"a Retry-After past the timeout gives up", []answerSpec{{503, `{"error":"busy"}`, map[string]string{"Retry-After": "60"}}}, [][]any{{"PING"}}, nil, "leaves no time for another attempt: answered 503 Service Unavailable: busy", 1},
+		{"a Retry-After past the timeout gives up", []answerSpec{{503, `{"error":"busy"}`, map[string]string{"Retry-After": "60"}}}, [][]any{{"PING"}}, nil, "failed once, and too little time is left for another attempt: answered 503 Service Unavailable: busy", 1},
 		{"500 with an empty body", []answerSpec{{500, ``, nil}}, [][]any{{"PING"}}, nil, "failed 4 times", 4},
 		{"a garbled 200 is retried", []answerSpec{{200, `<html>oops</html>`, nil}, {200, `{"result":"PONG"}`, nil}}, [][]any{{"PING"}}, []any{"PONG"}, "", 2},
 		{"a pipeline answer of the wrong length is retried", []answerSpec{{200, `[{"result":1}]`, nil}}, [][]any{{"GET", "a"}, {"GET", "b"}}, nil, "holds 1 results for 2 commands", 4},

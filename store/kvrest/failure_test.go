@@ -346,7 +346,7 @@ func TestReadOnlyToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.ResetStats()
-	for _, cmds := range [][][]any{{{"SET", "k", "v"}}, {{"HGETALL", "k"}, {"EVALSHA", "x", "0"}}, {{"SCAN", "0"}}} {
+	for _, cmds := range [][][]any{{{"SET", "k", "v"}}, {{"HGETALL", "k"}, {"EVALSHA", "x", "0"}}, {{"SCAN", "0"}}, {{}}, {{int64(1)}}} {
 		if _, err := c.Do(ctx, cmds); !errors.Is(err, kvrest.ErrReadOnly) {
 			t.Errorf("read-only client Do(%v): err = %v, want ErrReadOnly", cmds, err)
 		}
