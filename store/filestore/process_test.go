@@ -190,7 +190,10 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	acked := map[string]bool{}
 	midCompaction, resets, total := 0, 0, 0
-	for round := range rounds {
+	// Rounds go on past the planned number (up to 10 more) until a kill
+	// has landed in the middle of a compaction.
+	round := 0
+	for ; round < rounds || (midCompaction == 0 && round < rounds+10); round++ {
 		// Every third round also resets the store at a random moment.
 		reset := round%3 == 2
 		c := startChild(t, "crash-writer", "FILESTORE_PATH="+path, "FILESTORE_ROUND="+strconv.Itoa(round), "FILESTORE_COMPACT=16384",
@@ -276,7 +279,7 @@ func TestCrashRecovery(t *testing.T) {
 	if total == 0 {
 		t.Fatal("no event was acknowledged in any round; the test tested nothing")
 	}
-	t.Logf("%d rounds, %d with a reset; %d kills interrupted a compaction", rounds, resets, midCompaction)
+	t.Logf("%d rounds, %d with a reset; %d kills interrupted a compaction", round, resets, midCompaction)
 	if midCompaction == 0 {
 		t.Errorf("no kill interrupted a compaction in %d rounds; the test did not test that", rounds)
 	}
