@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,16 +49,20 @@ func BenchmarkLogVsCeiling(b *testing.B) {
 	now := time.Now().UTC()
 	day := tokenledger.DateOf(now)
 	exp := strconv.FormatInt(day.Time().AddDate(0, 0, tokenledger.DefaultRetentionDays+1).Unix(), 10)
-	var comb, dir, ceil, combRatio, dirRatio []float64
+	var comb, dir, ceil, combRatio, dirRatio, combCPU, dirCPU, ceilCPU []float64
 	for round := range b.N {
-		c := logPhase(b, combined, now, round)
-		d := logPhase(b, direct, now, round)
-		x := ceilingPhase(b, srv, day, exp)
+		c, ccpu := logPhase(b, combined, now, round)
+		d, dcpu := logPhase(b, direct, now, round)
+		x, xcpu := ceilingPhase(b, srv, day, exp)
 		comb, dir, ceil = append(comb, c), append(dir, d), append(ceil, x)
 		combRatio, dirRatio = append(combRatio, 100*c/x), append(dirRatio, 100*d/x)
+		combCPU, dirCPU, ceilCPU = append(combCPU, ccpu), append(dirCPU, dcpu), append(ceilCPU, xcpu)
 	}
 	b.ReportMetric(median(comb), "store-events/s")
 	b.ReportMetric(median(dir), "direct-events/s")
+	b.ReportMetric(median(combCPU), "store-go-cpu-µs/event")
+	b.ReportMetric(median(dirCPU), "direct-go-cpu-µs/event")
+	b.ReportMetric(median(ceilCPU), "ceiling-client-cpu-µs/call")
 	b.ReportMetric(median(ceil), "ceiling-evalsha/s")
 	b.ReportMetric(median(combRatio), "store-%-of-ceiling")
 	b.ReportMetric(median(dirRatio), "direct-%-of-ceiling")
@@ -65,9 +70,10 @@ func BenchmarkLogVsCeiling(b *testing.B) {
 }
 
 // logPhase logs benchEvents events from 64 goroutines, one Add each, and
-// returns events per second.
-func logPhase(b testing.TB, s *redisstore.Store, now time.Time, round int) float64 {
+// returns events per second and the CPU time this process spent per event.
+func logPhase(b testing.TB, s *redisstore.Store, now time.Time, round int) (rate, cpuMicros float64) {
 	b.Helper()
+	cpu0 := processCPU(b)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -97,26 +103,48 @@ func logPhase(b testing.TB, s *redisstore.Store, now time.Time, round int) float
 	for err := range errs {
 		b.Fatal(err)
 	}
-	return benchEvents / took.Seconds()
+	return benchEvents / took.Seconds(), float64((processCPU(b) - cpu0).Microseconds()) / benchEvents
+}
+
+// childrenCPU returns the user and system CPU time of this process's
+// finished children (redis-benchmark, once it has been waited for).
+func childrenCPU(b testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU returns the user and system CPU time this process has used.
+func processCPU(b testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ceilingPhase runs redis-benchmark with the store's EVALSHA at 64
-// connections and returns its requests per second.
-func ceilingPhase(b testing.TB, srv *redistest.Instance, day tokenledger.Date, exp string) float64 {
+// connections and returns its requests per second and the CPU time
+// redis-benchmark itself spent per call.
+func ceilingPhase(b testing.TB, srv *redistest.Instance, day tokenledger.Date, exp string) (rps, clientCPU float64) {
 	b.Helper()
 	k, err := redismodel.NewKeys(redistest.Prefix()) // fresh counters each round
 	if err != nil {
 		b.Fatal(err)
 	}
-	// -r must fit redis-benchmark's int: 1e8 ids make a repeat (a cheaper
-	// duplicate call) about one call in 5,000.
+	// With -r 1e12 redis-benchmark repeats one id; 1e8 gives random ids,
+	// of which about one call in 5,000 repeats an earlier one.
 	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(srv.Port()), "-c", "64", "-n", strconv.Itoa(benchEvents),
 		"-r", "100000000", "--csv",
 		"EVALSHA", redismodel.AddScriptSHA(), "6",
 		k.Day(day, redismodel.KindTotals), k.Day(day, redismodel.KindModels), k.Day(day, redismodel.KindUsers),
 		k.Day(day, redismodel.KindUserSet), k.Day(day, redismodel.KindSessions), k.ID(day, "__rand_int__"),
 		exp, "gpt-4o", "u1", "s1", "100", "50", "150", "0", "0", "0", "1500"}
+	cpu0 := childrenCPU(b)
 	out, err := exec.Command("redis-benchmark", args...).CombinedOutput()
+	clientCPU = float64((childrenCPU(b) - cpu0).Microseconds()) / benchEvents
 	if err != nil {
 		b.Fatalf("redis-benchmark: %v\n%s", err, out)
 	}
@@ -124,7 +152,7 @@ func ceilingPhase(b testing.TB, srv *redistest.Instance, day tokenledger.Date, e
 	if err != nil || len(recs) < 2 || len(recs[1]) < 2 {
 		b.Fatalf("redis-benchmark output: %v\n%s", err, out)
 	}
-	rps, err := strconv.ParseFloat(recs[1][1], 64)
+	rps, err = strconv.ParseFloat(recs[1][1], 64)
 	if err != nil {
 		b.Fatalf("redis-benchmark rps %q: %v", recs[1][1], err)
 	}
@@ -135,7 +163,7 @@ func ceilingPhase(b testing.TB, srv *redistest.Instance, day tokenledger.Date, e
 	if n, err := c.HGet(context.Background(), k.Day(day, redismodel.KindTotals), "n").Int64(); err != nil || n < benchEvents*99/100 {
 		b.Fatalf("redis-benchmark counted %d new events of %d (%v): its calls were not like the store's", n, benchEvents, err)
 	}
-	return rps
+	return rps, clientCPU
 }
 
 // BenchmarkAll91Days reads 91 days × 20 models × 100 users with
