@@ -206,6 +206,7 @@ func New(redisAddr string, o Options) (*Server, error) {
 	ropts := func() *redis.Options {
 		return &redis.Options{
 			Addr: redisAddr, Protocol: 2, PoolSize: pool, MaxRetries: -1,
+			DialTimeout: time.Second, DialerRetries: 1,
 			DisableIdentity:          true,
 			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 		}

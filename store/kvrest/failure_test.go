@@ -496,3 +496,40 @@ func TestScriptReloaded(t *testing.T) {
 		t.Errorf("front saw %+v, want EVALSHA (NOSCRIPT) then EVAL", st)
 	}
 }
+
+// TestRedisBehindTheAPIDown: when the database behind the REST API stops,
+// the API answers 5xx and the store fails within the timeout with
+// ErrUnavailable; when it is back (without the script, which a restart
+// loses), the store works again and logs the connected line again.
+func TestRedisBehindTheAPIDown(t *testing.T) {
+	srv := redistest.Server(t)
+	f := kvresttest.Start(t, srv.Addr(), kvresttest.Options{})
+	rec := &logRecorder{}
+	s := open(t, f, kvrest.Options{Logger: slog.New(rec)})
+	ctx := context.Background()
+	if _, err := s.Add(ctx, batch("before", 3)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill(t)
+	start := time.Now()
+	_, err := s.Add(ctx, batch("down", 3))
+	if took := time.Since(start); took > kvrest.DefaultTimeout+slack {
+		t.Errorf("Add took %s with the database down", took)
+	}
+	t.Logf("Add with the database down: %v", err)
+	wantUnavailable(t, "Add", err, f.Host(), f.Token())
+	if err != nil && !strings.Contains(err.Error(), "500") {
+		t.Errorf("error %q does not give the API's status", err)
+	}
+	srv.Restart(t)
+	res, err := s.Add(ctx, batch("after", 3))
+	if err != nil || res.Accepted() != 3 {
+		t.Fatalf("Add after the database came back: %+v, %v", res, err)
+	}
+	if n := rec.count(kvrest.UnavailableMessage); n != 1 {
+		t.Errorf("outage logged %d times, want 1:\n%s", n, rec.all())
+	}
+	if n := rec.count(kvrest.ConnectedMessage); n != 2 {
+		t.Errorf("connected line logged %d times, want 2:\n%s", n, rec.all())
+	}
+}
