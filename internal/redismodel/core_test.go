@@ -423,3 +423,20 @@ func TestResetScansEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// TestExpireAtByDayNumber: the fast day arithmetic Add uses agrees with
+// the date-based ExpireAt around midnight, including before 1970.
+func TestExpireAtByDayNumber(t *testing.T) {
+	c := newCore(t, doerFunc(func([][]any) ([]any, error) { return nil, nil }))
+	for _, ts := range []time.Time{
+		time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 26, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 11, 27, 1, 30, 0, 0, time.FixedZone("UTC+2", 7200)), // 23:30 UTC the day before
+		time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		if got, want := c.expireAt(dayNumber(ts)), c.ExpireAt(tokenledger.DateOf(ts)).Unix(); got != want {
+			t.Errorf("%s: expireAt = %d, ExpireAt = %d", ts, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package redistest_test
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +84,28 @@ func TestCluster(t *testing.T) {
 	}
 	if moved != 2 {
 		t.Errorf("%d masters redirected GET x, want 2", moved)
+	}
+}
+
+// TestMissingBinary: without redis-server on PATH the helpers skip, and
+// with TOKENLEDGER_REQUIRE_REDIS=1 they fail. It runs this test binary
+// again with an empty PATH.
+func TestMissingBinary(t *testing.T) {
+	if os.Getenv("REDISTEST_CHILD") == "1" {
+		redistest.Server(t)
+		t.Log("started a server without redis-server on PATH")
+		return
+	}
+	run := func(require string) string {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMissingBinary$", "-test.v")
+		cmd.Env = []string{"PATH=", "REDISTEST_CHILD=1", redistest.RequireEnv + "=" + require}
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	if out := run(""); !strings.Contains(out, "--- SKIP: TestMissingBinary") || !strings.Contains(out, "redis-server is not installed") {
+		t.Errorf("without the binary and without %s the test did not skip:\n%s", redistest.RequireEnv, out)
+	}
+	if out := run("1"); !strings.Contains(out, "--- FAIL: TestMissingBinary") || !strings.Contains(out, "forbids skipping") {
+		t.Errorf("without the binary and with %s=1 the test did not fail:\n%s", redistest.RequireEnv, out)
 	}
 }
