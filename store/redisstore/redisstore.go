@@ -92,7 +92,7 @@ func New(opts Options) (*Store, error) {
 	}
 	if cl.cluster != nil {
 		server = "redis cluster " + cl.location
-		d = &clusterDoer{Doer: comb, cc: cl.cluster}
+		d = &clusterDoer{Doer: d, cc: cl.cluster}
 	}
 	core, err := redismodel.New(redismodel.Config{
 		Doer: d, Prefix: opts.KeyPrefix, RetentionDays: opts.RetentionDays, Now: opts.Now, Server: server,
