@@ -666,6 +666,39 @@ func (c *Core) Check(ctx context.Context) error {
 	return nil
 }
 
+// HasMark reports whether SetMark(name) was called within the last R + 1
+// days (see Keys.Mark). Errors are as for Check.
+func (c *Core) HasMark(ctx context.Context, name string) (bool, error) {
+	const op = "read marker"
+	replies, err := c.do(ctx, op, [][]any{{"EXISTS", c.keys.Mark(name)}})
+	if err != nil {
+		return false, err
+	}
+	if e, ok := replies[0].(ReplyError); ok {
+		return false, c.replyFail(op, e)
+	}
+	n, err := toInt(replies[0])
+	if err != nil {
+		return false, fmt.Errorf("%s: %s: %w", c.server, op, err)
+	}
+	return n == 1, nil
+}
+
+// SetMark records name for R + 1 days, after which whatever it marked
+// (an imported file) has expired anyway. Errors are as for Check.
+func (c *Core) SetMark(ctx context.Context, name string) error {
+	const op = "write marker"
+	ttl := int64(c.retention+1) * 24 * 3600
+	replies, err := c.do(ctx, op, [][]any{{"SET", c.keys.Mark(name), "1", "EX", ttl}})
+	if err != nil {
+		return err
+	}
+	if e, ok := replies[0].(ReplyError); ok {
+		return c.replyFail(op, e)
+	}
+	return nil
+}
+
 // LoadScript loads the add script on every master (SCRIPT LOAD), so that
 // the first Add need not send its source. Add works without it: it loads
 // the script itself on NOSCRIPT.

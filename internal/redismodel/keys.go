@@ -88,6 +88,13 @@ func (k Keys) Probe(token string) string {
 	return k.prefix + ":{probe}:" + token
 }
 
+// Mark returns the key of a marker, "<prefix>:mark:<name>". Markers hold no
+// usage data and lie outside Pattern, so Reset leaves them: a reset
+// database is not refilled from a file it had already imported.
+func (k Keys) Mark(name string) string {
+	return k.prefix + ":mark:" + name
+}
+
 // Pattern returns the SCAN MATCH pattern of every key under the prefix,
 // "<prefix>:{*". Keys of a longer prefix (such as "<prefix>:x") do not match
 // it, because a prefix holds no brace.

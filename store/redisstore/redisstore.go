@@ -198,6 +198,25 @@ func (s *Store) Check(ctx context.Context) error {
 	return s.closedErr(s.track(s.core.Check(ctx)))
 }
 
+// HasMark reports whether SetMark(name) was called within the last R + 1
+// days; the migration uses it to remember files it could not rename.
+// Errors are as for Check.
+func (s *Store) HasMark(ctx context.Context, name string) (bool, error) {
+	if s.closed.Load() {
+		return false, tokenledger.ErrClosed
+	}
+	ok, err := s.core.HasMark(ctx, name)
+	return ok, s.closedErr(s.track(err))
+}
+
+// SetMark records name for R + 1 days. Errors are as for Check.
+func (s *Store) SetMark(ctx context.Context, name string) error {
+	if s.closed.Load() {
+		return tokenledger.ErrClosed
+	}
+	return s.closedErr(s.track(s.core.SetMark(ctx, name)))
+}
+
 // Close closes the connections. Nothing is buffered: every acknowledged
 // event is already in Redis. After Close every method returns
 // tokenledger.ErrClosed. Close is idempotent.
