@@ -25,7 +25,7 @@ func runTest(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	a, err := openApp(ctx, e, cfg, app.Options{})
+	a, err := openApp(ctx, e, cfg, app.Options{AllowDown: true})
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"report", "--days", "0"}, "tokenledger: report: --days must be a whole number from 1 to 91, not 0"},
 		{[]string{"report", "--days", "92"}, "tokenledger: report: --days must be a whole number from 1 to 91, not 92"},
 		{[]string{"test", "--json"}, "tokenledger: test: flag provided but not defined: -json (see tokenledger test --help)"},
-		{[]string{"frobnicate"}, `tokenledger: unknown command "frobnicate"; use serve, log, report or test (see tokenledger --help)`},
+		{[]string{"frobnicate"}, `tokenledger: unknown command "frobnicate"; use serve, log, report, test or migrate (see tokenledger --help)`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -73,7 +73,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	t.Run("no command", func(t *testing.T) {
 		r := cli(t, memoryEnv, "")
-		if r.code != 2 || !strings.HasSuffix(r.stderr, "tokenledger: no command given; use serve, log, report or test\n") {
+		if r.code != 2 || !strings.HasSuffix(r.stderr, "tokenledger: no command given; use serve, log, report, test or migrate\n") {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
@@ -91,8 +91,10 @@ func TestConfigErrors(t *testing.T) {
 			`tokenledger: configuration: TOKENLEDGER_RETENTION_DAYS must be a whole number of days from 1 to 3650, not "ninety"` + "\n"},
 		{map[string]string{"TOKENLEDGER_STORE": "memory"}, []string{"serve", "--repair"},
 			"tokenledger: --repair applies to the local file store only, and the store is memory (TOKENLEDGER_STORE=memory)\n"},
+		{map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, []string{"report"},
+			"tokenledger: redis 127.0.0.1:1: load script: storage unavailable: dial tcp 127.0.0.1:1: connect: connection refused\n"},
 		{map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, []string{"test"},
-			"tokenledger: the redis store is not available in this build yet (chosen by auto: REDIS_URL is set); set TOKENLEDGER_STORE=file to use the local file: store not available in this build\n"},
+			"tokenledger: storage check failed: redis 127.0.0.1:1: check: storage unavailable: dial tcp 127.0.0.1:1: connect: connection refused\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {

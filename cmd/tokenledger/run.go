@@ -24,6 +24,7 @@ Commands:
   log      log one usage event (or a JSON body from stdin)
   report   print daily usage of the last days as a table or JSON
   test     check the storage with a real write and read (exit 1 when it fails)
+  migrate  import a local usage file into the database, exactly once
 
 Run 'tokenledger <command> --help' for a command's flags. Storage and
 everything else is configured through the environment; see README.md.
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) < 2 {
 		fmt.Fprint(stderr, mainUsage)
-		return usagef("no command given; use serve, log, report or test")
+		return usagef("no command given; use serve, log, report, test or migrate")
 	}
 	cmd, rest := args[1], args[2:]
 	var err error
@@ -75,11 +76,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = runReport(ctx, rest, e)
 	case "test":
 		err = runTest(ctx, rest, e)
+	case "migrate":
+		err = runMigrate(ctx, rest, e)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, mainUsage)
 		return nil
 	default:
-		return usagef("unknown command %q; use serve, log, report or test (see tokenledger --help)", cmd)
+		return usagef("unknown command %q; use serve, log, report, test or migrate (see tokenledger --help)", cmd)
 	}
 	if errors.Is(err, errHelp) {
 		return nil

@@ -55,10 +55,13 @@ func runServe(ctx context.Context, args []string, e env) error {
 		cfg.Addr, cfg.AddrFrom = *addr, "--addr"
 	}
 	log := newLogger(e.stderr, cfg.LogLevel)
-	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Repair: *repair})
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Repair: *repair, Spool: true, Migrate: true})
 	if err != nil {
 		return err
 	}
+	// Import the local file before serving, so that the first answers
+	// include it; when the database is down, App.Run keeps trying.
+	_ = a.Migrate(ctx)
 	err = serve(ctx, a, log, e)
 	if cerr := a.Close(); cerr != nil {
 		log.Error("❌ closing the store failed: acknowledged events may be missing", slog.String("error", cerr.Error()))
@@ -99,6 +102,8 @@ func serve(ctx context.Context, a *app.App, log *slog.Logger, e env) error {
 		<-sigCtx.Done()
 		return nil
 	}, func(error) { stop() })
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	g.add(func() error { return a.Run(bgCtx) }, func(error) { stopBackground() })
 	g.add(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
+	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
 
@@ -32,6 +33,17 @@ type Options struct {
 	// Repair moves a corrupt local file aside (filestore.Repair) before
 	// opening it, so that the store starts fresh. Only for the file store.
 	Repair bool
+	// Spool wraps a database store in the fallback spool (cfg.SpoolDir),
+	// so that an outage never loses an event: for serve and the Vercel
+	// functions. One-shot commands go to the database directly and fail
+	// when it is down.
+	Spool bool
+	// AllowDown opens a database store even when it does not answer, so
+	// that its check can report the failure (tokenledger test).
+	AllowDown bool
+	// Migrate lets Migrate, Run and Prepare import cfg.File into a database
+	// store (when cfg.Migrate allows it).
+	Migrate bool
 }
 
 // App is an open store and the Service on it.
@@ -44,9 +56,16 @@ type App struct {
 	Info tokenledger.StoreInfo
 
 	store     tokenledger.Store
+	db        tokenledger.Store // the database store, unwrapped; nil for file and memory
+	fb        *fallback.Store   // the spool in front of db; nil without Options.Spool
 	log       *slog.Logger
+	now       tokenledger.Clock
 	closeOnce sync.Once
 	closeErr  error
+
+	migrate   bool       // Options.Migrate && Config.Migrate
+	migrateMu sync.Mutex // one migration at a time
+	migrated  bool       // a migration finished
 
 	mu        sync.Mutex
 	migration httpapi.MigrationStatus
@@ -64,7 +83,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	if o.Repair && cfg.Store != config.File {
 		return nil, fmt.Errorf("--repair applies to the local file store only, and the store is %s (%s)", cfg.Store, cfg.StoreReason)
 	}
-	st, err := openStore(ctx, cfg, o, log)
+	st, db, fb, err := openStore(ctx, cfg, o, log)
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +94,16 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 		_ = st.Close()
 		return nil, fmt.Errorf("build service: %w", err)
 	}
-	a := &App{Config: cfg, Service: svc, Info: httpapi.StoreInfoOf(st), store: st, log: log}
-	log.Info(fmt.Sprintf("💾 Using the %s store at %s (%s)", a.Info.Kind, a.Info.Location, cfg.StoreReason),
+	a := &App{Config: cfg, Service: svc, Info: httpapi.StoreInfoOf(st), store: st, db: db, fb: fb, log: log, now: o.Now,
+		migrate: o.Migrate && cfg.Migrate}
+	line := fmt.Sprintf("💾 Using the %s store at %s (%s)", a.Info.Kind, a.Info.Location, cfg.StoreReason)
+	if fb != nil {
+		line += fmt.Sprintf("; fallback spool %s", cfg.SpoolDir)
+	}
+	if a.migrate {
+		line += fmt.Sprintf("; migrating %s once if it exists", cfg.File)
+	}
+	log.Info(line,
 		slog.String("store", a.Info.Kind), slog.String("location", a.Info.Location),
 		slog.String("why", cfg.StoreReason), slog.Int("retentionDays", svc.RetentionDays()))
 	switch {
@@ -88,24 +115,36 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	return a, nil
 }
 
-// openStore opens the store cfg.Store names.
-func openStore(ctx context.Context, cfg config.Config, o Options, log *slog.Logger) (tokenledger.Store, error) {
+// openStore opens the store cfg.Store names. For a database it also
+// returns the database store itself and, with o.Spool, the fallback spool
+// in front of it (which is then the store to use).
+func openStore(ctx context.Context, cfg config.Config, o Options, log *slog.Logger) (st, db tokenledger.Store, fb *fallback.Store, err error) {
 	switch cfg.Store {
 	case config.Memory:
-		return memstore.New(o.Now, cfg.RetentionDays), nil
+		return memstore.New(o.Now, cfg.RetentionDays), nil, nil, nil
 	case config.File:
-		return openFile(cfg, o, log)
+		st, err := openFile(cfg, o, log)
+		return st, nil, nil, err
 	case config.Redis, config.KV:
-		// The database stores are wired here once they exist: redisstore
-		// (cfg.RedisURL, cfg.RedisClusterNodes) or kvrest (cfg.KVRestURL,
-		// cfg.KVRestToken), both under cfg.KeyPrefix, wrapped in the
-		// fallback spool on cfg.File, followed by the migration of cfg.File
-		// (which sets a.migration).
-		return nil, fmt.Errorf("the %s store is not available in this build yet (chosen by %s); set TOKENLEDGER_STORE=file to use the local file: %w",
-			cfg.Store, cfg.StoreReason, ErrNotInThisBuild)
+		db, down, err := openDatabase(ctx, cfg, o, log)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if !o.Spool {
+			return db, db, nil, nil
+		}
+		fb, err := withSpool(db, down, cfg, log)
+		if err != nil {
+			_ = db.Close()
+			return nil, nil, nil, err
+		}
+		return fb, db, fb, nil
 	}
-	return nil, fmt.Errorf("unknown store kind %q", cfg.Store)
+	return nil, nil, nil, fmt.Errorf("unknown store kind %q", cfg.Store)
 }
+
+// redact removes the configuration's secrets from msg.
+func (a *App) redact(msg string) string { return httpapi.Redact(msg, a.Config.Secrets()) }
 
 // Deps returns what the HTTP API needs.
 func (a *App) Deps() httpapi.Deps {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tokenledger/tokenledger"
 )
@@ -34,6 +35,7 @@ const (
 	DefaultKeyPrefix = "tokenledger"
 	DefaultFile      = "logs/token_usage.json"
 	DefaultAddr      = "127.0.0.1:8080"
+	DefaultDBTimeout = 2 * time.Second
 )
 
 // MinAdminKeyLength is the shortest TOKENLEDGER_ADMIN_KEY accepted: a key
@@ -73,6 +75,19 @@ type Config struct {
 	// FileFrom says where File came from: "TOKENLEDGER_FILE", "default" or
 	// "default on Vercel (temp dir)".
 	FileFrom string
+
+	// SpoolDir is where events wait while the database is unavailable
+	// (TOKENLEDGER_SPOOL_DIR, default File + ".spool"). Used only with a
+	// database store; one process owns it at a time.
+	SpoolDir string
+
+	// DBTimeout bounds each database call (TOKENLEDGER_DB_TIMEOUT, a Go
+	// duration such as 2s; default DefaultDBTimeout).
+	DBTimeout time.Duration
+
+	// Migrate is whether serve and the Vercel functions import File into
+	// the database on start (TOKENLEDGER_MIGRATE, default true).
+	Migrate bool
 
 	// RetentionDays is R: day D is kept while D ≥ today − R.
 	RetentionDays int
@@ -133,6 +148,20 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	c.loadFile(get)
+	c.SpoolDir = get("TOKENLEDGER_SPOOL_DIR")
+	if c.SpoolDir == "" {
+		c.SpoolDir = c.File + ".spool"
+	}
+	if c.DBTimeout, err = parseDBTimeout(get("TOKENLEDGER_DB_TIMEOUT")); err != nil {
+		return Config{}, err
+	}
+	migrate := get("TOKENLEDGER_MIGRATE")
+	if migrate == "" {
+		migrate = "1"
+	}
+	if c.Migrate, err = parseBool("TOKENLEDGER_MIGRATE", migrate); err != nil {
+		return Config{}, err
+	}
 	if c.RetentionDays, err = parseRetention(get("TOKENLEDGER_RETENTION_DAYS")); err != nil {
 		return Config{}, err
 	}
@@ -348,6 +377,18 @@ func parseKeyPrefix(v string) (string, error) {
 		}
 	}
 	return v, nil
+}
+
+// parseDBTimeout parses a Go duration from 100ms to 1m; "" is the default.
+func parseDBTimeout(v string) (time.Duration, error) {
+	if v == "" {
+		return DefaultDBTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 100*time.Millisecond || d > time.Minute {
+		return 0, fmt.Errorf("TOKENLEDGER_DB_TIMEOUT must be a duration from 100ms to 1m, such as 2s, not %q", v)
+	}
+	return d, nil
 }
 
 func parseRetention(v string) (int, error) {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // env turns a map into a getenv function.
@@ -21,6 +22,7 @@ func TestLoadDefaults(t *testing.T) {
 		Store: File, StoreReason: "auto: no database is configured",
 		KeyPrefix: "tokenledger",
 		File:      "logs/token_usage.json", FileFrom: "default",
+		SpoolDir: "logs/token_usage.json.spool", DBTimeout: 2 * time.Second, Migrate: true,
 		RetentionDays: 90,
 		Addr:          "127.0.0.1:8080", AddrFrom: "default",
 		LogLevel: slog.LevelInfo,
@@ -97,6 +99,14 @@ func TestLoad(t *testing.T) {
 			func(t *testing.T, c Config) { eq(t, "File", c.File, "/tmp/token_usage.json") }},
 		{"TOKENLEDGER_FILE wins on Vercel", map[string]string{"VERCEL": "1", "TOKENLEDGER_FILE": "/x.json"},
 			func(t *testing.T, c Config) { eq(t, "File", c.File, "/x.json") }},
+		{"spool beside the file", map[string]string{"TOKENLEDGER_FILE": "/data/u.json"},
+			func(t *testing.T, c Config) { eq(t, "SpoolDir", c.SpoolDir, "/data/u.json.spool") }},
+		{"spool dir", map[string]string{"TOKENLEDGER_SPOOL_DIR": "/var/spool/tl"},
+			func(t *testing.T, c Config) { eq(t, "SpoolDir", c.SpoolDir, "/var/spool/tl") }},
+		{"db timeout", map[string]string{"TOKENLEDGER_DB_TIMEOUT": "750ms"},
+			func(t *testing.T, c Config) { eq(t, "DBTimeout", c.DBTimeout, 750*time.Millisecond) }},
+		{"migration off", map[string]string{"TOKENLEDGER_MIGRATE": "0"},
+			func(t *testing.T, c Config) { eq(t, "Migrate", c.Migrate, false) }},
 		{"retention", map[string]string{"TOKENLEDGER_RETENTION_DAYS": "30"},
 			func(t *testing.T, c Config) { eq(t, "RetentionDays", c.RetentionDays, 30) }},
 		{"key prefix", map[string]string{"TOKENLEDGER_KEY_PREFIX": "acme:usage"},
@@ -163,6 +173,12 @@ func TestLoadErrors(t *testing.T) {
 			`REDIS_CLUSTER_NODES must be a comma-separated list of host:port seed nodes, and "b" is not one`},
 		{"cluster node empty", map[string]string{"REDIS_CLUSTER_NODES": "a:7000,,b:7001"},
 			`REDIS_CLUSTER_NODES must be a comma-separated list of host:port seed nodes, and "" is not one`},
+		{"db timeout too short", map[string]string{"TOKENLEDGER_DB_TIMEOUT": "10ms"},
+			`TOKENLEDGER_DB_TIMEOUT must be a duration from 100ms to 1m, such as 2s, not "10ms"`},
+		{"db timeout not a duration", map[string]string{"TOKENLEDGER_DB_TIMEOUT": "2"},
+			`TOKENLEDGER_DB_TIMEOUT must be a duration from 100ms to 1m, such as 2s, not "2"`},
+		{"migrate not a bool", map[string]string{"TOKENLEDGER_MIGRATE": "yes"},
+			`TOKENLEDGER_MIGRATE must be 1 or 0 (true or false), not "yes"`},
 		{"retention zero", map[string]string{"TOKENLEDGER_RETENTION_DAYS": "0"},
 			`TOKENLEDGER_RETENTION_DAYS must be a whole number of days from 1 to 3650, not "0"`},
 		{"retention text", map[string]string{"TOKENLEDGER_RETENTION_DAYS": "90d"},

@@ -83,8 +83,12 @@ func (s *server) writeServiceError(w http.ResponseWriter, r *http.Request, what 
 }
 
 // redact removes every configured secret from msg.
-func (s *server) redact(msg string) string {
-	for _, sec := range s.Secrets {
+func (s *server) redact(msg string) string { return Redact(msg, s.Secrets) }
+
+// Redact removes every one of secrets, and the credentials of any URL,
+// from msg.
+func Redact(msg string, secrets []string) string {
+	for _, sec := range secrets {
 		if sec != "" {
 			msg = strings.ReplaceAll(msg, sec, "[redacted]")
 		}

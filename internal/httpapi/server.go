@@ -32,6 +32,14 @@ type MigrationStatus struct {
 	Ran      bool `json:"ran"`
 	Migrated int  `json:"migrated"`
 	Skipped  int  `json:"skipped"`
+	// AlreadyInDatabase counts records the database had counted before
+	// (an earlier or concurrent migration). Extension.
+	AlreadyInDatabase int `json:"alreadyInDatabase,omitempty"`
+	// File is the file read, "" when there was none. Extension.
+	File string `json:"file,omitempty"`
+	// Error says why the last attempt did not finish; it is retried.
+	// Extension.
+	Error string `json:"error,omitempty"`
 }
 
 // Deps are what the server needs. Only Service is required.

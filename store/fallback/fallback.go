@@ -138,6 +138,11 @@ func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledge
 	return res, nil
 }
 
+// Unavailable tells the Store that the database is known to be down (for
+// example, it did not answer at start-up): writes go to the spool at once,
+// and the replayer delivers them when it answers.
+func (s *Store) Unavailable(err error) { s.enter(err) }
+
 // enter switches to fallback after err, logging it once.
 func (s *Store) enter(err error) {
 	if s.active.CompareAndSwap(false, true) {

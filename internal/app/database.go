@@ -1,0 +1,169 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/config"
+	"github.com/tokenledger/tokenledger/internal/httpapi"
+	"github.com/tokenledger/tokenledger/internal/migrate"
+	"github.com/tokenledger/tokenledger/store/fallback"
+	"github.com/tokenledger/tokenledger/store/redisstore"
+)
+
+// openDatabase opens the database store cfg selects. With o.Spool (or
+// o.AllowDown), a database that is down at start is not an error: the store
+// is made without connecting, down says why, and the fallback spool takes
+// the events until it answers.
+func openDatabase(ctx context.Context, cfg config.Config, o Options, log *slog.Logger) (db tokenledger.Store, down error, err error) {
+	switch cfg.Store {
+	case config.Redis:
+		opts := redisstore.Options{
+			URL: cfg.RedisURL, ClusterNodes: cfg.RedisClusterNodes, KeyPrefix: cfg.KeyPrefix,
+			RetentionDays: cfg.RetentionDays, DialTimeout: cfg.DBTimeout, ReadTimeout: cfg.DBTimeout,
+			WriteTimeout: cfg.DBTimeout, Logger: log, Now: o.Now,
+		}
+		octx, cancel := context.WithTimeout(ctx, 2*cfg.DBTimeout)
+		defer cancel()
+		st, err := redisstore.Open(octx, opts)
+		if err == nil {
+			return st, nil, nil
+		}
+		if !(o.Spool || o.AllowDown) || !errors.Is(err, tokenledger.ErrUnavailable) {
+			return nil, nil, err
+		}
+		st, nerr := redisstore.New(opts)
+		if nerr != nil {
+			return nil, nil, nerr
+		}
+		return st, err, nil
+	}
+	return nil, nil, fmt.Errorf("the %s store is not available in this build yet (chosen by %s); set TOKENLEDGER_STORE=file to use the local file: %w",
+		cfg.Store, cfg.StoreReason, ErrNotInThisBuild)
+}
+
+// withSpool wraps the database store in the fallback spool in cfg.SpoolDir.
+func withSpool(db tokenledger.Store, down error, cfg config.Config, log *slog.Logger) (*fallback.Store, error) {
+	fb, err := fallback.New(db, cfg.SpoolDir, fallback.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if down != nil {
+		fb.Unavailable(down)
+	}
+	return fb, nil
+}
+
+// migrationBudget bounds one migration attempt at start-up and on the
+// first requests of a serverless instance.
+const migrationBudget = 60 * time.Second
+
+// Migrate imports the local file (cfg.File) into the database, once: after
+// a successful run it does nothing. It returns nil for the file and memory
+// stores, and when migration is turned off (TOKENLEDGER_MIGRATE=0). The
+// outcome, or the error, is kept for GET /api/test.
+func (a *App) Migrate(ctx context.Context) error {
+	if a.db == nil || !a.migrate {
+		return nil
+	}
+	a.migrateMu.Lock()
+	defer a.migrateMu.Unlock()
+	if a.migrated {
+		return nil
+	}
+	res, err := migrate.Run(ctx, a.Config.File, a.db, migrate.Options{
+		Now: a.now, RetentionDays: a.Config.RetentionDays, Logger: a.log,
+	})
+	st := httpapi.MigrationStatus{
+		Ran: res.Ran, Migrated: res.Migrated, Skipped: res.Skipped,
+		AlreadyInDatabase: res.AlreadyThere, File: res.File,
+	}
+	if err != nil {
+		st.Error = a.redact(err.Error())
+		a.log.Warn("⚠️ Migration of the local file into the database did not finish; it will be tried again", slog.String("file", a.Config.File), slog.String("error", st.Error))
+	} else {
+		a.migrated = true
+	}
+	a.mu.Lock()
+	a.migration = st
+	a.mu.Unlock()
+	return err
+}
+
+// MigrateFile imports path into the database now, whatever Migrate did
+// before (tokenledger migrate). Running it again counts nothing twice. It
+// returns an error when the store is not a database.
+func (a *App) MigrateFile(ctx context.Context, path string, dryRun bool, progress func(done, total int)) (migrate.Result, error) {
+	if a.db == nil {
+		return migrate.Result{}, fmt.Errorf("migrate imports the local file into a database, and the store is %s (%s); set REDIS_URL, or KV_REST_API_URL and KV_REST_API_TOKEN", a.Config.Store, a.Config.StoreReason)
+	}
+	return migrate.Run(ctx, path, a.db, migrate.Options{
+		Now: a.now, RetentionDays: a.Config.RetentionDays, Logger: a.log, DryRun: dryRun, Progress: progress,
+	})
+}
+
+// Run does the background work of a long-lived process until ctx ends:
+// it retries the migration until it succeeds and delivers spooled events
+// (see fallback.Store.Run). serve runs it as one of its actors; it returns
+// nil when ctx ends.
+func (a *App) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	if a.fb != nil {
+		go func() {
+			defer close(done)
+			_ = a.fb.Run(ctx)
+		}()
+	} else {
+		close(done)
+	}
+	wait := time.Second
+	for {
+		mctx, cancel := context.WithTimeout(ctx, migrationBudget)
+		err := a.Migrate(mctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+	<-ctx.Done()
+	<-done
+	return nil
+}
+
+// serverlessBudget bounds the work a serverless request does for the
+// instance before its own: migration and delivering spooled events.
+const serverlessBudget = 2 * time.Second
+
+// Prepare does, within a short budget, what a serverless instance has no
+// background time for: the migration on its first requests, and delivering
+// spooled events. Failures are logged and retried on the next request; the
+// request itself goes on.
+func (a *App) Prepare(ctx context.Context) {
+	if a.db == nil {
+		return
+	}
+	if a.migrate {
+		a.migrateMu.Lock()
+		pending := !a.migrated
+		a.migrateMu.Unlock()
+		if pending {
+			mctx, cancel := context.WithTimeout(ctx, serverlessBudget)
+			_ = a.Migrate(mctx)
+			cancel()
+		}
+	}
+	if a.fb != nil {
+		if _, err := a.fb.DrainFor(ctx, serverlessBudget); err != nil && ctx.Err() == nil {
+			a.log.Warn("📦 Spooled events not delivered yet; trying again on the next request", slog.String("error", a.redact(err.Error())))
+		}
+	}
+}
