@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -187,4 +188,48 @@ func BenchmarkServiceAll(b *testing.B) {
 			b.Fatalf("All: %d days tracked, %d models today, err %v", r.Stats.DaysTracked, len(r.History[90].Models), err)
 		}
 	}
+}
+
+// BenchmarkOpenClose1M measures what an operator waits for with 1,000,000
+// events stored: Open (reading the file into memory) and Close after one
+// write (a compaction that rewrites the whole file). It reports the
+// seconds of each, the file's size and the heap after Open.
+func BenchmarkOpenClose1M(b *testing.B) {
+	now := time.Now().UTC()
+	clock := func() time.Time { return now }
+	path := filepath.Join(b.TempDir(), "token_usage.json")
+	writeBenchFile(b, path, 1_000_000, now)
+	var open, close time.Duration
+	var heap uint64
+	i := 0
+	for b.Loop() {
+		start := time.Now()
+		s, err := Open(path, Options{Now: clock, Logger: discard})
+		if err != nil {
+			b.Fatal(err)
+		}
+		open += time.Since(start)
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		heap = ms.HeapAlloc
+		e := []tokenledger.Event{{ID: fmt.Sprintf("oc-%d", i), Timestamp: now, Model: "m", TotalTokens: 1}}
+		i++
+		if _, err := s.Add(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		close += time.Since(start)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(open.Seconds()/float64(i), "s/open")
+	b.ReportMetric(close.Seconds()/float64(i), "s/close")
+	b.ReportMetric(float64(st.Size())/(1<<20), "file-MiB")
+	b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 }

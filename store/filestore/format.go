@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -378,9 +379,17 @@ func (s *snapFile) readDay() (tokenledger.Date, []tokenledger.Event, error) {
 			}
 			for s.dec.More() {
 				evOff := s.dec.InputOffset()
-				var w storedEvent
-				if err := s.decode(&w); err != nil {
+				var raw json.RawMessage
+				if err := s.decode(&raw); err != nil {
 					return "", nil, err
+				}
+				var w storedEvent
+				if end, ok := parseEvent(raw, 0, &w); !ok || skipSpace(raw, end) != len(raw) {
+					dec := json.NewDecoder(bytes.NewReader(raw))
+					dec.DisallowUnknownFields()
+					if err := dec.Decode(&w); err != nil {
+						return "", nil, corruptAt(s.path, evOff, "%s", jsonReason(err))
+					}
 				}
 				e, reason := w.event()
 				if reason != "" {

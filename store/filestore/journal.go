@@ -183,14 +183,16 @@ func checkLine(line []byte, complete bool) ([]byte, string) {
 // decodeJournalEvents parses a verified journal payload and checks every
 // event as a stored event.
 func decodeJournalEvents(payload []byte) ([]tokenledger.Event, string) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	var stored []storedEvent
-	if err := dec.Decode(&stored); err != nil {
-		return nil, "the batch is not a valid JSON array of events: " + jsonReason(err)
-	}
-	if dec.More() {
-		return nil, "the line holds more than one JSON value"
+	stored, ok := parseEventArray(payload)
+	if !ok {
+		dec := json.NewDecoder(bytes.NewReader(payload))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&stored); err != nil {
+			return nil, "the batch is not a valid JSON array of events: " + jsonReason(err)
+		}
+		if dec.More() {
+			return nil, "the line holds more than one JSON value"
+		}
 	}
 	evs := make([]tokenledger.Event, len(stored))
 	for i := range stored {
