@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redact"
 )
 
 // Sentences of errors that are not about the request's content.
@@ -85,40 +86,9 @@ func (s *server) writeServiceError(w http.ResponseWriter, r *http.Request, what 
 // redact removes every configured secret from msg.
 func (s *server) redact(msg string) string { return Redact(msg, s.Secrets) }
 
-// Redact removes every one of secrets, and the credentials of any URL,
-// from msg.
-func Redact(msg string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			msg = strings.ReplaceAll(msg, sec, "[redacted]")
-		}
-	}
-	return redactURLCredentials(msg)
-}
-
-// redactURLCredentials replaces the user info of any URL in msg
-// ("scheme://user:pass@host") with "[redacted]@".
-func redactURLCredentials(msg string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(msg, "://")
-		if i < 0 {
-			b.WriteString(msg)
-			return b.String()
-		}
-		b.WriteString(msg[:i+3])
-		rest := msg[i+3:]
-		end := strings.IndexAny(rest, " \t\n\"'/")
-		if end < 0 {
-			end = len(rest)
-		}
-		if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-			b.WriteString("[redacted]@")
-			rest = rest[at+1:]
-		}
-		msg = rest
-	}
-}
+// Redact removes every one of secrets, the credentials of any URL and
+// any bearer credential from msg (see package redact).
+func Redact(msg string, secrets []string) string { return redact.String(msg, secrets) }
 
 // errBodyTooLarge is returned by decodeBody for a body over MaxBodyBytes.
 var errBodyTooLarge = fmt.Errorf("the body is larger than 1 MiB (%d bytes)", MaxBodyBytes)
