@@ -52,9 +52,9 @@ const DefaultCompactMinBytes = 4 << 20
 // the next is written).
 const maxLineEvents = 4096
 
-// maxGroupEvents bounds how many events one group commit gathers from
-// concurrent Adds.
-const maxGroupEvents = 8192
+// maxGroupEvents is how many events one group commit gathers from
+// concurrent Adds before it writes them (one more Add may take it past).
+const maxGroupEvents = maxLineEvents
 
 // defaultChunkEvents bounds how many journal events a compaction holds in
 // memory at once.
