@@ -5,11 +5,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,13 +41,36 @@ const (
 	DefaultDBTimeout = 2 * time.Second
 )
 
-// MinAdminKeyLength is the shortest TOKENLEDGER_ADMIN_KEY accepted: a key
-// that can be guessed protects nothing.
-const MinAdminKeyLength = 16
+// MinKeyLength is the shortest key (TOKENLEDGER_API_KEY,
+// TOKENLEDGER_READ_KEY, TOKENLEDGER_ADMIN_KEY) accepted: a key that can be
+// guessed protects nothing.
+const MinKeyLength = 16
+
+// MinAdminKeyLength is the shortest TOKENLEDGER_ADMIN_KEY accepted.
+const MinAdminKeyLength = MinKeyLength
+
+// Bounds of the per-client rate limit.
+const (
+	// MaxRateLimit is the largest TOKENLEDGER_RATE_LIMIT, in requests per
+	// second.
+	MaxRateLimit = 1_000_000
+	// MaxRateBurst is the largest TOKENLEDGER_RATE_BURST.
+	MaxRateBurst = 1_000_000
+	// MinDefaultBurst is the smallest burst when TOKENLEDGER_RATE_BURST is
+	// unset: a front end loading a page sends a few requests at once.
+	MinDefaultBurst = 10
+)
+
+// SecretVariables are the environment variables whose whole value is a
+// secret. REDIS_URL and KV_URL hold one too: their password.
+var SecretVariables = []string{
+	"KV_REST_API_TOKEN", "UPSTASH_REDIS_REST_TOKEN",
+	"TOKENLEDGER_API_KEY", "TOKENLEDGER_READ_KEY", "TOKENLEDGER_ADMIN_KEY",
+}
 
 // Config is tokenledger's validated configuration. It holds secrets
-// (KVRestToken, the password inside RedisURL, AdminKey): never log or show
-// it whole; Secrets lists what to redact.
+// (KVRestToken, the password inside RedisURL, APIKey, ReadKey, AdminKey):
+// never log or show it whole; Secrets lists what to redact.
 type Config struct {
 	// Store is the store to open: File, Redis, KV or Memory, never Auto.
 	Store StoreKind
@@ -100,6 +126,28 @@ type Config struct {
 	// AdminKey, when not empty, allows DELETE /api/tokens with
 	// "Authorization: Bearer <AdminKey>".
 	AdminKey string
+	// APIKey (TOKENLEDGER_API_KEY), when not empty, is needed to log
+	// events (POST /api/tokens); it also allows reading.
+	APIKey string
+	// ReadKey (TOKENLEDGER_READ_KEY), when not empty, is needed to read
+	// usage (GET /api/tokens); APIKey works too.
+	ReadKey string
+
+	// RateLimit is the per-client rate limit in requests per second
+	// (TOKENLEDGER_RATE_LIMIT); 0 means no limit.
+	RateLimit float64
+	// RateBurst is how many requests a client may send at once
+	// (TOKENLEDGER_RATE_BURST); 0 when RateLimit is 0.
+	RateBurst int
+	// TrustForwardedFor makes the rate limit take the client's address
+	// from the last X-Forwarded-For entry (TOKENLEDGER_TRUST_FORWARDED_FOR),
+	// for a server behind exactly one reverse proxy.
+	TrustForwardedFor bool
+
+	// envSecrets are the raw values of every secret variable, also of
+	// those that lost to another (UPSTASH_REDIS_REST_TOKEN beside
+	// KV_REST_API_TOKEN, KV_URL beside REDIS_URL).
+	envSecrets []string
 
 	// Addr is the listen address for serve; AddrFrom names where it came
 	// from ("TOKENLEDGER_ADDR", "PORT" or "default").
@@ -110,22 +158,78 @@ type Config struct {
 }
 
 // Secrets returns every secret value in c, so that messages shown to
-// users can have them removed.
+// users can have them removed: the REST token, the keys, the Redis
+// password, and the values of secret variables that lost to another.
 func (c Config) Secrets() []string {
 	var s []string
 	add := func(v string) {
-		if v != "" {
+		if v != "" && !slices.Contains(s, v) {
 			s = append(s, v)
 		}
 	}
 	add(c.KVRestToken)
 	add(c.AdminKey)
-	if u, err := url.Parse(c.RedisURL); err == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok {
-			add(p)
+	add(c.APIKey)
+	add(c.ReadKey)
+	for _, v := range urlSecrets(c.RedisURL) {
+		add(v)
+	}
+	for _, v := range c.envSecrets {
+		add(v)
+	}
+	return s
+}
+
+// SecretsFromEnv returns the value of every secret variable that is set
+// (SecretVariables, and the password in REDIS_URL and KV_URL), valid or
+// not, so that even a configuration that fails to load can be kept out
+// of the output.
+func SecretsFromEnv(getenv func(string) string) []string {
+	var s []string
+	for _, name := range SecretVariables {
+		if v := strings.TrimSpace(getenv(name)); v != "" && !slices.Contains(s, v) {
+			s = append(s, v)
+		}
+	}
+	for _, name := range []string{"REDIS_URL", "KV_URL"} {
+		for _, v := range urlSecrets(strings.TrimSpace(getenv(name))) {
+			if !slices.Contains(s, v) {
+				s = append(s, v)
+			}
 		}
 	}
 	return s
+}
+
+// urlSecrets returns the credentials in a URL's user info: the password
+// (raw and decoded), or the user name when it stands alone (a token
+// written as redis://TOKEN@host). It also reads URLs url.Parse refuses.
+func urlSecrets(v string) []string {
+	_, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return nil
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return nil
+	}
+	info := rest[:at]
+	user, pass, hasPass := strings.Cut(info, ":")
+	cred := pass
+	if !hasPass {
+		cred = user
+	}
+	if cred == "" || (!hasPass && cred == "default") {
+		return nil
+	}
+	out := []string{cred}
+	if dec, err := url.PathUnescape(cred); err == nil && dec != cred {
+		out = append(out, dec)
+	}
+	return out
 }
 
 // Load reads the environment through getenv and returns a validated
@@ -165,7 +269,11 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.RetentionDays, err = parseRetention(get("TOKENLEDGER_RETENTION_DAYS")); err != nil {
 		return Config{}, err
 	}
-	if c.AdminKey, err = parseAdminKey(get("TOKENLEDGER_ADMIN_KEY")); err != nil {
+	c.envSecrets = SecretsFromEnv(getenv)
+	if err := c.loadKeys(get); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadRateLimit(get); err != nil {
 		return Config{}, err
 	}
 	if err := c.loadAddr(get); err != nil {
@@ -402,19 +510,77 @@ func parseRetention(v string) (int, error) {
 	return n, nil
 }
 
-func parseAdminKey(v string) (string, error) {
+// loadKeys reads the API, read and admin keys. The admin key must differ
+// from the others: whoever may only write or read must not be able to
+// wipe everything.
+func (c *Config) loadKeys(get func(string) string) error {
+	var err error
+	if c.APIKey, err = parseKey("TOKENLEDGER_API_KEY", get("TOKENLEDGER_API_KEY")); err != nil {
+		return err
+	}
+	if c.ReadKey, err = parseKey("TOKENLEDGER_READ_KEY", get("TOKENLEDGER_READ_KEY")); err != nil {
+		return err
+	}
+	if c.AdminKey, err = parseKey("TOKENLEDGER_ADMIN_KEY", get("TOKENLEDGER_ADMIN_KEY")); err != nil {
+		return err
+	}
+	if c.AdminKey != "" && c.AdminKey == c.APIKey {
+		return errors.New("TOKENLEDGER_ADMIN_KEY must differ from TOKENLEDGER_API_KEY: whoever can log usage must not be able to delete it")
+	}
+	if c.AdminKey != "" && c.AdminKey == c.ReadKey {
+		return errors.New("TOKENLEDGER_ADMIN_KEY must differ from TOKENLEDGER_READ_KEY: whoever can read usage must not be able to delete it")
+	}
+	return nil
+}
+
+// parseKey checks a key: at least MinKeyLength printable ASCII characters
+// without spaces. Its messages never repeat the value.
+func parseKey(name, v string) (string, error) {
 	if v == "" {
 		return "", nil
 	}
-	if len(v) < MinAdminKeyLength {
-		return "", fmt.Errorf("TOKENLEDGER_ADMIN_KEY must be at least %d characters long (a short key can be guessed)", MinAdminKeyLength)
+	if len(v) < MinKeyLength {
+		return "", fmt.Errorf("%s must be at least %d characters long (a short key can be guessed)", name, MinKeyLength)
 	}
 	for i := 0; i < len(v); i++ {
 		if b := v[i]; b <= ' ' || b > '~' {
-			return "", fmt.Errorf("TOKENLEDGER_ADMIN_KEY must be printable ASCII without spaces")
+			return "", fmt.Errorf("%s must be printable ASCII without spaces", name)
 		}
 	}
 	return v, nil
+}
+
+// loadRateLimit reads TOKENLEDGER_RATE_LIMIT (requests per second per
+// client, off when unset), TOKENLEDGER_RATE_BURST (default the larger of
+// MinDefaultBurst and one second's requests) and
+// TOKENLEDGER_TRUST_FORWARDED_FOR.
+func (c *Config) loadRateLimit(get func(string) string) error {
+	var err error
+	if c.TrustForwardedFor, err = parseBool("TOKENLEDGER_TRUST_FORWARDED_FOR", get("TOKENLEDGER_TRUST_FORWARDED_FOR")); err != nil {
+		return err
+	}
+	limit, burst := get("TOKENLEDGER_RATE_LIMIT"), get("TOKENLEDGER_RATE_BURST")
+	if limit == "" {
+		if burst != "" {
+			return errors.New("TOKENLEDGER_RATE_BURST is set but TOKENLEDGER_RATE_LIMIT is not; set the limit too, or neither")
+		}
+		return nil
+	}
+	r, perr := strconv.ParseFloat(limit, 64)
+	if perr != nil || strings.ContainsAny(limit, "xXpPnNiI_") || !(r > 0) || r > MaxRateLimit {
+		return fmt.Errorf("TOKENLEDGER_RATE_LIMIT must be a number of requests per second per client, more than 0 and at most %d (such as 5 or 0.5), not %q", MaxRateLimit, limit)
+	}
+	c.RateLimit = r
+	if burst == "" {
+		c.RateBurst = max(MinDefaultBurst, int(math.Ceil(r)))
+		return nil
+	}
+	b, perr := strconv.Atoi(burst)
+	if perr != nil || strings.Trim(burst, "0123456789") != "" || b < 1 || b > MaxRateBurst {
+		return fmt.Errorf("TOKENLEDGER_RATE_BURST must be a whole number of requests from 1 to %d, not %q", MaxRateBurst, burst)
+	}
+	c.RateBurst = b
+	return nil
 }
 
 // checkHTTPURL checks a REST endpoint without echoing it (it is not

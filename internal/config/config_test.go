@@ -113,6 +113,30 @@ func TestLoad(t *testing.T) {
 			func(t *testing.T, c Config) { eq(t, "KeyPrefix", c.KeyPrefix, "acme:usage") }},
 		{"admin key", map[string]string{"TOKENLEDGER_ADMIN_KEY": "0123456789abcdef"},
 			func(t *testing.T, c Config) { eq(t, "AdminKey", c.AdminKey, "0123456789abcdef") }},
+		{"API and read keys", map[string]string{"TOKENLEDGER_API_KEY": "writer-key-0123456789", "TOKENLEDGER_READ_KEY": "reader-key-0123456789"},
+			func(t *testing.T, c Config) {
+				eq(t, "APIKey", c.APIKey, "writer-key-0123456789")
+				eq(t, "ReadKey", c.ReadKey, "reader-key-0123456789")
+			}},
+		{"no rate limit by default", nil,
+			func(t *testing.T, c Config) {
+				eq(t, "RateLimit", c.RateLimit, 0.0)
+				eq(t, "RateBurst", c.RateBurst, 0)
+				eq(t, "TrustForwardedFor", c.TrustForwardedFor, false)
+			}},
+		{"rate limit with the default burst", map[string]string{"TOKENLEDGER_RATE_LIMIT": "0.5"},
+			func(t *testing.T, c Config) {
+				eq(t, "RateLimit", c.RateLimit, 0.5)
+				eq(t, "RateBurst", c.RateBurst, MinDefaultBurst)
+			}},
+		{"a fast rate limit's default burst is one second's worth", map[string]string{"TOKENLEDGER_RATE_LIMIT": "99.5"},
+			func(t *testing.T, c Config) { eq(t, "RateBurst", c.RateBurst, 100) }},
+		{"rate limit and burst", map[string]string{"TOKENLEDGER_RATE_LIMIT": "5", "TOKENLEDGER_RATE_BURST": "2", "TOKENLEDGER_TRUST_FORWARDED_FOR": "true"},
+			func(t *testing.T, c Config) {
+				eq(t, "RateLimit", c.RateLimit, 5.0)
+				eq(t, "RateBurst", c.RateBurst, 2)
+				eq(t, "TrustForwardedFor", c.TrustForwardedFor, true)
+			}},
 		{"addr", map[string]string{"TOKENLEDGER_ADDR": "0.0.0.0:9000", "PORT": "3000"},
 			func(t *testing.T, c Config) {
 				eq(t, "Addr", c.Addr, "0.0.0.0:9000")
@@ -195,6 +219,32 @@ func TestLoadErrors(t *testing.T) {
 			"TOKENLEDGER_ADMIN_KEY must be at least 16 characters long (a short key can be guessed)"},
 		{"admin key with space", map[string]string{"TOKENLEDGER_ADMIN_KEY": "0123456789 abcdef"},
 			"TOKENLEDGER_ADMIN_KEY must be printable ASCII without spaces"},
+		{"short API key", map[string]string{"TOKENLEDGER_API_KEY": "hunter2"},
+			"TOKENLEDGER_API_KEY must be at least 16 characters long (a short key can be guessed)"},
+		{"read key not ASCII", map[string]string{"TOKENLEDGER_READ_KEY": "hunter2-0123456789-ключ"},
+			"TOKENLEDGER_READ_KEY must be printable ASCII without spaces"},
+		{"admin key equal to the API key", map[string]string{"TOKENLEDGER_ADMIN_KEY": "hunter2-0123456789", "TOKENLEDGER_API_KEY": "hunter2-0123456789"},
+			"TOKENLEDGER_ADMIN_KEY must differ from TOKENLEDGER_API_KEY: whoever can log usage must not be able to delete it"},
+		{"admin key equal to the read key", map[string]string{"TOKENLEDGER_ADMIN_KEY": "hunter2-0123456789", "TOKENLEDGER_READ_KEY": "hunter2-0123456789"},
+			"TOKENLEDGER_ADMIN_KEY must differ from TOKENLEDGER_READ_KEY: whoever can read usage must not be able to delete it"},
+		{"rate limit zero", map[string]string{"TOKENLEDGER_RATE_LIMIT": "0"},
+			`TOKENLEDGER_RATE_LIMIT must be a number of requests per second per client, more than 0 and at most 1000000 (such as 5 or 0.5), not "0"`},
+		{"rate limit negative", map[string]string{"TOKENLEDGER_RATE_LIMIT": "-1"},
+			`TOKENLEDGER_RATE_LIMIT must be a number of requests per second per client, more than 0 and at most 1000000 (such as 5 or 0.5), not "-1"`},
+		{"rate limit infinite", map[string]string{"TOKENLEDGER_RATE_LIMIT": "Inf"},
+			`TOKENLEDGER_RATE_LIMIT must be a number of requests per second per client, more than 0 and at most 1000000 (such as 5 or 0.5), not "Inf"`},
+		{"rate limit NaN", map[string]string{"TOKENLEDGER_RATE_LIMIT": "NaN"},
+			`TOKENLEDGER_RATE_LIMIT must be a number of requests per second per client, more than 0 and at most 1000000 (such as 5 or 0.5), not "NaN"`},
+		{"rate limit with a unit", map[string]string{"TOKENLEDGER_RATE_LIMIT": "5/s"},
+			`TOKENLEDGER_RATE_LIMIT must be a number of requests per second per client, more than 0 and at most 1000000 (such as 5 or 0.5), not "5/s"`},
+		{"burst without limit", map[string]string{"TOKENLEDGER_RATE_BURST": "5"},
+			"TOKENLEDGER_RATE_BURST is set but TOKENLEDGER_RATE_LIMIT is not; set the limit too, or neither"},
+		{"burst zero", map[string]string{"TOKENLEDGER_RATE_LIMIT": "5", "TOKENLEDGER_RATE_BURST": "0"},
+			`TOKENLEDGER_RATE_BURST must be a whole number of requests from 1 to 1000000, not "0"`},
+		{"burst fraction", map[string]string{"TOKENLEDGER_RATE_LIMIT": "5", "TOKENLEDGER_RATE_BURST": "1.5"},
+			`TOKENLEDGER_RATE_BURST must be a whole number of requests from 1 to 1000000, not "1.5"`},
+		{"trust forwarded not a bool", map[string]string{"TOKENLEDGER_TRUST_FORWARDED_FOR": "proxy"},
+			`TOKENLEDGER_TRUST_FORWARDED_FOR must be 1 or 0 (true or false), not "proxy"`},
 		{"bad addr", map[string]string{"TOKENLEDGER_ADDR": "8080"},
 			`TOKENLEDGER_ADDR must be host:port or :port (such as 127.0.0.1:8080), not "8080"`},
 		{"bad addr port", map[string]string{"TOKENLEDGER_ADDR": "localhost:http"},
@@ -235,6 +285,49 @@ func TestSecrets(t *testing.T) {
 	got := strings.Join(c.Secrets(), ",")
 	if want := "resttoken,0123456789abcdef,hunter2"; got != want {
 		t.Errorf("Secrets() = %q, want %q", got, want)
+	}
+}
+
+func TestSecretsCoverEveryVariable(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "kv-token-1",
+		"UPSTASH_REDIS_REST_URL": "https://u.example.com", "UPSTASH_REDIS_REST_TOKEN": "upstash-token-2",
+		"REDIS_URL": "redis://user:redis%40pw-3@host:6379", "KV_URL": "rediss://default:kvurl-pw-4@host:6379",
+		"TOKENLEDGER_API_KEY": "api-key-5-0123456789", "TOKENLEDGER_READ_KEY": "read-key-6-0123456789",
+		"TOKENLEDGER_ADMIN_KEY": "admin-key-7-0123456789",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(c.Secrets(), ",")
+	for _, want := range []string{"kv-token-1", "upstash-token-2", "redis%40pw-3", "redis@pw-3", "kvurl-pw-4", "api-key-5-0123456789", "read-key-6-0123456789", "admin-key-7-0123456789"} {
+		if !strings.Contains(","+got+",", ","+want+",") {
+			t.Errorf("Secrets() = %q lacks %q", got, want)
+		}
+	}
+}
+
+func TestSecretsFromEnv(t *testing.T) {
+	// Values that do not load are secrets all the same: a malformed URL
+	// or a key that is too short must not be printed either.
+	got := SecretsFromEnv(env(map[string]string{
+		"TOKENLEDGER_API_KEY": " short ", "REDIS_URL": "redis://u:pw-in-bad-url@host:notaport",
+		"KV_URL": "redis://lonetoken@host:1/0", "TOKENLEDGER_ADMIN_KEY": "",
+	}))
+	if want := "short,pw-in-bad-url,lonetoken"; strings.Join(got, ",") != want {
+		t.Errorf("SecretsFromEnv = %q, want %q", strings.Join(got, ","), want)
+	}
+	for _, tc := range []struct{ url, want string }{
+		{"redis://host:6379", ""},
+		{"redis://default@host:6379", ""},
+		{"redis://:pw@host:6379", "pw"},
+		{"redis://u:p%2Fw@host/0", "p%2Fw,p/w"},
+		{"redis://u:p@w@host/0", "p@w"},
+		{"not a url", ""},
+	} {
+		if got := strings.Join(urlSecrets(tc.url), ","); got != tc.want {
+			t.Errorf("urlSecrets(%q) = %q, want %q", tc.url, got, tc.want)
+		}
 	}
 }
 
