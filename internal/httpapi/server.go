@@ -51,8 +51,29 @@ type Deps struct {
 	// Environment is reported by GET /api/tokens and GET /api/test.
 	Environment Environment
 	// AdminKey, when not empty, allows DELETE /api/tokens with
-	// "Authorization: Bearer <AdminKey>". When empty, DELETE is refused.
+	// "Authorization: Bearer <AdminKey>" (or "X-API-Key: <AdminKey>").
+	// When empty, DELETE is refused.
 	AdminKey string
+	// APIKey, when not empty, is needed to log events (POST /api/tokens)
+	// and also allows reading. When empty, anyone who reaches the server
+	// may log events.
+	APIKey string
+	// ReadKey, when not empty, is needed (or APIKey) to read usage
+	// (GET /api/tokens). When empty, anyone who reaches the server may
+	// read usage.
+	ReadKey string
+	// RateLimit, when above 0, limits each client to this many requests
+	// per second (a token bucket of RateBurst requests); more get 429
+	// with Retry-After. GET /healthz is not limited.
+	RateLimit float64
+	// RateBurst is how many requests a client may send at once; 1 when
+	// RateLimit is set and RateBurst is not.
+	RateBurst int
+	// TrustForwardedFor makes the rate limit identify a client by the
+	// last X-Forwarded-For address instead of the connection's: only for
+	// a server that is reached through exactly one reverse proxy, which
+	// appends the address it sees. Anyone else can put any address there.
+	TrustForwardedFor bool
 	// Migration reports the migration's outcome; nil means no migration
 	// ran ({"ran": false, "migrated": 0, "skipped": 0}).
 	Migration func() MigrationStatus
@@ -69,6 +90,7 @@ type server struct {
 	log         *slog.Logger
 	storageType string
 	info        tokenledger.StoreInfo
+	limiter     *limiter // nil without a rate limit
 }
 
 // NewServer returns the HTTP API over d.Service. It panics when d.Service
@@ -79,6 +101,7 @@ func NewServer(d Deps) http.Handler {
 	addRoutes(mux, s)
 	var h http.Handler = mux
 	h = s.recoverPanics(h)
+	h = s.rateLimit(h)
 	h = s.logRequests(h)
 	h = commonHeaders(h)
 	return h
@@ -94,6 +117,9 @@ func newServer(d Deps) *server {
 	}
 	if s.CheckTimeout <= 0 {
 		s.CheckTimeout = DefaultCheckTimeout
+	}
+	if s.RateLimit > 0 {
+		s.limiter = newLimiter(s.RateLimit, max(s.RateBurst, 1), maxRateClients, time.Now)
 	}
 	s.info = StoreInfoOf(d.Service.Store())
 	s.storageType = StorageType(s.info)
