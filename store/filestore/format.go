@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tokenledger/tokenledger"
@@ -442,84 +441,38 @@ func (s *snapFile) eachRecord(fn func(index int, e *tokenledger.Event, id, reaso
 
 // originalEvent converts one record of the original service's file:
 // {id, date, timestamp, userId, sessionId, model, tokensUsed, tokenType,
-// metadata}. It returns the event, the record's id (for the log, "" when
-// it has none) and the reason the record is invalid ("" when it is valid).
-// "date" and "metadata" are not used: the day is the timestamp's UTC date,
-// and metadata is never stored. Unknown fields are ignored.
+// metadata}. Apart from "date" and "metadata" such a record is an event in
+// the API's tokensUsed + tokenType form, so it is decoded and validated by
+// tokenledger.DecodeEvents, with the API's rules; "id" and "timestamp" are
+// required here. The day is the timestamp's UTC date ("date" is not
+// used); metadata is never stored, so it is not looked at. It returns the
+// event, the record's id (for the log, "" when it has none) and the reason
+// the record is invalid ("" when it is valid).
 func originalEvent(raw json.RawMessage) (tokenledger.Event, string, string) {
-	var e tokenledger.Event
 	var f map[string]json.RawMessage
 	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &f) != nil {
-		return e, "", "the record is not a JSON object"
+		return tokenledger.Event{}, "", "the record is not a JSON object"
 	}
-	str := func(name string) (string, bool, string) {
-		v, ok := f[name]
-		if !ok || string(v) == "null" {
-			return "", false, ""
+	var id string
+	if v, ok := f["id"]; ok && json.Unmarshal(v, &id) != nil {
+		id = ""
+	}
+	for _, name := range []string{"id", "timestamp"} {
+		if v, ok := f[name]; !ok || string(v) == "null" || string(v) == `""` {
+			return tokenledger.Event{}, id, name + " is missing"
 		}
-		var s string
-		if v[0] != '"' || json.Unmarshal(v, &s) != nil {
-			return "", true, name + " must be a string"
-		}
-		return s, true, ""
 	}
-	id, hasID, reason := str("id")
-	if reason != "" {
-		return e, "", reason
-	}
-	if !hasID || id == "" {
-		return e, "", "id is missing"
-	}
-	e.ID = id
-	ts, hasTS, reason := str("timestamp")
-	if reason != "" {
-		return e, id, reason
-	}
-	if !hasTS {
-		return e, id, "timestamp is missing"
-	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
+	delete(f, "date")
+	delete(f, "metadata")
+	body, err := json.Marshal(f)
 	if err != nil {
-		return e, id, "timestamp must be an RFC 3339 time such as 2026-11-27T12:00:00.000Z"
+		return tokenledger.Event{}, id, "the record cannot be read"
 	}
-	e.Timestamp = t.UTC()
-	for _, p := range []struct {
-		name string
-		dst  *string
-	}{{"model", &e.Model}, {"userId", &e.UserID}, {"sessionId", &e.SessionID}} {
-		v, _, reason := str(p.name)
-		if reason != "" {
-			return e, id, reason
-		}
-		*p.dst = v
+	evs, err := tokenledger.DecodeEvents(body)
+	if err != nil {
+		return tokenledger.Event{}, id, err.Error()
 	}
-	e.Model = strings.TrimSpace(e.Model)
-	bad := fmt.Sprintf("tokensUsed must be an integer from 0 to %d", int64(tokenledger.MaxTokens))
-	v, ok := f["tokensUsed"]
-	if !ok || string(v) == "null" {
-		return e, id, "tokensUsed is missing"
-	}
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil || n < 0 || n > tokenledger.MaxTokens {
-		return e, id, bad
-	}
-	tokenType, _, reason := str("tokenType")
-	if reason != "" {
-		return e, id, reason
-	}
-	switch tokenType {
-	case "prompt":
-		e.PromptTokens, e.TotalTokens = n, n
-	case "completion":
-		e.CompletionTokens, e.TotalTokens = n, n
-	case "total":
-		e.TotalTokens = n
-	default:
-		return e, id, "tokenType must be prompt, completion or total"
-	}
-	if err := e.Validate(); err != nil {
-		return e, id, err.Error()
-	}
+	e := evs[0]
 	if y := e.Timestamp.Year(); y < 1 || y > 9999 {
 		return e, id, "timestamp must be between the years 1 and 9999"
 	}
