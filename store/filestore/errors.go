@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 )
 
@@ -83,7 +82,7 @@ func locate(path string, off int64) (int64, int) {
 	}
 	for {
 		b, err := br.ReadByte()
-		if err == io.EOF || err != nil {
+		if err != nil {
 			return pos, line
 		}
 		switch b {

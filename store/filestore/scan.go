@@ -70,7 +70,8 @@ type ScanResult struct {
 	// count once.
 	Duplicates int
 	// TornTail is the incomplete last line of the newest journal, left by
-	// a crash mid-write (never acknowledged), or nil. Scan skips it.
+	// a crash mid-write (never acknowledged) — or, while a Store is
+	// writing, a line not yet complete — or nil. Scan skips it.
 	TornTail *TornTail
 }
 
