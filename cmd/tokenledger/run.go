@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/internal/app"
 	"github.com/tokenledger/tokenledger/internal/config"
+	"github.com/tokenledger/tokenledger/internal/redact"
 )
 
 const mainUsage = `tokenledger records LLM token usage events and reports daily usage.
@@ -54,13 +55,27 @@ var errHelp = errors.New("help printed")
 type env struct {
 	getenv         func(string) string
 	stdin          io.Reader
-	stdout, stderr io.Writer
+	stdout, stderr io.Writer // both remove secrets (redactor)
+	// redactor removes every secret of the environment (tokens, keys, the
+	// Redis password) and URL and bearer credentials.
+	redactor *redact.Redactor
 }
 
 // run is the whole program: main only calls it. args[0] is the program
 // name, args[1] the command.
+//
+// No secret leaves run: stdout, stderr, every logger and the returned
+// error go through a redactor built from the environment's secrets, even
+// when the configuration does not load.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	red := redact.New(config.SecretsFromEnv(getenv)...)
+	e := env{getenv: getenv, stdin: stdin, stdout: redact.Writer(stdout, red), stderr: redact.Writer(stderr, red), redactor: red}
+	return redactError(runCommand(ctx, args, e), red)
+}
+
+// runCommand runs the command args[1].
+func runCommand(ctx context.Context, args []string, e env) error {
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) < 2 {
 		fmt.Fprint(stderr, mainUsage)
 		return usagef("no command given; use serve, log, report, test or migrate")
@@ -130,16 +145,39 @@ func loadConfig(e env) (config.Config, error) {
 	return cfg, nil
 }
 
-// newLogger returns the text logger on stderr every command uses.
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+// newLogger returns the text logger on stderr every command uses. It
+// removes secrets from every message and attribute (redact.Handler).
+func newLogger(w io.Writer, level slog.Level, red *redact.Redactor) *slog.Logger {
+	return slog.New(redact.NewHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}), red))
+}
+
+// redactedError is an error whose message had secrets removed; it still
+// unwraps to the original, so errors.Is and errors.As (isUsage) work.
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactError returns err with secrets removed from its message.
+func redactError(err error, red *redact.Redactor) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if clean := red.String(msg); clean != msg {
+		return &redactedError{err: err, msg: clean}
+	}
+	return err
 }
 
 // openApp opens the store cfg selects, logging on stderr. The caller must
 // Close the App.
 func openApp(ctx context.Context, e env, cfg config.Config, o app.Options) (*app.App, error) {
 	if o.Logger == nil {
-		o.Logger = newLogger(e.stderr, cfg.LogLevel)
+		o.Logger = newLogger(e.stderr, cfg.LogLevel, e.redactor)
 	}
 	return app.Open(ctx, cfg, o)
 }
