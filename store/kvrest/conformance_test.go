@@ -11,13 +11,14 @@ import (
 )
 
 // TestConformance runs the Store contract through kvrest → the REST front
-// → a real redis-server.
+// → a real redis-server. (The failure behaviour, timeouts included, is
+// tested in failure_test.go.)
 func TestConformance(t *testing.T) {
 	f := front(t)
 	storetest.Run(t, func(t *testing.T, o storetest.Options) tokenledger.Store {
 		s, err := kvrest.Open(context.Background(), kvrest.Options{
 			URL: f.URL(), Token: f.Token(), Prefix: redistest.Prefix(),
-			RetentionDays: o.RetentionDays, Now: o.Now, Logger: quiet,
+			RetentionDays: o.RetentionDays, Now: o.Now, Logger: quiet, Timeout: testTimeout,
 		})
 		if err != nil {
 			t.Fatal(err)

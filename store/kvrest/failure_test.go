@@ -267,18 +267,28 @@ func TestRetries(t *testing.T) {
 	})
 
 	t.Run("reply later than the timeout", func(t *testing.T) {
-		s := open(t, f, kvrest.Options{Timeout: 300 * time.Millisecond})
+		s := open(t, f, kvrest.Options{})
+		fast, err := kvrest.New(kvrest.Options{URL: f.URL(), Token: f.Token(), Prefix: s.Prefix(), Timeout: 300 * time.Millisecond, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fast.Close()
 		f.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 800 * time.Millisecond})
 		evs := batch("late", 1)
 		start := time.Now()
-		_, err := s.Add(ctx, evs)
+		_, err = fast.Add(ctx, evs)
 		if took := time.Since(start); took > 300*time.Millisecond+slack {
 			t.Errorf("Add took %s with a 300ms timeout", took)
 		}
 		wantUnavailable(t, "Add", err, f.Host())
+		if err != nil && !strings.Contains(err.Error(), "no answer within the 300ms timeout") {
+			t.Errorf("error %q does not name the timeout", err)
+		}
 		// The late command still runs on the server; sending the events
 		// again (as the fallback spool does) counts them once.
-		time.Sleep(time.Second)
+		for deadline := time.Now().Add(10 * time.Second); today(t, s).RequestCount == 0 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
 		if _, err := s.Add(ctx, evs); err != nil {
 			t.Fatal(err)
 		}
@@ -505,7 +515,7 @@ func TestRedisBehindTheAPIDown(t *testing.T) {
 	srv := redistest.Server(t)
 	f := kvresttest.Start(t, srv.Addr(), kvresttest.Options{})
 	rec := &logRecorder{}
-	s := open(t, f, kvrest.Options{Logger: slog.New(rec)})
+	s := open(t, f, kvrest.Options{Logger: slog.New(rec), Timeout: kvrest.DefaultTimeout})
 	ctx := context.Background()
 	if _, err := s.Add(ctx, batch("before", 3)); err != nil {
 		t.Fatal(err)

@@ -28,10 +28,20 @@ func front(t testing.TB) *kvresttest.Server {
 	return kvresttest.Start(t, redistest.Shared(t).Addr(), kvresttest.Options{})
 }
 
-// open opens a store on f with the standard token under a fresh prefix
-// (unless opts sets them) and closes it when t ends.
+// testTimeout is the per-call timeout of stores in tests that are not
+// about timeouts: under the race detector, on two cores shared with other
+// work, an HTTP call through the front has been seen to take seconds, and
+// such a test must not fail for that. Tests of the timeout set their own
+// (or use the default, DefaultTimeout).
+const testTimeout = 20 * time.Second
+
+// open opens a store on f with the standard token under a fresh prefix and
+// with testTimeout (unless opts sets them), and closes it when t ends.
 func open(t testing.TB, f *kvresttest.Server, opts kvrest.Options) *kvrest.Store {
 	t.Helper()
+	if opts.Timeout == 0 {
+		opts.Timeout = testTimeout
+	}
 	if opts.URL == "" {
 		opts.URL = f.URL()
 	}
