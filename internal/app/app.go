@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,10 +17,6 @@ import (
 	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
-
-// ErrNotInThisBuild is matched (errors.Is) by the error Open returns when
-// the configuration selects a store this build does not have yet.
-var ErrNotInThisBuild = errors.New("store not available in this build")
 
 // Options are what Open needs besides the Config.
 type Options struct {
@@ -73,8 +68,9 @@ type App struct {
 
 // Open opens the store cfg selects, builds the Service on it and logs one
 // line saying which store, where and why. The caller must Close the App.
-// It returns an error wrapping ErrNotInThisBuild for a store this build
-// does not have, and the store's own error when it cannot be opened.
+// It returns the store's own error when it cannot be opened; a database
+// that does not answer is an error (wrapping tokenledger.ErrUnavailable)
+// only without Options.Spool and Options.AllowDown.
 func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	log := o.Logger
 	if log == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/httpapi"
 	"github.com/tokenledger/tokenledger/internal/migrate"
 	"github.com/tokenledger/tokenledger/store/fallback"
+	"github.com/tokenledger/tokenledger/store/kvrest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
 )
 
@@ -41,9 +42,27 @@ func openDatabase(ctx context.Context, cfg config.Config, o Options, log *slog.L
 			return nil, nil, nerr
 		}
 		return st, err, nil
+	case config.KV:
+		opts := kvrest.Options{
+			URL: cfg.KVRestURL, Token: cfg.KVRestToken, Prefix: cfg.KeyPrefix,
+			RetentionDays: cfg.RetentionDays, Timeout: cfg.DBTimeout, Logger: log, Now: o.Now,
+		}
+		octx, cancel := context.WithTimeout(ctx, 2*cfg.DBTimeout)
+		defer cancel()
+		st, err := kvrest.Open(octx, opts)
+		if err == nil {
+			return st, nil, nil
+		}
+		if !(o.Spool || o.AllowDown) || !errors.Is(err, tokenledger.ErrUnavailable) {
+			return nil, nil, err
+		}
+		st, nerr := kvrest.New(opts)
+		if nerr != nil {
+			return nil, nil, nerr
+		}
+		return st, err, nil
 	}
-	return nil, nil, fmt.Errorf("the %s store is not available in this build yet (chosen by %s); set TOKENLEDGER_STORE=file to use the local file: %w",
-		cfg.Store, cfg.StoreReason, ErrNotInThisBuild)
+	return nil, nil, fmt.Errorf("unknown database store %q", cfg.Store)
 }
 
 // withSpool wraps the database store in the fallback spool in cfg.SpoolDir.

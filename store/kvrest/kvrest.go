@@ -301,6 +301,28 @@ func (s *Store) Check(ctx context.Context) error {
 	return s.closedErr(s.track(s.core.Check(ctx)))
 }
 
+// HasMark reports whether SetMark(name) was called within the last R + 1
+// days; the migration uses it to remember files it could not rename.
+// Errors are as for Days.
+func (s *Store) HasMark(ctx context.Context, name string) (bool, error) {
+	if s.closed.Load() {
+		return false, tokenledger.ErrClosed
+	}
+	ok, err := s.core.HasMark(ctx, name)
+	return ok, s.closedErr(s.track(err))
+}
+
+// SetMark records name for R + 1 days. Errors are as for Add.
+func (s *Store) SetMark(ctx context.Context, name string) error {
+	if s.closed.Load() {
+		return tokenledger.ErrClosed
+	}
+	if s.client.ReadOnly() {
+		return s.readOnlyErr("write marker")
+	}
+	return s.closedErr(s.track(s.core.SetMark(ctx, name)))
+}
+
 // Close releases the idle connections. Nothing is buffered: every
 // acknowledged event is already in the database. After Close every method
 // returns tokenledger.ErrClosed. Close is idempotent.

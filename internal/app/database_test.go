@@ -1,0 +1,75 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/kvresttest"
+	"github.com/tokenledger/tokenledger/internal/redistest"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+// TestDatabaseStoresWithSpoolAndMigration opens serve's configuration on a
+// real Redis, directly and through the REST front: the local file is
+// migrated once, events are logged through the spool-wrapped store, and
+// /api/test reports the database and the migration.
+func TestDatabaseStoresWithSpoolAndMigration(t *testing.T) {
+	srv := redistest.Shared(t)
+	front := kvresttest.Start(t, srv.Addr(), kvresttest.Options{Token: "kv-test-token-0123456789"})
+	for _, tc := range []struct {
+		name, kind string
+		env        map[string]string
+	}{
+		{"redis", "redis", map[string]string{"REDIS_URL": srv.URL()}},
+		{"kv", "kv-rest", map[string]string{"KV_REST_API_URL": front.URL(), "KV_REST_API_TOKEN": front.Token()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "token_usage.json")
+			now := time.Now().UTC().Truncate(24 * time.Hour) // today, never in the future
+			legacy := `[{"id":"legacy-1","date":"` + now.Format("2006-01-02") + `","timestamp":"` + now.Format(time.RFC3339) +
+				`","userId":"u1","sessionId":"s1","model":"gpt-4o","tokensUsed":40,"tokenType":"prompt","metadata":{}}]`
+			if err := os.WriteFile(file, []byte(legacy), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tc.env["TOKENLEDGER_FILE"] = file
+			tc.env["TOKENLEDGER_KEY_PREFIX"] = redistest.Prefix()
+			a, logs := open(t, load(t, tc.env), Options{Spool: true, Migrate: true})
+			if a.Info.Kind != tc.kind || !a.Info.Database {
+				t.Fatalf("info = %+v, want a %s database", a.Info, tc.kind)
+			}
+			ctx := context.Background()
+			if err := a.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if m := a.Migration(); !m.Ran || m.Migrated != 1 {
+				t.Errorf("migration = %+v, want 1 record migrated", m)
+			}
+			if _, err := os.Stat(file + ".migrated"); err != nil {
+				t.Errorf("the file was not renamed: %v", err)
+			}
+			res, err := a.Service.Log(ctx, []tokenledger.Event{{Model: "gpt-4o", PromptTokens: 2, TotalTokens: 2}})
+			if err != nil || res.Accepted != 1 || res.Degraded {
+				t.Fatalf("Log = %+v, %v", res, err)
+			}
+			today, err := a.Service.TodayUsage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if today == nil || today.PromptTokens != 42 {
+				t.Errorf("today = %+v, want 42 prompt tokens (40 migrated + 2 logged)", today)
+			}
+			for _, want := range []string{"📊 Migrated 1 records from file to database", "fallback spool " + file + ".spool", "📊 Logged 2 tokens for model gpt-4o (Database)"} {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("log lacks %q:\n%s", want, logs.String())
+				}
+			}
+		})
+	}
+}
