@@ -81,10 +81,11 @@ func withSpool(db tokenledger.Store, down error, cfg config.Config, log *slog.Lo
 // first requests of a serverless instance.
 const migrationBudget = 60 * time.Second
 
-// Migrate imports the local file (cfg.File) into the database, once: after
-// a successful run it does nothing. It returns nil for the file and memory
-// stores, and when migration is turned off (TOKENLEDGER_MIGRATE=0). The
-// outcome, or the error, is kept for GET /api/test.
+// Migrate imports the local files (cfg.MigrateFiles) into the database,
+// once: after a successful run it does nothing. It returns nil for the file
+// and memory stores, and when migration is turned off
+// (TOKENLEDGER_MIGRATE=0). The outcome, or the error, is kept for
+// GET /api/test.
 func (a *App) Migrate(ctx context.Context) error {
 	if a.db == nil || !a.migrate {
 		return nil
@@ -94,17 +95,26 @@ func (a *App) Migrate(ctx context.Context) error {
 	if a.migrated {
 		return nil
 	}
-	res, err := migrate.Run(ctx, a.Config.File, a.db, migrate.Options{
-		Now: a.now, RetentionDays: a.Config.RetentionDays, Logger: a.log,
-	})
-	st := httpapi.MigrationStatus{
-		Ran: res.Ran, Migrated: res.Migrated, Skipped: res.Skipped,
-		AlreadyInDatabase: res.AlreadyThere, File: res.File,
+	var st httpapi.MigrationStatus
+	var err error
+	for _, file := range a.Config.MigrateFiles {
+		var res migrate.Result
+		res, err = migrate.Run(ctx, file, a.db, migrate.Options{
+			Now: a.now, RetentionDays: a.Config.RetentionDays, Logger: a.log,
+		})
+		if res.Ran {
+			st.Ran, st.File = true, res.File
+		}
+		st.Migrated += res.Migrated
+		st.Skipped += res.Skipped
+		st.AlreadyInDatabase += res.AlreadyThere
+		if err != nil {
+			st.Error = a.redact(err.Error())
+			a.log.Warn("⚠️ Migration of the local file into the database did not finish; it will be tried again", slog.String("file", file), slog.String("error", st.Error))
+			break
+		}
 	}
-	if err != nil {
-		st.Error = a.redact(err.Error())
-		a.log.Warn("⚠️ Migration of the local file into the database did not finish; it will be tried again", slog.String("file", a.Config.File), slog.String("error", st.Error))
-	} else {
+	if err == nil {
 		a.migrated = true
 	}
 	a.mu.Lock()

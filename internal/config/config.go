@@ -111,9 +111,14 @@ type Config struct {
 	// duration such as 2s; default DefaultDBTimeout).
 	DBTimeout time.Duration
 
-	// Migrate is whether serve and the Vercel functions import File into
-	// the database on start (TOKENLEDGER_MIGRATE, default true).
+	// Migrate is whether serve and the Vercel functions import
+	// MigrateFiles into the database on start (TOKENLEDGER_MIGRATE,
+	// default true).
 	Migrate bool
+	// MigrateFiles are the local files to import into a database: File,
+	// and on Vercel (where File is in the temp dir) also DefaultFile, the
+	// path the original service wrote, relative to the deployment.
+	MigrateFiles []string
 
 	// RetentionDays is R: day D is kept while D ≥ today − R.
 	RetentionDays int
@@ -265,6 +270,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.Migrate, err = parseBool("TOKENLEDGER_MIGRATE", migrate); err != nil {
 		return Config{}, err
+	}
+	c.MigrateFiles = []string{c.File}
+	if c.Vercel && c.File != DefaultFile {
+		c.MigrateFiles = append(c.MigrateFiles, DefaultFile)
 	}
 	if c.RetentionDays, err = parseRetention(get("TOKENLEDGER_RETENTION_DAYS")); err != nil {
 		return Config{}, err

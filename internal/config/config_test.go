@@ -23,6 +23,7 @@ func TestLoadDefaults(t *testing.T) {
 		KeyPrefix: "tokenledger",
 		File:      "logs/token_usage.json", FileFrom: "default",
 		SpoolDir: "logs/token_usage.json.spool", DBTimeout: 2 * time.Second, Migrate: true,
+		MigrateFiles:  []string{"logs/token_usage.json"},
 		RetentionDays: 90,
 		Addr:          "127.0.0.1:8080", AddrFrom: "default",
 		LogLevel: slog.LevelInfo,
@@ -96,7 +97,10 @@ func TestLoad(t *testing.T) {
 				eq(t, "VercelRegion", c.VercelRegion, "iad1")
 			}},
 		{"file on Vercel without TMPDIR", map[string]string{"VERCEL": "1"},
-			func(t *testing.T, c Config) { eq(t, "File", c.File, "/tmp/token_usage.json") }},
+			func(t *testing.T, c Config) {
+				eq(t, "File", c.File, "/tmp/token_usage.json")
+				eq(t, "MigrateFiles", strings.Join(c.MigrateFiles, ","), "/tmp/token_usage.json,logs/token_usage.json")
+			}},
 		{"TOKENLEDGER_FILE wins on Vercel", map[string]string{"VERCEL": "1", "TOKENLEDGER_FILE": "/x.json"},
 			func(t *testing.T, c Config) { eq(t, "File", c.File, "/x.json") }},
 		{"spool beside the file", map[string]string{"TOKENLEDGER_FILE": "/data/u.json"},
