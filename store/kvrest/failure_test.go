@@ -76,7 +76,9 @@ func TestUnreachable(t *testing.T) {
 	}{
 		{"closed port", closed, "connection refused"},
 		{"silent listener", silent, "no answer within the 2s timeout"},
-		{"hang-up listener", hangup, "failed 4 times"},
+		// Retried until the attempts or the time run out; on a loaded
+		// machine the time may run out after fewer than 4 attempts.
+		{"hang-up listener", hangup, "POST /: failed "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const token = "AXsecret-token-for-unreachable"
