@@ -315,11 +315,11 @@ func TestMigrationMarker(t *testing.T) {
 
 	// The file is still there; the marker keeps it from being read again.
 	s2 := startServe(t, "tokenledger (restarted)", env)
-	if _, r := apiTest(t, s2.url); r.Migration.Ran || r.Migration.Migrated != 0 || r.Migration.File != file {
-		t.Errorf("restart: migration %+v, want not run (already migrated) for %s", r.Migration, file)
+	if _, r := apiTest(t, s2.url); r.Migration.Ran || r.Migration.Migrated != 0 || r.Migration.Error != "" {
+		t.Errorf("restart: migration %+v, want not run (already migrated)", r.Migration)
 	}
 	if strings.Contains(s2.log(), "📊 Migrated") {
-		t.Errorf("the restarted process read the marked file again:\n%s", s2.log())
+		t.Errorf("the restarted process read the marked file again")
 	}
 	if got := read(t, s2.url, 91); got.Raw != before.Raw {
 		t.Errorf("the restart changed the data")

@@ -36,8 +36,9 @@ func TestRedisKilledMidStream(t *testing.T) {
 	if len(o.unacked) > 0 {
 		t.Logf("not acknowledged: %d events, e.g. %v", len(o.unacked), o.failures)
 	}
+	o.noDuplicates(t)
 	waitDrained(t, s.url, 60*time.Second)
-	checkExactlyOnce(t, s.url, 7, o)
+	checkExactlyOnce(t, s.url, srv, "killed", 7, o)
 }
 
 // TestServeKilledWhileSpooling: with Redis stopped, clients post events,
@@ -72,11 +73,12 @@ func TestServeKilledWhileSpooling(t *testing.T) {
 
 	srv.Restart(t)
 	s2 := startServe(t, "tokenledger (restarted)", env)
+	o.noDuplicates(t)
 	waitDrained(t, s2.url, 60*time.Second)
 	if !strings.Contains(s2.log(), "events from an earlier run wait in the spool") {
 		t.Errorf("the restarted process did not log the spooled events it found")
 	}
-	checkExactlyOnce(t, s2.url, 7, o)
+	checkExactlyOnce(t, s2.url, srv, "spooling", 7, o)
 }
 
 // TestRedisHung: Redis hangs (SIGSTOP) for 10 s while clients post. Every
@@ -133,6 +135,7 @@ func TestRedisHung(t *testing.T) {
 	if !strings.Contains(s.log(), "events wait in the local spool") {
 		t.Errorf("the log does not say how many events the refused read left out")
 	}
+	o.noDuplicates(t)
 	waitDrained(t, s.url, 60*time.Second)
-	checkExactlyOnce(t, s.url, 7, o)
+	checkExactlyOnce(t, s.url, srv, "hung", 7, o)
 }
