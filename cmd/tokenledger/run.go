@@ -26,6 +26,7 @@ Commands:
   report   print daily usage of the last days as a table or JSON
   test     check the storage with a real write and read (exit 1 when it fails)
   migrate  import a local usage file into the database, exactly once
+  bench    load a server or the store and verify the totals (BENCHMARKS.md)
 
 Run 'tokenledger <command> --help' for a command's flags. Storage and
 everything else is configured through the environment; see README.md.
@@ -59,6 +60,9 @@ type env struct {
 	// redactor removes every secret of the environment (tokens, keys, the
 	// Redis password) and URL and bearer credentials.
 	redactor *redact.Redactor
+	// interactive is true when stderr is a terminal (bench's live
+	// progress line).
+	interactive bool
 }
 
 // run is the whole program: main only calls it. args[0] is the program
@@ -69,7 +73,8 @@ type env struct {
 // when the configuration does not load.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	red := redact.New(config.SecretsFromEnv(getenv)...)
-	e := env{getenv: getenv, stdin: stdin, stdout: redact.Writer(stdout, red), stderr: redact.Writer(stderr, red), redactor: red}
+	e := env{getenv: getenv, stdin: stdin, stdout: redact.Writer(stdout, red), stderr: redact.Writer(stderr, red), redactor: red,
+		interactive: isTerminal(stderr, getenv)}
 	return redactError(runCommand(ctx, args, e), red)
 }
 
@@ -78,7 +83,7 @@ func runCommand(ctx context.Context, args []string, e env) error {
 	stdout, stderr := e.stdout, e.stderr
 	if len(args) < 2 {
 		fmt.Fprint(stderr, mainUsage)
-		return usagef("no command given; use serve, log, report, test or migrate")
+		return usagef("no command given; use serve, log, report, test, migrate or bench")
 	}
 	cmd, rest := args[1], args[2:]
 	var err error
@@ -93,11 +98,13 @@ func runCommand(ctx context.Context, args []string, e env) error {
 		err = runTest(ctx, rest, e)
 	case "migrate":
 		err = runMigrate(ctx, rest, e)
+	case "bench":
+		err = runBench(ctx, rest, e)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, mainUsage)
 		return nil
 	default:
-		return usagef("unknown command %q; use serve, log, report, test or migrate (see tokenledger --help)", cmd)
+		return usagef("unknown command %q; use serve, log, report, test, migrate or bench (see tokenledger --help)", cmd)
 	}
 	if errors.Is(err, errHelp) {
 		return nil
