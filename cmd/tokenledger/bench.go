@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -70,7 +71,6 @@ func runBench(ctx context.Context, args []string, e env) error {
 	fs.IntVar(&f.sessions, "sessions", 200, "how many distinct `sessions`")
 	fs.Float64Var(&f.resend, "resend", 0, "share of events that repeat an id sent before, from 0 to below 1 (such as 0.05)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "bound on each request; a request that takes longer has an unknown outcome")
-	fs.StringVar(&f.runID, "run-id", "", "name of the run in model, user and id names (default 8 random hex digits)")
 	fs.BoolVar(&f.verify, "verify", true, "compare the service's totals before and after (--verify=false to skip)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
@@ -127,10 +127,7 @@ func runBench(ctx context.Context, args []string, e env) error {
 	cfg := loadgen.Config{
 		Clients: f.clients, Duration: f.duration, Events: f.events, Batch: f.batch,
 		Models: f.models, Users: f.users, Sessions: f.sessions, Resend: f.resend,
-		RunID: f.runID, Verify: f.verify, Stop: stop,
-	}
-	if f.runID == "" {
-		cfg.RunID = loadgen.NewRunID()
+		RunID: loadgen.NewRunID(), Verify: f.verify, Stop: stop,
 	}
 	fmt.Fprintf(e.stderr, "tokenledger bench: run %s, %s\n", cfg.RunID, f.describe())
 	var prog *progress
@@ -155,6 +152,8 @@ func runBench(ctx context.Context, args []string, e env) error {
 		res.WriteText(e.stdout)
 	}
 	switch {
+	case errors.Is(err, loadgen.ErrRefused) && f.apiKey == "":
+		return fmt.Errorf("bench: %w (give --api-key or set TOKENLEDGER_API_KEY)", err)
 	case err != nil:
 		return fmt.Errorf("bench: %w", err)
 	case res.Verify == nil:
@@ -192,23 +191,8 @@ func (f *benchFlags) check(given map[string]bool) error {
 		return usagef("bench: --resend must be a share from 0 to below 1, such as 0.05, not %g", f.resend)
 	case f.timeout <= 0:
 		return usagef("bench: --timeout must be a positive duration such as 10s, not %s", f.timeout)
-	case f.runID != "" && !validRunID(f.runID):
-		return usagef("bench: --run-id must be 1 to 32 letters, digits, '-' or '_', not %q", f.runID)
 	}
 	return nil
-}
-
-// validRunID: names built from it must be valid ids and names.
-func validRunID(s string) bool {
-	if len(s) > 32 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // describe says what the run does, for its first line.

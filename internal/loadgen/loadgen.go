@@ -64,7 +64,9 @@ type Config struct {
 	// Resend is the share of events that repeat an id this client sent
 	// before (0 to 1).
 	Resend float64
-	// RunID names the run; a random one when empty.
+	// RunID names the run; a random one when empty. Ids are built from
+	// it, so it must be new for every run: a repeated one re-sends the
+	// earlier run's ids, which a correct service does not count again.
 	RunID string
 	// Verify reads the totals before and after and compares them.
 	Verify bool
@@ -75,7 +77,7 @@ type Config struct {
 	Progress      func(Progress)
 	ProgressEvery time.Duration
 	// ResendAttempts is how often the re-send pass tries an event of
-	// unknown outcome (default 5); SettleTimeout bounds the re-send pass
+	// unknown outcome (default 8); SettleTimeout bounds the re-send pass
 	// and the reads of the totals together (default 60 s).
 	ResendAttempts int
 	SettleTimeout  time.Duration
@@ -183,6 +185,7 @@ type run struct {
 	events   atomic.Int64
 	errCount atomic.Int64
 	stop     atomic.Bool
+	fatal    atomic.Pointer[Answer] // the first fatal answer
 }
 
 // Run drives target as cfg says and returns what it measured. The error
@@ -206,7 +209,7 @@ func Run(ctx context.Context, target Target, cfg Config) (*Result, error) {
 		cfg.RunID = NewRunID()
 	}
 	if cfg.ResendAttempts <= 0 {
-		cfg.ResendAttempts = 5
+		cfg.ResendAttempts = 8
 	}
 	if cfg.SettleTimeout <= 0 {
 		cfg.SettleTimeout = 60 * time.Second
@@ -276,6 +279,9 @@ func Run(ctx context.Context, target Target, cfg Config) (*Result, error) {
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
+	if a := r.fatal.Load(); a != nil {
+		return res, fmt.Errorf("%w: %s: %s", ErrRefused, a.Kind, a.Detail)
+	}
 	settleCtx, cancel := context.WithTimeout(ctx, cfg.SettleTimeout)
 	defer cancel()
 	if res.UnknownAfterLoad > 0 {
@@ -319,6 +325,10 @@ func Run(ctx context.Context, target Target, cfg Config) (*Result, error) {
 	res.Verify = r.compare(res, before, after, expModels, expUsers, unknownModels, unknownUsers)
 	return res, nil
 }
+
+// ErrRefused is returned by Run when the service refused the events in a
+// way that retrying cannot fix (HTTP 401 or 403).
+var ErrRefused = errors.New("the service refused the events")
 
 // NewRunID returns 8 random hex digits.
 func NewRunID() string {
@@ -446,6 +456,9 @@ func (r *run) send(ctx context.Context, c *client, keys []key) Answer {
 // record moves the events of one request to their new states and counts
 // the answer.
 func (r *run) record(c *client, keys []key, a Answer) {
+	if a.Fatal && r.fatal.CompareAndSwap(nil, &a) {
+		r.stop.Store(true)
+	}
 	if a.Kind != "" {
 		c.errs[a.Kind]++
 		r.errCount.Add(1)
@@ -482,60 +495,52 @@ func (r *run) record(c *client, keys []key, a Answer) {
 }
 
 // resendUnknown sends every event of unknown outcome again, in requests of
-// the run's batch size from up to 8 clients, each up to ResendAttempts
-// times, until it is acknowledged or ctx ends.
+// the run's batch size, in up to ResendAttempts rounds (with a growing
+// pause between them), until each is acknowledged or ctx ends. A correct
+// service counts such an event once, whether or not the lost request had
+// counted it.
 func (r *run) resendUnknown(ctx context.Context, clients []*client) {
-	var wg sync.WaitGroup
-	work := make(chan []key)
-	for _, c := range clients {
-		// The client's own state is updated by whoever re-sends its
-		// events; give each client's events to one goroutine at a time.
-		var keys []key
-		for seq, s := range c.states {
-			if s == stUnknown {
-				keys = append(keys, key{c.w, int64(seq)})
+	sem := make(chan struct{}, 16)
+	for attempt := 0; attempt < r.cfg.ResendAttempts && ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(time.Duration(50<<attempt)*time.Millisecond, 2*time.Second)):
 			}
 		}
-		if len(keys) == 0 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work <- keys
-		}()
-	}
-	go func() {
-		wg.Wait()
-		close(work)
-	}()
-	var senders sync.WaitGroup
-	for range min(8, len(clients)) {
-		senders.Add(1)
-		go func() {
-			defer senders.Done()
-			for keys := range work {
-				c := clients[keys[0].w]
-				for i := 0; i < len(keys); i += r.cfg.Batch {
-					chunk := keys[i:min(i+r.cfg.Batch, len(keys))]
-					for attempt := 0; attempt < r.cfg.ResendAttempts && ctx.Err() == nil; attempt++ {
-						if attempt > 0 {
-							select {
-							case <-ctx.Done():
-							case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
-							}
-						}
-						a := r.send(ctx, c, chunk)
-						if a.Outcome == Stored {
-							r.record(c, chunk, a)
-							break
-						}
-					}
+		var wg sync.WaitGroup
+		pending := false
+		for _, c := range clients {
+			var keys []key
+			for seq, s := range c.states {
+				if s == stUnknown {
+					keys = append(keys, key{c.w, int64(seq)})
 				}
 			}
-		}()
+			if len(keys) == 0 {
+				continue
+			}
+			pending = true
+			wg.Add(1)
+			go func() { // one goroutine per client: it owns the client's state
+				defer wg.Done()
+				for i := 0; i < len(keys) && ctx.Err() == nil; i += r.cfg.Batch {
+					chunk := keys[i:min(i+r.cfg.Batch, len(keys))]
+					sem <- struct{}{}
+					a := r.send(ctx, c, chunk)
+					<-sem
+					if a.Outcome == Stored {
+						r.record(c, chunk, a)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if !pending {
+			return
+		}
 	}
-	senders.Wait()
 }
 
 // readTotals reads the totals of the days since the run began, retrying

@@ -63,7 +63,14 @@ func (r *Result) ErrorSummary() string {
 		parts[i] = Thousands(r.Errors[k]) + " " + k
 	}
 	share := 100 * float64(r.ErrorCount) / float64(max(r.Requests, 1))
-	return fmt.Sprintf("%s (%.2g %% of requests): %s", Thousands(r.ErrorCount), share, strings.Join(parts, ", "))
+	prec := 0
+	if share < 10 {
+		prec = 1
+	}
+	if share < 0.1 {
+		prec = 3
+	}
+	return fmt.Sprintf("%s (%.*f %% of requests): %s", Thousands(r.ErrorCount), prec, share, strings.Join(parts, ", "))
 }
 
 // msText formats milliseconds readably: 0.42ms, 3.1ms, 120ms.

@@ -46,6 +46,9 @@ type Answer struct {
 	Kind string
 	// Detail is one line about the error, for the first of each kind.
 	Detail string
+	// Fatal stops the run: retrying cannot help (such as HTTP 401 or
+	// 403, a missing or wrong API key).
+	Fatal bool
 }
 
 // Totals are the per-model and per-user totals a service reports over
@@ -135,6 +138,7 @@ func (h *HTTP) Send(ctx context.Context, body []byte, _ func() []tokenledger.Eve
 			// may leave a batch half counted.
 			a.Outcome = Rejected
 		}
+		a.Fatal = resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
 		return a
 	}
 	if err != nil {

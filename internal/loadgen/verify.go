@@ -111,6 +111,8 @@ func (r *run) compare(res *Result, before, after Totals, expModels, expUsers, un
 	// delivery) and a fresh one a duplicate (the REST client retries a
 	// call whose reply was lost). Only the totals are the truth.
 	switch {
+	case res.Stored == 0 && modelsDiffer == 0 && usersDiffer == 0 && stray == 0:
+		v.Message = "nothing to verify: the service acknowledged no event (see the errors)"
 	case modelsDiffer == 0 && usersDiffer == 0 && stray == 0 && exact:
 		v.OK = true
 		v.Message = fmt.Sprintf("ok: this run's %d models and %d users grew by exactly %s", len(expModels), len(expUsers), describe(expSum))
