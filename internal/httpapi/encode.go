@@ -52,9 +52,22 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	encode(w, status, errorBody{Error: msg})
 }
 
+// maxFieldEcho is the longest field name an error answer repeats.
+const maxFieldEcho = 64
+
 // writeValidation writes a *tokenledger.ValidationError as 400 with its
 // field and index.
+//
+// A field name comes from the request (an unknown or repeated key) and
+// may be up to the whole body long; it is cut to maxFieldEcho characters,
+// so that an answer never repeats more than a few hundred bytes of what
+// the client sent.
 func writeValidation(w http.ResponseWriter, ve *tokenledger.ValidationError) {
+	if len(ve.Field) > maxFieldEcho {
+		short := *ve
+		short.Field = truncate(ve.Field, maxFieldEcho)
+		ve = &short
+	}
 	body := errorBody{Error: ve.Error(), Field: ve.Field}
 	if ve.Index >= 0 {
 		i := ve.Index

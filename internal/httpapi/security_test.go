@@ -352,3 +352,36 @@ func TestRateLimitConcurrent(t *testing.T) {
 		t.Errorf("codes = %v, want exactly the burst (50) allowed and 110 refused", codes)
 	}
 }
+
+// TestErrorsEchoLittle: whatever the body, an error answer repeats at
+// most a few hundred bytes of it (an unknown or repeated key may be as
+// long as the body).
+func TestErrorsEchoLittle(t *testing.T) {
+	f := newFixture(t)
+	long := strings.Repeat("k", 100_000)
+	for _, body := range []string{
+		`{"` + long + `":1}`,
+		`{"model":"m","` + long + `":1,"` + long + `":2}`,
+		`[{"model":"m"},{"` + long + `":1}]`,
+		`{"model":"` + long + `"}`,
+		`{"model":"m","timestamp":"` + long + `"}`,
+		`{"model":"m","costUsd":1` + strings.Repeat("0", 100_000) + `}`,
+		`{"model":"m","metadata":{"a":"` + long + `"}}`,
+	} {
+		a := f.post(body)
+		if a.status != 400 {
+			t.Errorf("status %d for a %d-byte body", a.status, len(body))
+		}
+		if len(a.raw) > 400 {
+			t.Errorf("a %d-byte error answer: %.120s…", len(a.raw), a.raw)
+		}
+	}
+	for _, q := range []string{"?action=" + long, "?action=date&date=" + long, "?action=history&days=" + long, "?" + long + "=1&action=x"} {
+		if a := f.get(q); len(a.raw) > 400 {
+			t.Errorf("GET %.40s…: a %d-byte answer", q, len(a.raw))
+		}
+	}
+	if a := f.do("GET", "/"+long, "", ""); len(a.raw) > 400 {
+		t.Errorf("404: a %d-byte answer", len(a.raw))
+	}
+}
