@@ -146,6 +146,7 @@ type client struct {
 	c        redis.UniversalClient
 	cluster  *redis.ClusterClient // nil for a single server
 	location string               // host:port or a comma-separated seed list
+	read     time.Duration        // the read timeout
 }
 
 // newClient validates o and builds the go-redis client. It does no I/O.
@@ -184,7 +185,7 @@ func (o *Options) newClient() (*client, error) {
 		if o.Dialer != nil {
 			ro.Dialer = o.Dialer
 		}
-		return &client{c: redis.NewClient(ro), location: t.addr}, nil
+		return &client{c: redis.NewClient(ro), location: t.addr, read: read}, nil
 	}
 	co := &redis.ClusterOptions{
 		Protocol:    2,
@@ -223,5 +224,5 @@ func (o *Options) newClient() (*client, error) {
 		}
 	}
 	cc := redis.NewClusterClient(co)
-	return &client{c: cc, cluster: cc, location: strings.Join(co.Addrs, ",")}, nil
+	return &client{c: cc, cluster: cc, location: strings.Join(co.Addrs, ","), read: read}, nil
 }

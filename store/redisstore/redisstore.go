@@ -85,10 +85,10 @@ func New(opts Options) (*Store, error) {
 		return nil, err
 	}
 	server := "redis " + cl.location
-	comb := newCombiner(&doer{c: cl.c})
+	comb := newCombiner(&doer{c: cl.c, timeout: cl.read})
 	var d redismodel.Doer = comb
 	if !combine {
-		d = &doer{c: cl.c}
+		d = &doer{c: cl.c, timeout: cl.read}
 	}
 	if cl.cluster != nil {
 		server = "redis cluster " + cl.location

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,6 +22,10 @@ type goRedis interface {
 // round trip, per master on a cluster) per Do.
 type doer struct {
 	c goRedis
+	// timeout bounds a pipeline: go-redis waits up to twice its read
+	// timeout for the replies of a pipeline from a server that does not
+	// answer, where a lone command waits once. 0: no bound of its own.
+	timeout time.Duration
 }
 
 // Do sends cmds as one pipeline and converts the replies (see
@@ -50,6 +55,11 @@ func (d *doer) exec(ctx context.Context, cmds [][]any) (out []any, errs []error,
 		// One command needs no pipeline (nor go-redis's pipeline pool).
 		out[0], errs[0] = convert(d.c.Do(ctx, cmds[0]...))
 		return out, errs, nil
+	}
+	if d.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.timeout)
+		defer cancel()
 	}
 	pipe := d.c.Pipeline()
 	rc := make([]*redis.Cmd, len(cmds))
@@ -95,7 +105,7 @@ type clusterDoer struct {
 // ForEachNode calls fn for each master with a Doer bound to it.
 func (d *clusterDoer) ForEachNode(ctx context.Context, fn func(ctx context.Context, node redismodel.Doer) error) error {
 	return d.cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		return fn(ctx, &doer{c: c})
+		return fn(ctx, &doer{c: c, timeout: c.Options().ReadTimeout})
 	})
 }
 
