@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every check of tokenledger: gofmt, go vet and all tests with the race
-# detector. Redis-backed tests need redis-server: when it is missing and this
-# runs as root, it is installed with apt-get; otherwise those tests skip
-# (or fail, when TOKENLEDGER_REQUIRE_REDIS=1, as in CI).
+# Runs every check of tokenledger: gofmt, go vet, all tests with the race
+# detector, and each fuzz target for a bounded time. Redis-backed tests
+# need redis-server: when it is missing and this runs as root, it is
+# installed with apt-get; otherwise those tests skip (or fail, when
+# TOKENLEDGER_REQUIRE_REDIS=1, as in CI).
 # Exits non-zero when anything fails.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -33,6 +34,23 @@ go vet ./... || status=1
 
 echo "== go test -race -timeout 15m ./..."
 go test -race -timeout 15m ./... || status=1
+
+# Each fuzz target runs for a bounded time (TOKENLEDGER_FUZZTIME, default
+# 15s; 0 skips the step). A crash fails the run and leaves its input in the
+# package's testdata/fuzz/<Target>/, where it becomes a regression case.
+fuzztime="${TOKENLEDGER_FUZZTIME:-15s}"
+if [ "$fuzztime" != "0" ]; then
+  for target in \
+    ".:FuzzDecodeEvents" ".:FuzzParseDollars" \
+    "./internal/httpapi:FuzzQuery" \
+    "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" \
+    "./store/kvrest:FuzzDecodeReplies" "./store/kvrest:FuzzStoreReplies"; do
+    pkg="${target%%:*}"
+    name="${target##*:}"
+    echo "== go test -fuzz ^${name}\$ -fuzztime ${fuzztime} ${pkg}"
+    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$pkg" || status=1
+  done
+fi
 
 if [ "$status" -ne 0 ]; then
   echo "test.sh: FAILED" >&2
