@@ -103,6 +103,7 @@ func TestRedisHung(t *testing.T) {
 	})
 	waitAcked(t, o, 1000)
 	srv.Pause(t)
+	hangEnds := time.Now().Add(10 * time.Second)
 	pausedAt := o.ackedCount()
 	// While Redis hangs, events keep being acknowledged (spooled) ...
 	waitAcked(t, o, pausedAt+1000)
@@ -112,7 +113,7 @@ func TestRedisHung(t *testing.T) {
 	if took := time.Since(start); status != 503 || took > bound {
 		t.Errorf("a read while Redis hangs answered %d after %s: %s (want 503 within %s)", status, took, body, bound)
 	}
-	time.Sleep(10*time.Second - time.Since(start)) // the hang itself, not a synchronisation
+	time.Sleep(time.Until(hangEnds)) // the hang itself, not a synchronisation
 	resumedAt := o.ackedCount()
 	srv.Resume(t)
 	waitAcked(t, o, resumedAt+1000)
@@ -120,9 +121,6 @@ func TestRedisHung(t *testing.T) {
 	<-done
 
 	t.Logf("hang from %d to %d acknowledged events; %d of all batches degraded; slowest answer %s", pausedAt, resumedAt, o.degraded, o.maxLatency)
-	if resumedAt-pausedAt < 1000 {
-		t.Errorf("only %d events were acknowledged during the 10 s hang", resumedAt-pausedAt)
-	}
 	if o.degraded == 0 {
 		t.Error("no batch was answered degraded during the hang")
 	}
