@@ -32,6 +32,38 @@ func ParseDollars(s string) (Nanos, error) {
 	if !isJSONNumber(s) {
 		return 0, errCostSyntax
 	}
+	if n, ok := plainDollars(s); ok {
+		if n > MaxEventCost {
+			return 0, errors.New("must not exceed 1000000 dollars")
+		}
+		return n, nil
+	}
+	return ratDollars(s)
+}
+
+// plainDollars converts the common form — up to 7 whole digits and up to
+// 9 decimals, no exponent — exactly with integers; ok is false for
+// anything else, which ratDollars converts. s is a JSON number.
+func plainDollars(s string) (Nanos, bool) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(whole) > 7 || len(frac) > 9 || strings.ContainsAny(frac, "eE") || strings.ContainsAny(whole, "eE") {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(whole); i++ {
+		n = n*10 + int64(whole[i]-'0')
+	}
+	n *= NanosPerDollar
+	scale := int64(NanosPerDollar)
+	for i := 0; i < len(frac); i++ {
+		scale /= 10
+		n += int64(frac[i]-'0') * scale
+	}
+	return Nanos(n), true
+}
+
+// ratDollars is ParseDollars for any JSON number, with big.Rat.
+func ratDollars(s string) (Nanos, error) {
 	// Bound the exponent before big.Rat expands it: anything beyond 1e±40
 	// is either far above MaxEventCost or rounds to zero anyway.
 	if i := strings.IndexAny(s, "eE"); i >= 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,15 @@ func DecodeEvents(body []byte) ([]Event, error) {
 	if !utf8.Valid(body) {
 		return nil, &ValidationError{Index: -1, Msg: "the body is not valid UTF-8"}
 	}
+	if events, err, ok := decodeFast(body); ok {
+		return events, err
+	}
+	return decodeSlow(body)
+}
+
+// decodeSlow is DecodeEvents on encoding/json's token API: every body,
+// every error. body is valid UTF-8.
+func decodeSlow(body []byte) ([]Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -151,10 +161,15 @@ func syntaxError(err error, index int) error {
 // eventFromFields builds and validates an event from its wire fields.
 func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 	var e Event
+	var unknown []string
 	for k := range f {
 		if !eventFields[k] {
-			return e, invalid(k, "is not a known field (see docs/api.md)")
+			unknown = append(unknown, k)
 		}
+	}
+	if len(unknown) > 0 { // the same answer every time: the first by name
+		slices.Sort(unknown)
+		return e, invalid(unknown[0], "is not a known field (see docs/api.md)")
 	}
 	var err error
 	str := func(name string, dst *string) {
@@ -277,11 +292,32 @@ func rawString(f map[string]json.RawMessage, name string) (string, error) {
 	if !ok {
 		return "", nil
 	}
+	if raw[0] != '"' {
+		return "", invalid(name, "must be a string")
+	}
+	if plain(raw) { // the common case: nothing to unescape
+		return string(raw[1 : len(raw)-1]), nil
+	}
 	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if json.Unmarshal(raw, &s) != nil {
 		return "", invalid(name, "must be a string")
 	}
 	return s, nil
+}
+
+// plain reports whether raw is a quoted JSON string without escapes or
+// control characters, whose content is then raw without its quotes (the
+// body is valid UTF-8).
+func plain(raw []byte) bool {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return false
+	}
+	for _, c := range raw[1 : len(raw)-1] {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 // rawInt decodes an optional token count; null counts as absent.
