@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,6 +42,50 @@ type Service struct {
 	newID     func() string
 	log       *slog.Logger
 	label     string
+	lines     lineLimiter
+}
+
+// MaxLoggedLinesPerSecond bounds the per-event "📊 Logged X tokens for
+// model Y" lines: beyond it, the events of the rest of that second are
+// summed up in one line instead (at thousands of events a second, a line
+// each costs more CPU than logging the event, and nobody reads them).
+const MaxLoggedLinesPerSecond = 100
+
+// lineLimiter counts the per-event lines of the current second (by the
+// wall clock, not the Service's, which tests may stop).
+type lineLimiter struct {
+	mu      sync.Mutex
+	second  int64 // Unix second of the window
+	lines   int   // lines logged in it
+	skipped int   // events without a line in it
+	tokens  int64 // their tokens
+}
+
+// take reserves up to n lines for this second and returns how many may be
+// logged; the other events' tokens are added to the window's summary. When
+// a new second starts, it returns the summary of the last window that
+// skipped events (skipped > 0) for the caller to log.
+func (l *lineLimiter) take(now time.Time, events []Event, isNew []bool) (lines, skipped int, skippedTokens int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sec := now.Unix(); sec != l.second {
+		skipped, skippedTokens = l.skipped, l.tokens
+		l.second, l.lines, l.skipped, l.tokens = sec, 0, 0, 0
+	}
+	lines = 0
+	for i := range events {
+		if !isNew[i] {
+			continue
+		}
+		if l.lines < MaxLoggedLinesPerSecond {
+			l.lines++
+			lines++
+		} else {
+			l.skipped++
+			l.tokens += events[i].TotalTokens
+		}
+	}
+	return lines, skipped, skippedTokens
 }
 
 // NewService returns a Service over cfg.Store. It returns an error when the
@@ -154,16 +199,29 @@ func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
 	}
 	out := LogResult{Accepted: res.Accepted(), Duplicates: res.Duplicates(), IDs: make([]string, len(events)), Degraded: res.Degraded}
 	if s.log.Enabled(ctx, slog.LevelInfo) {
-		for i := range events {
-			if res.New[i] {
-				s.log.LogAttrs(ctx, slog.LevelInfo, fmt.Sprintf("📊 Logged %d tokens for model %s (%s)", events[i].TotalTokens, events[i].Model, s.label))
-			}
-		}
+		s.logLines(ctx, events, res.New)
 	}
 	for i := range events {
 		out.IDs[i] = events[i].ID
 	}
 	return out, nil
+}
+
+// logLines logs "📊 Logged X tokens for model Y (Database)" for each new
+// event, up to MaxLoggedLinesPerSecond lines a second, and one summary
+// line for the events of a second beyond that.
+func (s *Service) logLines(ctx context.Context, events []Event, isNew []bool) {
+	lines, skipped, tokens := s.lines.take(time.Now(), events, isNew)
+	if skipped > 0 {
+		s.log.LogAttrs(ctx, slog.LevelInfo, fmt.Sprintf("📊 Logged %d more events (%d tokens) in the last busy second without a line each (%s): at most %d lines a second",
+			skipped, tokens, s.label, MaxLoggedLinesPerSecond))
+	}
+	for i := 0; i < len(events) && lines > 0; i++ {
+		if isNew[i] {
+			s.log.LogAttrs(ctx, slog.LevelInfo, fmt.Sprintf("📊 Logged %d tokens for model %s (%s)", events[i].TotalTokens, events[i].Model, s.label))
+			lines--
+		}
+	}
 }
 
 // CheckDays validates the days parameter of history, all, models and users:
