@@ -238,3 +238,30 @@ func TestBenchUsageErrors(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", r.code, r.stdout)
 	}
 }
+
+func TestServePprof(t *testing.T) {
+	r := cli(t, memoryEnv, "", "serve", "--addr", "127.0.0.1:0", "--pprof", "0.0.0.0:6060")
+	if r.code != 2 || !strings.Contains(r.stderr, "serve: --pprof must be a loopback host:port such as 127.0.0.1:6060") {
+		t.Fatalf("exit %d, %s", r.code, r.stderr)
+	}
+	s := startServer(t, memoryEnv, "--pprof", "127.0.0.1:0")
+	line := s.stderr.String()
+	_, after, ok := strings.Cut(line, "🔬 Go profiler on ")
+	if !ok {
+		t.Fatalf("no profiler line:\n%s", line)
+	}
+	url, _, _ := strings.Cut(after, " ")
+	resp, err := http.Get(url + "goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("%s: %d\n%.300s", url, resp.StatusCode, body)
+	}
+	// Not on the API's address.
+	if status, _ := call(t, "GET", s.url+"/debug/pprof/", ""); status != 404 {
+		t.Errorf("the API serves /debug/pprof/: %d", status)
+	}
+}

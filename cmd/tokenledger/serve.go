@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,7 +19,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/httpapi"
 )
 
-const serveUsage = `Usage: tokenledger serve [--addr host:port] [--repair] [--insecure]
+const serveUsage = `Usage: tokenledger serve [--addr host:port] [--repair] [--insecure] [--pprof 127.0.0.1:6060]
 
 Serves the HTTP API (docs/api.md) until SIGINT or SIGTERM, then stops
 accepting connections, finishes the requests in flight, and closes the
@@ -37,6 +38,11 @@ guards reading, TOKENLEDGER_ADMIN_KEY enables reset (README "Security").
 When the usage file is corrupt, serve refuses to start and changes
 nothing; --repair moves the corrupt file aside (nothing is deleted) and
 starts with what can still be read.
+
+--pprof serves Go's profiler (net/http/pprof: /debug/pprof/, e.g.
+go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=20) on a
+second, loopback-only address, for finding what costs CPU under load
+(BENCHMARKS.md). It is off by default.
 `
 
 // shutdownTimeout bounds how long serve waits for requests in flight.
@@ -129,8 +135,12 @@ func runServe(ctx context.Context, args []string, e env) error {
 	addr := fs.String("addr", "", "listen on `host:port` (overrides TOKENLEDGER_ADDR and PORT)")
 	repair := fs.Bool("repair", false, "rename a corrupt usage file or journal to <name>.corrupt-<time> before starting (readable journal lines are kept)")
 	insecure := fs.Bool("insecure", false, "serve on an address other machines can reach even without TOKENLEDGER_API_KEY")
+	pprofAddr := fs.String("pprof", "", "serve the Go profiler on this loopback `host:port` (off by default)")
 	if err := parseFlags(fs, args, serveUsage, e.stdout); err != nil {
 		return err
+	}
+	if *pprofAddr != "" && !onlyLoopback(*pprofAddr) {
+		return usagef("serve: --pprof must be a loopback host:port such as 127.0.0.1:6060 (profiles show the process's internals), not %q", *pprofAddr)
 	}
 	if *addr != "" {
 		if err := config.CheckListenAddr(*addr); err != nil {
@@ -161,7 +171,7 @@ func runServe(ctx context.Context, args []string, e env) error {
 	// Import the local file before serving, so that the first answers
 	// include it; when the database is down, App.Run keeps trying.
 	_ = a.Migrate(ctx)
-	err = serve(ctx, a, log, e)
+	err = serve(ctx, a, log, e, *pprofAddr)
 	if cerr := a.Close(); cerr != nil {
 		log.Error("❌ closing the store failed: acknowledged events may be missing", slog.String("error", cerr.Error()))
 		if err == nil {
@@ -207,11 +217,18 @@ func handler(a *app.App) http.Handler {
 }
 
 // serve listens on a.Config.Addr and serves the API until ctx ends or a
-// signal arrives.
-func serve(ctx context.Context, a *app.App, log *slog.Logger, e env) error {
+// signal arrives; with pprofAddr, it also serves the profiler there.
+func serve(ctx context.Context, a *app.App, log *slog.Logger, e env, pprofAddr string) error {
 	ln, err := net.Listen("tcp", a.Config.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (from %s): %w", a.Config.Addr, a.Config.AddrFrom, err)
+	}
+	var pprofLn net.Listener
+	if pprofAddr != "" {
+		if pprofLn, err = net.Listen("tcp", pprofAddr); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen on %s (--pprof): %w", pprofAddr, err)
+		}
 	}
 	srv := newHTTPServer(handler(a), log, defaultTimeouts)
 	url := "http://" + ln.Addr().String()
@@ -241,5 +258,27 @@ func serve(ctx context.Context, a *app.App, log *slog.Logger, e env) error {
 			_ = srv.Close()
 		}
 	})
+	if pprofLn != nil {
+		psrv := newHTTPServer(pprofHandler(), log, defaultTimeouts)
+		psrv.WriteTimeout = 0 // a CPU profile takes as long as asked
+		log.Info("🔬 Go profiler on http://" + pprofLn.Addr().String() + "/debug/pprof/ (--pprof)")
+		g.add(func() error {
+			if err := psrv.Serve(pprofLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve pprof: %w", err)
+			}
+			return nil
+		}, func(error) { _ = psrv.Close() })
+	}
 	return g.run()
+}
+
+// pprofHandler serves net/http/pprof on its own mux (never on the API's).
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
