@@ -19,6 +19,31 @@ var (
 	ErrClosed = errors.New("store is closed")
 )
 
+// UnavailableError is a store's refusal whose message is written for the
+// API's callers: one sentence that says why the store cannot answer now,
+// with nothing secret in it (for example, how many events wait in the
+// fallback spool). It matches ErrUnavailable.
+type UnavailableError struct {
+	// Msg is the sentence shown to callers.
+	Msg string
+	// Err is the underlying cause, for logs; it may be nil.
+	Err error
+}
+
+// Error returns the sentence, followed by the cause when there is one.
+func (e *UnavailableError) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+// Is makes errors.Is(err, ErrUnavailable) true for an *UnavailableError.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
 // ValidationError describes one broken rule in a request or file. Its
 // message is one sentence that says what is wrong. It matches ErrInvalid.
 type ValidationError struct {

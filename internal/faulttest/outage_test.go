@@ -130,8 +130,8 @@ func TestRedisHung(t *testing.T) {
 	if len(o.unacked) > 0 {
 		t.Errorf("%d events were not acknowledged during the hang, e.g. %v", len(o.unacked), o.failures)
 	}
-	if !strings.Contains(s.log(), "events wait in the local spool") {
-		t.Errorf("the log does not say how many events the refused read left out")
+	if !strings.Contains(string(body), " events wait in the local spool") || !strings.Contains(s.log(), "events wait in the local spool") {
+		t.Errorf("the refused read does not say how many events wait in the spool: %s", body)
 	}
 	o.noDuplicates(t)
 	waitDrained(t, s.url, 60*time.Second)

@@ -88,7 +88,11 @@ func (s *server) writeServiceError(w http.ResponseWriter, r *http.Request, what 
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, what+": storage unavailable",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.redact(err.Error())))
-		writeError(w, http.StatusServiceUnavailable, msgUnavailable)
+		msg := msgUnavailable
+		if ue := (*tokenledger.UnavailableError)(nil); errors.As(err, &ue) {
+			msg = s.redact(ue.Msg) // written for callers, redacted all the same
+		}
+		writeError(w, http.StatusServiceUnavailable, msg)
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelError, what+" failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.redact(err.Error())))

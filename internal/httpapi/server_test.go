@@ -584,6 +584,8 @@ func TestStoreErrors(t *testing.T) {
 	}{
 		{"unavailable", fmt.Errorf("redis: dial db.example.com:6379: %w", tokenledger.ErrUnavailable), false, 503, msgUnavailable, "storage unavailable"},
 		{"closed", tokenledger.ErrClosed, false, 503, msgUnavailable, "storage unavailable"},
+		{"spooled events withheld", &tokenledger.UnavailableError{Msg: "The database is unreachable and 7 events wait in the local spool", Err: errors.New("dial tcp 10.0.0.1:6379: i/o timeout")},
+			false, 503, "The database is unreachable and 7 events wait in the local spool", "i/o timeout"},
 		{"timeout", fmt.Errorf("read: %w", context.DeadlineExceeded), false, 503, msgUnavailable, "storage unavailable"},
 		{"corrupt data", errors.New("decode day 2026-11-27: unexpected end of JSON input"), false, 500, msgInternal, "decode day 2026-11-27: unexpected end of JSON input"},
 		{"panic", nil, true, 500, msgInternal, "handler panicked"},

@@ -194,12 +194,14 @@ func (s *Store) settle(ctx context.Context) error {
 }
 
 // withheld is the error for a read refused because n events still wait
-// in the spool; cause is why they are still there.
+// in the spool; cause is why they are still there. Its sentence is shown to
+// API callers.
 func (s *Store) withheld(n int, cause error) error {
+	msg := fmt.Sprintf("%d events from the local spool are still being delivered to the database; reports would leave them out, so try again in a moment", n)
 	if errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: the database is unreachable and %d events wait in the local spool; reports would leave them out, so none are given until they are delivered", tokenledger.ErrUnavailable, n)
+		msg = fmt.Sprintf("The database is unreachable and %d events wait in the local spool; reports would leave them out, so none are given until they are delivered", n)
 	}
-	return fmt.Errorf("%w: %d events from the local spool are still being delivered to the database; reports would leave them out, so try again in a moment", tokenledger.ErrUnavailable, n)
+	return &tokenledger.UnavailableError{Msg: msg, Err: cause}
 }
 
 // Reset empties the database and the spool.
