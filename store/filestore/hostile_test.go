@@ -336,16 +336,16 @@ func fileSum(t *testing.T, path string) string {
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-// small is true under the race detector (which makes decoding about ten
+// small reports true under the race detector (which makes decoding about ten
 // times slower) and with -short: the big files are then 8 MB, the heap
 // bound shrinks with them (reading such a file whole would still break
 // it), and only Scan reads them (Open reads with the same code).
-var small = raceEnabled || testing.Short()
+func small() bool { return raceEnabled || testing.Short() }
 
 // bigFileSize is the size of the big hostile files: 200 MB, or 8 MB when
 // small.
 func bigFileSize() int64 {
-	if small {
+	if small() {
 		return 8 << 20
 	}
 	return 200 << 20
@@ -361,7 +361,7 @@ const maxStreamingHeap = 64 << 20
 // streamingBound is the heap bound of TestBigFiles: maxStreamingHeap, or
 // 16 MiB for the small files (read whole, 8 MB would take about 35 MiB).
 func streamingBound() uint64 {
-	if small {
+	if small() {
 		return 16 << 20
 	}
 	return maxStreamingHeap
@@ -438,7 +438,7 @@ func TestBigFiles(t *testing.T) {
 		writeBig(t, path, size, "[", func(i int) string {
 			return fmt.Sprintf(`{"id":"r%09d","timestamp":"%s","model":"gpt-4o","tokensUsed":%d,"tokenType":"prompt","metadata":{"pad":"%s"}},`+"\n", i, old, i%1000, pad)
 		})
-		scanPeak, openPeak := readBig(t, path, !small, wantCut(size, int(size/8200)-1))
+		scanPeak, openPeak := readBig(t, path, !small(), wantCut(size, int(size/8200)-1))
 		if max(scanPeak, openPeak) > streamingBound() {
 			t.Errorf("heap grew by %d MiB (Scan) and %d MiB (Open), more than the %d MiB of streaming", scanPeak>>20, openPeak>>20, streamingBound()>>20)
 		}
@@ -460,7 +460,7 @@ func TestBigFiles(t *testing.T) {
 			b.WriteString("]},\n")
 			return b.String()
 		})
-		scanPeak, openPeak := readBig(t, path, !small, wantCut(size, int(size/150)))
+		scanPeak, openPeak := readBig(t, path, !small(), wantCut(size, int(size/150)))
 		if max(scanPeak, openPeak) > streamingBound() {
 			t.Errorf("heap grew by %d MiB (Scan) and %d MiB (Open), more than the %d MiB of streaming", scanPeak>>20, openPeak>>20, streamingBound()>>20)
 		}
@@ -473,7 +473,7 @@ func TestBigFiles(t *testing.T) {
 			block[i] = byte(rng.Uint32())
 		}
 		writeBig(t, path, size, "", func(int) string { return string(block) })
-		scanPeak, openPeak := readBig(t, path, !small, func(t *testing.T, res ScanResult, err error) {
+		scanPeak, openPeak := readBig(t, path, !small(), func(t *testing.T, res ScanResult, err error) {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Errorf("err = %v, want corruption", err)
 			}
