@@ -105,6 +105,9 @@ func (a *App) Migrate(ctx context.Context) error {
 		if res.Ran {
 			st.Ran, st.File = true, res.File
 		}
+		if res.AlreadyMigrated {
+			st.AlreadyMigrated, st.File = true, res.File
+		}
 		st.Migrated += res.Migrated
 		st.Skipped += res.Skipped
 		st.AlreadyInDatabase += res.AlreadyThere

@@ -348,6 +348,7 @@ type testReport struct {
 		Skipped           int    `json:"skipped"`
 		AlreadyInDatabase int    `json:"alreadyInDatabase"`
 		File              string `json:"file"`
+		AlreadyMigrated   bool   `json:"alreadyMigrated"`
 		Error             string `json:"error"`
 	} `json:"migration"`
 }

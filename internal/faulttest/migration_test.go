@@ -315,8 +315,9 @@ func TestMigrationMarker(t *testing.T) {
 
 	// The file is still there; the marker keeps it from being read again.
 	s2 := startServe(t, "tokenledger (restarted)", env)
-	if _, r := apiTest(t, s2.url); r.Migration.Ran || r.Migration.Migrated != 0 || r.Migration.Error != "" {
-		t.Errorf("restart: migration %+v, want not run (already migrated)", r.Migration)
+	if _, r := apiTest(t, s2.url); r.Migration.Ran || r.Migration.Migrated != 0 || r.Migration.Error != "" ||
+		!r.Migration.AlreadyMigrated || r.Migration.File != file {
+		t.Errorf("restart: migration %+v, want not run, and %s shown as already migrated", r.Migration, file)
 	}
 	if strings.Contains(s2.log(), "📊 Migrated") {
 		t.Errorf("the restarted process read the marked file again")

@@ -37,6 +37,9 @@ type MigrationStatus struct {
 	AlreadyInDatabase int `json:"alreadyInDatabase,omitempty"`
 	// File is the file read, "" when there was none. Extension.
 	File string `json:"file,omitempty"`
+	// AlreadyMigrated is true when a database marker showed File had been
+	// imported before, so it was not read again. Extension.
+	AlreadyMigrated bool `json:"alreadyMigrated,omitempty"`
 	// Error says why the last attempt did not finish; it is retried.
 	// Extension.
 	Error string `json:"error,omitempty"`
