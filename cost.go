@@ -21,13 +21,25 @@ const MaxEventCost Nanos = 1_000_000 * NanosPerDollar
 
 var errCostSyntax = errors.New("must be a non-negative decimal number of US dollars")
 
+// MaxCostChars is the longest cost text ParseDollars reads: far more than
+// any amount up to MaxEventCost needs, to the nano-dollar, in any notation.
+const MaxCostChars = 64
+
+var errCostLength = errors.New("must be written in at most 64 characters")
+
 // ParseDollars converts a decimal number of dollars, as written in JSON
 // (for example "0.0025" or "2.5e-3"), into nano-dollars, rounding half up
 // to the nearest nano-dollar. It rejects negative values, values above
-// MaxEventCost and anything that is not a JSON number.
+// MaxEventCost, text longer than MaxCostChars and anything that is not a
+// JSON number.
 func ParseDollars(s string) (Nanos, error) {
 	if strings.HasPrefix(s, "-") {
 		return 0, errors.New("must not be negative")
+	}
+	// Bound the text before big.Rat reads it: its parsing costs more than
+	// linear time, and one 1 MiB costUsd took seconds of CPU per request.
+	if len(s) > MaxCostChars {
+		return 0, errCostLength
 	}
 	if !isJSONNumber(s) {
 		return 0, errCostSyntax

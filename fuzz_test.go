@@ -3,6 +3,7 @@ package tokenledger_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tokenledger/tokenledger"
@@ -73,4 +74,25 @@ func FuzzParseDollars(f *testing.F) {
 			t.Fatalf("round trip of %q: %d → %q → %d, %v", s, n, n.String(), back, err)
 		}
 	})
+}
+
+// TestLongCostIsRefused: a cost longer than MaxCostChars is refused before
+// it is parsed (big.Rat took seconds of CPU on a 1 MiB number), with a
+// sentence; one just within the bound still parses.
+func TestLongCostIsRefused(t *testing.T) {
+	long := "1" + strings.Repeat("0", 1<<20)
+	if _, err := tokenledger.ParseDollars(long); err == nil || err.Error() != "must be written in at most 64 characters" {
+		t.Errorf("ParseDollars(1 MiB of digits) = %v", err)
+	}
+	_, err := tokenledger.DecodeEvents([]byte(`{"model":"m","costUsd":0.` + strings.Repeat("1", 1<<20) + `}`))
+	if err == nil || err.Error() != "costUsd must be written in at most 64 characters" {
+		t.Errorf("DecodeEvents with a 1 MiB cost: %v", err)
+	}
+	within := "0." + strings.Repeat("0", tokenledger.MaxCostChars-3) + "1"
+	if n, err := tokenledger.ParseDollars(within); err != nil || n != 0 {
+		t.Errorf("ParseDollars(%d characters) = %d, %v; want 0 (it rounds to nothing)", len(within), n, err)
+	}
+	if n, err := tokenledger.ParseDollars("0.0000000015" + strings.Repeat("0", 50)); err != nil || n != 2 {
+		t.Errorf("ParseDollars(62 characters) = %d, %v; want 2", n, err)
+	}
 }
