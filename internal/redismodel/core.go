@@ -597,6 +597,12 @@ func (c *Core) resetNode(ctx context.Context, d Doer) error {
 		if !ok1 || (!ok2 && arr[1] != nil) {
 			return fmt.Errorf("%s: %s: SCAN answered a %T cursor and %T keys", c.server, op, arr[0], arr[1])
 		}
+		// Redis always moves the cursor on; one that comes back as sent
+		// would make this loop forever (a broken or hostile server, or a
+		// proxy repeating a cached answer).
+		if next == cursor && next != "0" {
+			return fmt.Errorf("%s: %s: SCAN answered the cursor %.40q it was given, so the scan would never end", c.server, op, next)
+		}
 		// Group by hash tag: a multi-key UNLINK must stay within one slot.
 		bySlot := map[string][]any{}
 		var order []string
