@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -383,5 +384,33 @@ func TestErrorsEchoLittle(t *testing.T) {
 	}
 	if a := f.do("GET", "/"+long, "", ""); len(a.raw) > 400 {
 		t.Errorf("404: a %d-byte answer", len(a.raw))
+	}
+}
+
+// endlessResetStore is a store whose Reset runs until its context ends,
+// like a database that answers SCAN so that the scan never finishes.
+type endlessResetStore struct{ *brokenStore }
+
+func (e endlessResetStore) Reset(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestResetIsBounded: a reset that never finishes is cut off (503)
+// instead of holding the request forever.
+func TestResetIsBounded(t *testing.T) {
+	old := resetTimeout
+	resetTimeout = 50 * time.Millisecond
+	t.Cleanup(func() { resetTimeout = old })
+	f := newFixtureOn(t, endlessResetStore{newBroken(t, nil)})
+	done := make(chan answer, 1)
+	go func() { done <- f.do("DELETE", "/api/tokens", "", "", "Authorization", "Bearer "+adminKey) }()
+	select {
+	case a := <-done:
+		if a.status != 503 {
+			t.Errorf("endless reset = %d %s, want 503", a.status, a.raw)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("DELETE did not return: a reset that never ends holds the request")
 	}
 }

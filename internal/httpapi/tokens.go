@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tokenledger/tokenledger"
 )
@@ -183,11 +185,19 @@ func handleQuery(s *server) http.Handler {
 	})
 }
 
+// resetTimeout bounds one reset: a store that never finishes (a database
+// answering SCAN wrongly) must not hold the request forever, and after the
+// server's write timeout (60 s) the answer could not be sent anyway. A
+// reset cut short deletes part of the data; the admin retries.
+var resetTimeout = 50 * time.Second
+
 // handleReset serves DELETE /api/tokens. requireKey lets it run only with
 // the admin key (routes.go); every reset is logged.
 func handleReset(s *server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Service.Reset(r.Context()); err != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), resetTimeout)
+		defer cancel()
+		if err := s.Service.Reset(ctx); err != nil {
 			s.writeServiceError(w, r, "reset", err)
 			return
 		}
