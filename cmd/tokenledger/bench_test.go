@@ -64,7 +64,7 @@ func realHandler(t *testing.T, path string) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
-	return handler(a)
+	return a.Handler()
 }
 
 // dropEveryTenth wraps the API: every tenth event posted is answered as

@@ -1,0 +1,356 @@
+// Command benchmd measures tokenledger on this machine and writes
+// BENCHMARKS.md. scripts/bench.sh builds the binaries and runs it; see
+// that script. Everything it starts listens on loopback and is stopped at
+// the end.
+//
+//	go run ./internal/loadgen/benchmd --bin DIR --out BENCHMARKS.md
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tokenledger/tokenledger/store/filestore"
+	"github.com/tokenledger/tokenledger/store/redisstore"
+)
+
+var (
+	started  = time.Now()
+	cleanups []func()
+)
+
+func cleanup() {
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	cleanups = nil
+}
+
+// keep registers p to be stopped at the end.
+func keep(p *proc) *proc {
+	cleanups = append(cleanups, func() { p.stop(syscall.SIGKILL) })
+	return p
+}
+
+func main() {
+	bin := flag.String("bin", "", "directory holding the built tokenledger and ceiling binaries")
+	out := flag.String("out", "BENCHMARKS.md", "file to write")
+	rounds := flag.Int("rounds", 3, "alternating rounds of tokenledger and the ceiling")
+	dur := flag.Duration("d", 6*time.Second, "duration of each HTTP load run")
+	flag.Parse()
+	if *bin == "" {
+		fail("--bin is required")
+	}
+	tl, ceilBin := filepath.Join(*bin, "tokenledger"), filepath.Join(*bin, "ceiling")
+	tmp, err := os.MkdirTemp("", "tokenledger-bench-")
+	must(err)
+	cleanups = append(cleanups, func() { _ = os.RemoveAll(tmp) })
+	defer cleanup()
+
+	r := &report{machine: describeMachine()}
+	note("machine: %s", r.machine)
+
+	// 1. HTTP single events: tokenledger on Redis vs the ceiling, and
+	// batches; the server's memory; a CPU profile.
+	httpPhase(r, tl, ceilBin, filepath.Join(tmp, "http"), *rounds, *dur)
+	// 2. Stored data: reading 91 days and the cost per event as the
+	// store grows, on Redis and on the file.
+	redisDataPhase(r, tl, filepath.Join(tmp, "redis-data"))
+	fileDataPhase(r, tl, filepath.Join(tmp, "file-data"))
+	// 3. The stores' own Go benchmarks.
+	goBenchPhase(r)
+
+	r.took = time.Since(started)
+	r.loadEnd = loadAvg()
+	must(os.WriteFile(*out, []byte(r.markdown()), 0o644))
+	note("wrote %s in %s", *out, r.took.Round(time.Second))
+}
+
+// env returns the environment for tokenledger processes.
+func env(extra ...string) []string {
+	base := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TOKENLEDGER_MIGRATE=0"}
+	return append(base, extra...)
+}
+
+// httpPhase measures POST /api/tokens on Redis.
+func httpPhase(r *report, tl, ceilBin, dir string, rounds int, dur time.Duration) {
+	must(os.MkdirAll(dir, 0o755))
+	rs := keep(startRedis(filepath.Join(dir, "redis")))
+	serveEnv := env("TOKENLEDGER_STORE=redis", "REDIS_URL=redis://"+rs.addr, "TOKENLEDGER_FILE="+filepath.Join(dir, "token_usage.json"))
+	srv := keep(startListening("serve", serveEnv, dir, tl, "serve", "--addr", "127.0.0.1:0", "--pprof", "127.0.0.1:0"))
+	ceil := keep(startListening("ceiling", env(), dir, ceilBin, "--addr", "127.0.0.1:0", "--redis", rs.addr))
+	r.serveCmd = "TOKENLEDGER_STORE=redis REDIS_URL=redis://127.0.0.1:PORT tokenledger serve --addr 127.0.0.1:0"
+	r.ceilCmd = "go run ./internal/loadgen/ceiling --addr 127.0.0.1:0 --redis 127.0.0.1:PORT"
+	d := dur.String()
+	for i := range rounds {
+		note("HTTP round %d/%d: tokenledger", i+1, rounds)
+		r.single = append(r.single, runBench(tl, env(), map[string]int{"server": srv.pid(), "redis": rs.pid()}, "",
+			"--url", srv.url, "-c", "64", "-d", d))
+		note("  %.0f requests/s; ceiling", r.single[i].res.RequestsPerSec)
+		r.ceiling = append(r.ceiling, runBench(tl, env(), map[string]int{"server": ceil.pid(), "redis": rs.pid()}, "",
+			"--url", ceil.url, "-c", "64", "-d", d, "--verify=false"))
+		note("  %.0f requests/s", r.ceiling[i].res.RequestsPerSec)
+	}
+	r.serveHWM, r.ceilHWM = statusKB(srv.pid(), "VmHWM"), statusKB(ceil.pid(), "VmHWM")
+
+	// The profile: one more run, with a CPU profile of serve taken in the
+	// middle of it.
+	note("HTTP: CPU profile of serve")
+	profDone := make(chan string, 1)
+	go func() {
+		time.Sleep(time.Second)
+		profDone <- profile(srv, dir, tl, int(dur.Seconds())-2)
+	}()
+	runBench(tl, env(), nil, "", "--url", srv.url, "-c", "64", "-d", d)
+	r.profile = <-profDone
+
+	for _, b := range []struct{ batch, clients string }{{"100", "16"}, {"1000", "4"}} {
+		note("HTTP batches of %s", b.batch)
+		r.batches = append(r.batches, runBench(tl, env(), map[string]int{"server": srv.pid(), "redis": rs.pid()}, "",
+			"--url", srv.url, "-c", b.clients, "--batch", b.batch, "-d", d))
+	}
+	srv.stop(syscall.SIGTERM)
+	ceil.stop(syscall.SIGTERM)
+	rs.stop(syscall.SIGTERM)
+}
+
+// profile takes a CPU profile of serve over secs seconds through --pprof
+// and returns `go tool pprof -top` of it.
+func profile(srv *proc, dir, tl string, secs int) string {
+	log, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+	_, after, ok := strings.Cut(string(log), "🔬 Go profiler on ")
+	if !ok {
+		return "(no profiler address in serve's log)"
+	}
+	base, _, _ := strings.Cut(after, " ")
+	resp, err := http.Get(fmt.Sprintf("%sprofile?seconds=%d", base, max(secs, 2)))
+	if err != nil {
+		return "(profile: " + err.Error() + ")"
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(dir, "cpu.pprof")
+	f, err := os.Create(path)
+	must(err)
+	_, _ = io.Copy(f, resp.Body)
+	f.Close()
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=60", tl, path).CombinedOutput()
+	if err != nil {
+		return "(go tool pprof: " + err.Error() + ")"
+	}
+	return string(out)
+}
+
+// perEvent measures the latency of logging one event at a time (one
+// client) against url.
+func perEvent(tl, url string, n int) benchRun {
+	return runBench(tl, env(), nil, "", "--url", url, "-c", "1", "-n", fmt.Sprint(n))
+}
+
+// readLatency GETs path from url n times, one at a time, and returns the
+// p50 and p99.
+func readLatency(url, path string, n int) (p50, p99 time.Duration) {
+	var lat []time.Duration
+	for range n {
+		start := time.Now()
+		resp, err := http.Get(url + path)
+		must(err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			fail("GET %s: %d", path, resp.StatusCode)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[(len(lat)*99+99)/100-1]
+}
+
+// growth is one point of "cost as the store grows".
+type growth struct {
+	stored int
+	how    string
+	run    benchRun
+}
+
+// redisDataPhase: 10^3, 10^5, 1.82M (91 days × 20 models × 1,000 users,
+// where GET all is measured) and 10^7 events stored in Redis.
+func redisDataPhase(r *report, tl, dir string) {
+	must(os.MkdirAll(dir, 0o755))
+	rs := keep(startRedis(filepath.Join(dir, "redis")))
+	now := time.Now().UTC()
+	st, err := redisstore.Open(context.Background(), redisstore.Options{URL: "redis://" + rs.addr, Logger: quiet})
+	must(err)
+	defer st.Close()
+	srv := keep(startListening("serve-redis", env("TOKENLEDGER_STORE=redis", "REDIS_URL=redis://"+rs.addr,
+		"TOKENLEDGER_FILE="+filepath.Join(dir, "token_usage.json")), dir, tl, "serve", "--addr", "127.0.0.1:0"))
+	stored := 0
+	for _, stage := range []struct {
+		to  int
+		how string
+	}{{1_000, "logged"}, {100_000, "logged"}, {fullSeed, "logged"}, {10_000_000, "claims"}} {
+		start := time.Now()
+		if stage.how == "logged" {
+			seed(st, stored, stage.to, now)
+		} else {
+			addClaims(rs.addr, stored, stage.to, now)
+		}
+		note("Redis: %d events stored (%s in %s)", stage.to, stage.how, time.Since(start).Round(time.Second))
+		stored = stage.to
+		if stored == fullSeed {
+			r.redisAll50, r.redisAll99 = readLatency(srv.url, "/api/tokens?action=all", 30)
+			r.redisSeedTook = time.Since(start)
+		}
+		if stage.how == "claims" {
+			r.redisClaimsTook = time.Since(start)
+			r.redisMemory = redisUsedMemory(rs.addr)
+		}
+		r.redisGrowth = append(r.redisGrowth, growth{stored: stored, how: stage.how, run: perEvent(tl, srv.url, 1000)})
+	}
+	srv.stop(syscall.SIGTERM)
+	rs.stop(syscall.SIGKILL)
+}
+
+// fileDataPhase: 10^3, 10^5 and 1.82M events in the file store.
+func fileDataPhase(r *report, tl, dir string) {
+	must(os.MkdirAll(dir, 0o755))
+	path := filepath.Join(dir, "token_usage.json")
+	now := time.Now().UTC()
+	stored := 0
+	for _, to := range []int{1_000, 100_000, fullSeed} {
+		start := time.Now()
+		st, err := filestore.Open(path, filestore.Options{Logger: quiet})
+		must(err)
+		seed(st, stored, to, now)
+		must(st.Close())
+		stored = to
+		took := time.Since(start)
+		note("file: %d events stored (%s)", to, took.Round(time.Second))
+		start = time.Now()
+		srv := keep(startListening("serve-file", env("TOKENLEDGER_STORE=file", "TOKENLEDGER_FILE="+path), dir, tl, "serve", "--addr", "127.0.0.1:0"))
+		openTook := time.Since(start)
+		if to == fullSeed {
+			r.fileSeedTook, r.fileOpenTook = took, openTook
+			fi, err := os.Stat(path)
+			must(err)
+			r.fileBytes = fi.Size()
+			r.fileAll50, r.fileAll99 = readLatency(srv.url, "/api/tokens?action=all", 30)
+			r.fileServeHWM = statusKB(srv.pid(), "VmHWM")
+		}
+		r.fileGrowth = append(r.fileGrowth, growth{stored: to, how: "logged", run: perEvent(tl, srv.url, 300)})
+		if to == fullSeed {
+			srv.stop(syscall.SIGKILL) // the temp dir goes; skip the final compaction
+		} else {
+			srv.stop(syscall.SIGTERM)
+		}
+	}
+}
+
+// redisUsedMemory returns INFO memory's used_memory_human.
+func redisUsedMemory(addr string) string {
+	out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", strings.TrimPrefix(addr, "127.0.0.1:"), "INFO", "memory").Output()
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory_human:"); ok {
+			return v
+		}
+	}
+	return "?"
+}
+
+// goBenchPhase re-runs the stores' go test benchmarks.
+func goBenchPhase(r *report) {
+	for _, gb := range []*goBenchRun{
+		{key: "redis-ceiling", args: []string{"-bench", "LogVsCeiling", "-benchtime", "3x", "./store/redisstore/"}},
+		{key: "redis-read", args: []string{"-bench", "All91Days", "-benchtime", "100x", "./store/redisstore/"}},
+		{key: "redis-memory", args: []string{"-bench", "MemoryPerDay", "-benchtime", "1x", "./store/redisstore/"}},
+		{key: "kvrest", args: []string{"-bench", "Log", "-benchtime", "3x", "./store/kvrest/"}},
+		{key: "file", args: []string{"-bench", "Add|ConcurrentWriters|ServiceAll", "-benchtime", "2s", "./store/filestore/"}},
+		{key: "file-open", args: []string{"-bench", "OpenClose1M", "-benchtime", "1x", "./store/filestore/"}},
+	} {
+		note("go test -run '^$' %s", strings.Join(gb.args, " "))
+		start := time.Now()
+		gb.metrics, gb.raw, gb.err = goBench(context.Background(), 4*time.Minute, gb.args...)
+		gb.took = time.Since(start)
+		if gb.err != nil {
+			note("%v", gb.err)
+		}
+		r.goBench = append(r.goBench, gb)
+	}
+}
+
+// goBenchRun is one go test -bench invocation.
+type goBenchRun struct {
+	key     string
+	args    []string
+	metrics map[string]map[string]float64
+	raw     string
+	err     error
+	took    time.Duration
+}
+
+func (g *goBenchRun) cmd() string {
+	return "go test -run '^$' " + strings.Join(g.args, " ")
+}
+
+// m returns a metric, or 0.
+func (g *goBenchRun) m(bench, unit string) float64 { return g.metrics[bench][unit] }
+
+// describeMachine says what runs the benchmark.
+func describeMachine() string {
+	model := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := "?"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+	}
+	goV, _ := exec.Command("go", "env", "GOVERSION").Output()
+	redisV, _ := exec.Command("redis-server", "--version").Output()
+	rv := strings.Fields(string(redisV))
+	rver := "?"
+	for _, f := range rv {
+		if v, ok := strings.CutPrefix(f, "v="); ok {
+			rver = v
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d cores (%s), %s RAM, Linux %s, %s, Redis %s; load average at start %s",
+		numCPU(), model, mem, strings.TrimSpace(string(kernel)), strings.TrimSpace(string(goV)), rver, loadAvg())
+}
+
+func numCPU() int {
+	n := 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		n = strings.Count(string(b), "processor\t:")
+	}
+	return max(n, 1)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:3], " ")
+}
