@@ -22,6 +22,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/app"
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
+	"github.com/tokenledger/tokenledger/internal/redact"
 )
 
 // Instance is one function instance's tokenledger, built on first use.
@@ -63,7 +64,8 @@ func (i *Instance) start(getenv func(string) string) {
 		i.err = err
 		return
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Every line goes through the redactor, as the CLI's do.
+	log := slog.New(redact.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}), redact.New(cfg.Secrets()...)))
 	a, err := app.Open(context.Background(), cfg, app.Options{Logger: log, Spool: true, Migrate: true})
 	if err != nil {
 		i.err = err

@@ -16,7 +16,6 @@ import (
 
 	"github.com/tokenledger/tokenledger/internal/app"
 	"github.com/tokenledger/tokenledger/internal/config"
-	"github.com/tokenledger/tokenledger/internal/httpapi"
 )
 
 const serveUsage = `Usage: tokenledger serve [--addr host:port] [--repair] [--insecure] [--pprof 127.0.0.1:6060]
@@ -206,16 +205,6 @@ func describeAccess(cfg config.Config) string {
 	return line
 }
 
-// handler is the HTTP API over a, with the keys and the rate limit of its
-// configuration.
-func handler(a *app.App) http.Handler {
-	d := a.Deps()
-	d.APIKey, d.ReadKey, d.AdminKey = a.Config.APIKey, a.Config.ReadKey, a.Config.AdminKey
-	d.RateLimit, d.RateBurst, d.TrustForwardedFor = a.Config.RateLimit, a.Config.RateBurst, a.Config.TrustForwardedFor
-	d.Secrets = a.Config.Secrets()
-	return httpapi.NewServer(d)
-}
-
 // serve listens on a.Config.Addr and serves the API until ctx ends or a
 // signal arrives; with pprofAddr, it also serves the profiler there.
 func serve(ctx context.Context, a *app.App, log *slog.Logger, e env, pprofAddr string) error {
@@ -230,7 +219,7 @@ func serve(ctx context.Context, a *app.App, log *slog.Logger, e env, pprofAddr s
 			return fmt.Errorf("listen on %s (--pprof): %w", pprofAddr, err)
 		}
 	}
-	srv := newHTTPServer(handler(a), log, defaultTimeouts)
+	srv := newHTTPServer(a.Handler(), log, defaultTimeouts)
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(e.stdout, "tokenledger listening on %s\n", url)
 	log.Info("🚀 tokenledger listening on "+url, slog.String("addr", ln.Addr().String()), slog.String("from", a.Config.AddrFrom))

@@ -151,8 +151,14 @@ func (a *App) Deps() httpapi.Deps {
 			IsVercel: a.Config.Vercel, VercelEnv: a.Config.VercelEnv, Region: a.Config.VercelRegion,
 		},
 		AdminKey:  a.Config.AdminKey,
+		APIKey:    a.Config.APIKey,
+		ReadKey:   a.Config.ReadKey,
 		Migration: a.Migration,
 		Secrets:   a.Config.Secrets(),
+
+		RateLimit:         a.Config.RateLimit,
+		RateBurst:         a.Config.RateBurst,
+		TrustForwardedFor: a.Config.TrustForwardedFor,
 	}
 }
 
