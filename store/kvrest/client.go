@@ -502,7 +502,11 @@ func (c *Client) snippet(data []byte) string {
 		s = strings.ToValidUTF8(s, "?")
 	}
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) { // never split a character
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return s
 }
