@@ -337,16 +337,16 @@ func fileSum(t *testing.T, path string) string {
 }
 
 // small reports true under the race detector (which makes decoding about ten
-// times slower) and with -short: the big files are then 8 MB, the heap
+// times slower) and with -short: the big files are then 4 MB, the heap
 // bound shrinks with them (reading such a file whole would still break
 // it), and only Scan reads them (Open reads with the same code).
 func small() bool { return raceEnabled || testing.Short() }
 
-// bigFileSize is the size of the big hostile files: 200 MB, or 8 MB when
+// bigFileSize is the size of the big hostile files: 200 MB, or 4 MB when
 // small.
 func bigFileSize() int64 {
 	if small() {
-		return 8 << 20
+		return 4 << 20
 	}
 	return 200 << 20
 }
@@ -359,10 +359,11 @@ func bigFileSize() int64 {
 const maxStreamingHeap = 64 << 20
 
 // streamingBound is the heap bound of TestBigFiles: maxStreamingHeap, or
-// 16 MiB for the small files (read whole, 8 MB would take about 35 MiB).
+// 12 MiB for the small files (read whole, 4 MB would take about 18 MiB;
+// streamed, they take about 4 MiB).
 func streamingBound() uint64 {
 	if small() {
-		return 16 << 20
+		return 12 << 20
 	}
 	return maxStreamingHeap
 }
@@ -425,7 +426,7 @@ func wantCut(size int64, minRecords int) func(t *testing.T, res ScanResult, err 
 	}
 }
 
-// TestBigFiles reads 200 MB files (8 MB under -race or -short) that must
+// TestBigFiles reads 200 MB files (4 MB under -race or -short) that must
 // be streamed: the original format record by record, ours day by day. The
 // heap grows by less than maxStreamingHeap whatever the size, and a refused
 // file is left byte for byte as it was.
@@ -489,8 +490,8 @@ func TestBigFiles(t *testing.T) {
 // 650 bytes each), even when the day is expired.
 func TestOneBigDay(t *testing.T) {
 	size := int64(16 << 20)
-	if raceEnabled {
-		size = 4 << 20
+	if small() {
+		size = 2 << 20
 	}
 	path := filepath.Join(t.TempDir(), "token_usage.json")
 	day := fixedNow.AddDate(-1, 0, 0)
@@ -513,8 +514,8 @@ func TestOneBigDay(t *testing.T) {
 // file, about three times its size; nothing else is kept.
 func TestOneHugeValue(t *testing.T) {
 	size := int64(32 << 20)
-	if raceEnabled {
-		size = 8 << 20
+	if small() {
+		size = 4 << 20
 	}
 	path := filepath.Join(t.TempDir(), "token_usage.json")
 	writeBig(t, path, size, `{"format":"tokenledger","version":1,"updatedAt":"`, func(int) string { return strings.Repeat("a", 1<<20) })
