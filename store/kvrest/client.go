@@ -436,6 +436,11 @@ func (c *Client) classify(resp *http.Response, data []byte, n int) attemptResult
 			res.err, res.retry = fmt.Errorf("the answer %s", err), true
 			return res
 		}
+		for i, r := range replies { // an inline error may echo the token too
+			if e, ok := r.(redismodel.ReplyError); ok {
+				replies[i] = redismodel.ReplyError(c.scrub(string(e)))
+			}
+		}
 		res.replies = replies
 		return res
 	case st == http.StatusBadRequest:
