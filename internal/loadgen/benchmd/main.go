@@ -45,8 +45,8 @@ func keep(p *proc) *proc {
 func main() {
 	bin := flag.String("bin", "", "directory holding the built tokenledger and ceiling binaries")
 	out := flag.String("out", "BENCHMARKS.md", "file to write")
-	rounds := flag.Int("rounds", 3, "alternating rounds of tokenledger and the ceiling")
-	dur := flag.Duration("d", 6*time.Second, "duration of each HTTP load run")
+	rounds := flag.Int("rounds", 5, "alternating rounds of tokenledger and the ceiling")
+	dur := flag.Duration("d", 4*time.Second, "duration of each HTTP load run")
 	flag.Parse()
 	if *bin == "" {
 		fail("--bin is required")
@@ -150,10 +150,24 @@ func profile(srv *proc, dir, tl string, secs int) string {
 	return string(out)
 }
 
-// perEvent measures the latency of logging one event at a time (one
-// client) against url.
-func perEvent(tl, url string, n int) benchRun {
-	return runBench(tl, env(), nil, "", "--url", url, "-c", "1", "-n", fmt.Sprint(n))
+// measureGrowth measures the latency of logging one event at a time (one
+// client) against url, the store holding many events, and against control,
+// the same kind of store holding next to nothing, alternating 5 rounds of
+// n events so that both see the same machine noise.
+func measureGrowth(tl, url, control string, stored int, how string, n int) growth {
+	g := growth{stored: stored, how: how}
+	var p50, p99, c50, ratio []float64
+	for range 5 {
+		a := runBench(tl, env(), nil, "", "--url", url, "-c", "1", "-n", fmt.Sprint(n))
+		c := runBench(tl, env(), nil, "", "--url", control, "-c", "1", "-n", fmt.Sprint(n))
+		g.cmd = a.cmd
+		p50, p99, c50 = append(p50, a.res.Latency.P50), append(p99, a.res.Latency.P99), append(c50, c.res.Latency.P50)
+		if c.res.Latency.P50 > 0 {
+			ratio = append(ratio, a.res.Latency.P50/c.res.Latency.P50)
+		}
+	}
+	g.p50, g.p99, g.ctrl50, g.ratio = median(p50), median(p99), median(c50), median(ratio)
+	return g
 }
 
 // readLatency GETs path from url n times, one at a time, and returns the
@@ -175,11 +189,12 @@ func readLatency(url, path string, n int) (p50, p99 time.Duration) {
 	return lat[len(lat)/2], lat[(len(lat)*99+99)/100-1]
 }
 
-// growth is one point of "cost as the store grows".
+// growth is one point of "cost as the store grows": medians over the
+// rounds, in ms, and the median of the per-round ratios to the control.
 type growth struct {
-	stored int
-	how    string
-	run    benchRun
+	stored                  int
+	how, cmd                string
+	p50, p99, ctrl50, ratio float64
 }
 
 // redisDataPhase: 10^3, 10^5, 1.82M (91 days × 20 models × 1,000 users,
@@ -193,6 +208,10 @@ func redisDataPhase(r *report, tl, dir string) {
 	defer st.Close()
 	srv := keep(startListening("serve-redis", env("TOKENLEDGER_STORE=redis", "REDIS_URL=redis://"+rs.addr,
 		"TOKENLEDGER_FILE="+filepath.Join(dir, "token_usage.json")), dir, tl, "serve", "--addr", "127.0.0.1:0"))
+	cdir := filepath.Join(dir, "control")
+	crs := keep(startRedis(filepath.Join(cdir, "redis")))
+	ctrl := keep(startListening("serve-control", env("TOKENLEDGER_STORE=redis", "REDIS_URL=redis://"+crs.addr,
+		"TOKENLEDGER_FILE="+filepath.Join(cdir, "token_usage.json")), cdir, tl, "serve", "--addr", "127.0.0.1:0"))
 	stored := 0
 	for _, stage := range []struct {
 		to  int
@@ -214,16 +233,22 @@ func redisDataPhase(r *report, tl, dir string) {
 			r.redisClaimsTook = time.Since(start)
 			r.redisMemory = redisUsedMemory(rs.addr)
 		}
-		r.redisGrowth = append(r.redisGrowth, growth{stored: stored, how: stage.how, run: perEvent(tl, srv.url, 1000)})
+		r.redisGrowth = append(r.redisGrowth, measureGrowth(tl, srv.url, ctrl.url, stored, stage.how, 300))
 	}
 	srv.stop(syscall.SIGTERM)
+	ctrl.stop(syscall.SIGTERM)
 	rs.stop(syscall.SIGKILL)
+	crs.stop(syscall.SIGKILL)
 }
 
 // fileDataPhase: 10^3, 10^5 and 1.82M events in the file store.
 func fileDataPhase(r *report, tl, dir string) {
 	must(os.MkdirAll(dir, 0o755))
 	path := filepath.Join(dir, "token_usage.json")
+	cdir := filepath.Join(dir, "control")
+	must(os.MkdirAll(cdir, 0o755))
+	ctrl := keep(startListening("serve-control", env("TOKENLEDGER_STORE=file", "TOKENLEDGER_FILE="+filepath.Join(cdir, "token_usage.json")), cdir, tl, "serve", "--addr", "127.0.0.1:0"))
+	defer ctrl.stop(syscall.SIGTERM)
 	now := time.Now().UTC()
 	stored := 0
 	for _, to := range []int{1_000, 100_000, fullSeed} {
@@ -246,7 +271,7 @@ func fileDataPhase(r *report, tl, dir string) {
 			r.fileAll50, r.fileAll99 = readLatency(srv.url, "/api/tokens?action=all", 30)
 			r.fileServeHWM = statusKB(srv.pid(), "VmHWM")
 		}
-		r.fileGrowth = append(r.fileGrowth, growth{stored: to, how: "logged", run: perEvent(tl, srv.url, 300)})
+		r.fileGrowth = append(r.fileGrowth, measureGrowth(tl, srv.url, ctrl.url, to, "logged", 100))
 		if to == fullSeed {
 			srv.stop(syscall.SIGKILL) // the temp dir goes; skip the final compaction
 		} else {
@@ -275,7 +300,7 @@ func goBenchPhase(r *report) {
 		{key: "redis-ceiling", args: []string{"-bench", "LogVsCeiling", "-benchtime", "3x", "./store/redisstore/"}},
 		{key: "redis-read", args: []string{"-bench", "All91Days", "-benchtime", "100x", "./store/redisstore/"}},
 		{key: "redis-memory", args: []string{"-bench", "MemoryPerDay", "-benchtime", "1x", "./store/redisstore/"}},
-		{key: "kvrest", args: []string{"-bench", "Log", "-benchtime", "3x", "./store/kvrest/"}},
+		{key: "kvrest", args: []string{"-bench", "Log", "-benchtime", "2x", "./store/kvrest/"}},
 		{key: "file", args: []string{"-bench", "Add|ConcurrentWriters|ServiceAll", "-benchtime", "2s", "./store/filestore/"}},
 		{key: "file-open", args: []string{"-bench", "OpenClose1M", "-benchtime", "1x", "./store/filestore/"}},
 	} {

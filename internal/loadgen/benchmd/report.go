@@ -109,18 +109,26 @@ func (r *report) markdown() string {
 	redisGB := r.bench("redis-ceiling")
 	goRatio := redisGB.m("BenchmarkLogVsCeiling", "store-%-of-ceiling")
 	w("## Targets\n\n| target | measured | |\n|---|---|---|\n")
-	w("| HTTP single events on Redis ≥ 70 %% of a bare `net/http` + one `INCR` server (same load generator, 64 clients) | %.0f %% (median of the per-round ratios of requests/s); by CPU per request, %.0f %% | %s |\n",
-		httpRatio, cpuRatio, metGap(httpRatio >= 70))
+	w("| HTTP single events on Redis ≥ 70 %% of a bare `net/http` + one `INCR` server (same load generator, 64 clients) | %.0f %% by requests/s (median of the per-round ratios); %.0f %% by total CPU per request | %s |\n",
+		httpRatio, cpuRatio, metGap(httpRatio >= 70 && cpuRatio >= 70))
 	w("| Redis store's Go API ≥ 60 %% of `redis-benchmark` with the same EVALSHA | %.0f %% | %s |\n", goRatio, metGap(goRatio >= 60))
-	if len(r.redisGrowth) > 1 {
-		f, l := r.redisGrowth[0].run.res.Latency.P50, r.redisGrowth[len(r.redisGrowth)-1].run.res.Latency.P50
-		w("| Cost per event flat as the store grows (Redis, %s → %s events) | p50 %s → %s (× %.2f) | %s |\n",
-			loadgen.Thousands(int64(r.redisGrowth[0].stored)), loadgen.Thousands(int64(r.redisGrowth[len(r.redisGrowth)-1].stored)), ms(f), ms(l), l/f, metGap(l/f < 1.5))
+	worst := func(gs []growth) (g growth) {
+		for _, x := range gs {
+			if x.ratio > g.ratio {
+				g = x
+			}
+		}
+		return g
 	}
-	if len(r.fileGrowth) > 1 {
-		f, l := r.fileGrowth[0].run.res.Latency.P50, r.fileGrowth[len(r.fileGrowth)-1].run.res.Latency.P50
-		w("| Cost per event flat as the store grows (file, %s → %s events; 10^7 not measured, see below) | p50 %s → %s (× %.2f) | %s |\n",
-			loadgen.Thousands(int64(r.fileGrowth[0].stored)), loadgen.Thousands(int64(r.fileGrowth[len(r.fileGrowth)-1].stored)), ms(f), ms(l), l/f, metGap(l/f < 1.5))
+	if len(r.redisGrowth) > 0 {
+		g := worst(r.redisGrowth)
+		w("| Cost per event flat as the store grows (Redis, up to %s events) | largest ratio to an empty store measured alternately: × %.2f (p50 %s vs %s, at %s events) | %s |\n",
+			loadgen.Thousands(int64(r.redisGrowth[len(r.redisGrowth)-1].stored)), g.ratio, ms(g.p50), ms(g.ctrl50), loadgen.Thousands(int64(g.stored)), metGap(g.ratio < 1.5))
+	}
+	if len(r.fileGrowth) > 0 {
+		g := worst(r.fileGrowth)
+		w("| Cost per event flat as the store grows (file, up to %s events; 10^7 not measured, see below) | largest ratio to an empty store measured alternately: × %.2f (p50 %s vs %s, at %s events) | %s |\n",
+			loadgen.Thousands(int64(r.fileGrowth[len(r.fileGrowth)-1].stored)), g.ratio, ms(g.p50), ms(g.ctrl50), loadgen.Thousands(int64(g.stored)), metGap(g.ratio < 1.5))
 	}
 	w("\nWhere a target is missed, the section below says why, from the measured CPU split and the profile.\n\n")
 
@@ -164,7 +172,7 @@ func (r *report) markdown() string {
 	w("tokenledger's server needs %.0f µs more CPU per request than the bare handler and Redis %.0f µs more: ", ss-cs, sr-cr)
 	w("the Lua script claims the id (`SET NX EXAT`), checks the five keys' types, reads the day's totals and runs about twenty `HINCRBY`, `SADD` and `EXPIREAT` per event, where the ceiling runs one `INCR`; ")
 	w("the server validates the event, assigns nothing (ids come with the events), writes through the spool and the combiner, and answers with the ids. ")
-	if httpRatio < 70 {
+	if httpRatio < 70 || cpuRatio < 70 {
 		w("That work is the product (exact, idempotent daily aggregates), so the 70 %% target is missed by what it costs: see the profile below for where the server's share goes.\n\n")
 	} else {
 		w("\n\n")
@@ -216,19 +224,21 @@ func (r *report) markdown() string {
 
 	// Growth.
 	w("## Cost per event as the store grows\n\n")
-	w("Each point: `tokenledger bench --url http://127.0.0.1:PORT -c 1 -n N` against `serve` on the store holding that many events — one client, one event per request, so the latency is the cost of one event end to end (HTTP, validation, the store).\n\n")
-	w("| store | events stored | how they got there | p50 | p99 | mean |\n|---|---|---|---|---|---|\n")
+	w("Each point: `tokenledger bench --url http://127.0.0.1:PORT -c 1 -n N` against `serve` on the store holding that many events — one client, one event per request, so the latency is the cost of one event end to end (HTTP, validation, the store) — ")
+	w("alternated 5 times with the same command against a second `serve` on an empty store of the same kind (the control), so that both see the same machine noise. Figures are medians over the 5 rounds; the ratio is the median of the per-round ratios of the p50s. Flat means a ratio near 1.\n\n")
+	w("| store | events stored | how they got there | p50 | p99 | p50 of the empty control | ratio |\n|---|---|---|---|---|---|---|\n")
 	for _, g := range r.redisGrowth {
 		how := "logged through the store (the script)"
 		if g.how == "claims" {
 			how = fmt.Sprintf("the rest as claim keys written directly (%s; Redis used_memory %s)", r.redisClaimsTook.Round(time.Second), r.redisMemory)
 		}
-		l := g.run.res.Latency
-		w("| Redis | %s | %s | %s | %s | %s |\n", loadgen.Thousands(int64(g.stored)), how, ms(l.P50), ms(l.P99), ms(l.Mean))
+		w("| Redis | %s | %s | %s | %s | %s | × %.2f |\n", loadgen.Thousands(int64(g.stored)), how, ms(g.p50), ms(g.p99), ms(g.ctrl50), g.ratio)
 	}
 	for _, g := range r.fileGrowth {
-		l := g.run.res.Latency
-		w("| file | %s | logged through the store | %s | %s | %s |\n", loadgen.Thousands(int64(g.stored)), ms(l.P50), ms(l.P99), ms(l.Mean))
+		w("| file | %s | logged through the store | %s | %s | %s | × %.2f |\n", loadgen.Thousands(int64(g.stored)), ms(g.p50), ms(g.p99), ms(g.ctrl50), g.ratio)
+	}
+	if len(r.redisGrowth) > 0 && len(r.fileGrowth) > 0 {
+		w("\nCommands: `%s` (Redis, 5 × 300 events per point), the same with `-n 100` for the file (every event is an fsync).\n", withPort(r.redisGrowth[0].cmd))
 	}
 	w("\nRedis at 10^7: logging ten million events through the script would take several minutes of Redis CPU alone, more than the whole budget of this script; ")
 	w("what an event's cost could depend on is the size of the keyspace (one claim key per event, with its expiry) and of the day's aggregates, so the events beyond the first %s are added as claim keys exactly like the script's (`SET <prefix>:{day}:id:<id> 1 EXAT <expiry>`), spread over the 91 days.\n\n", loadgen.Thousands(fullSeed))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -43,7 +42,7 @@ func seedEvent(k int, now time.Time) tokenledger.Event {
 	}
 }
 
-// seed adds events [from, to) to st in batches of 1,000 from 4 goroutines.
+// seed adds events [from, to) to st in batches of 5,000 from 4 goroutines.
 func seed(st tokenledger.Store, from, to int, now time.Time) {
 	type span struct{ a, b int }
 	work := make(chan span)
@@ -54,7 +53,7 @@ func seed(st tokenledger.Store, from, to int, now time.Time) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			batch := make([]tokenledger.Event, 0, 1000)
+			batch := make([]tokenledger.Event, 0, 5000)
 			for s := range work {
 				batch = batch[:0]
 				for k := s.a; k < s.b; k++ {
@@ -69,7 +68,7 @@ func seed(st tokenledger.Store, from, to int, now time.Time) {
 		}()
 	}
 	for a := from; a < to; {
-		b := min(to, (a/1000+1)*1000) // batches never cross a day
+		b := min(to, (a/5000+1)*5000) // batches never cross a day
 		work <- span{a, b}
 		a = b
 	}
@@ -108,6 +107,7 @@ func addClaims(addr string, from, to int, now time.Time) {
 	}()
 	w := bufio.NewWriterSize(c, 1<<20)
 	exp := map[int]string{}
+	var buf []byte
 	for k := from; k < to; k++ {
 		d := k % seedDays
 		day := tokenledger.DateOf(now).AddDays(-d)
@@ -116,16 +116,24 @@ func addClaims(addr string, from, to int, now time.Time) {
 			e = strconv.FormatInt(day.Time().AddDate(0, 0, tokenledger.DefaultRetentionDays+1).Unix(), 10)
 			exp[d] = e
 		}
-		key := keys.ID(day, "claim-"+strconv.Itoa(k))
-		writeCmd(w, "SET", key, "1", "EXAT", e)
+		buf = appendCmd(buf[:0], "SET", keys.ID(day, "claim-"+strconv.Itoa(k)), "1", "EXAT", e)
+		_, _ = w.Write(buf)
 	}
 	must(w.Flush())
 	must(<-done)
 }
 
-func writeCmd(w io.Writer, args ...string) {
-	fmt.Fprintf(w, "*%d\r\n", len(args))
+// appendCmd appends args as a RESP array of bulk strings.
+func appendCmd(b []byte, args ...string) []byte {
+	b = append(b, '*')
+	b = strconv.AppendInt(b, int64(len(args)), 10)
+	b = append(b, "\r\n"...)
 	for _, a := range args {
-		fmt.Fprintf(w, "$%d\r\n%s\r\n", len(a), a)
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(len(a)), 10)
+		b = append(b, "\r\n"...)
+		b = append(b, a...)
+		b = append(b, "\r\n"...)
 	}
+	return b
 }
