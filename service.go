@@ -199,7 +199,11 @@ func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
 	}
 	out := LogResult{Accepted: res.Accepted(), Duplicates: res.Duplicates(), IDs: make([]string, len(events)), Degraded: res.Degraded}
 	if s.log.Enabled(ctx, slog.LevelInfo) {
-		s.logLines(ctx, events, res.New)
+		label := s.label
+		if res.Degraded {
+			label = "Spool" // kept locally until the database takes them
+		}
+		s.logLines(ctx, label, events, res.New)
 	}
 	for i := range events {
 		out.IDs[i] = events[i].ID
@@ -210,15 +214,15 @@ func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
 // logLines logs "📊 Logged X tokens for model Y (Database)" for each new
 // event, up to MaxLoggedLinesPerSecond lines a second, and one summary
 // line for the events of a second beyond that.
-func (s *Service) logLines(ctx context.Context, events []Event, isNew []bool) {
+func (s *Service) logLines(ctx context.Context, label string, events []Event, isNew []bool) {
 	lines, skipped, tokens := s.lines.take(time.Now(), events, isNew)
 	if skipped > 0 {
 		s.log.LogAttrs(ctx, slog.LevelInfo, fmt.Sprintf("📊 Logged %d more events (%d tokens) in the last busy second without a line each (%s): at most %d lines a second",
-			skipped, tokens, s.label, MaxLoggedLinesPerSecond))
+			skipped, tokens, label, MaxLoggedLinesPerSecond))
 	}
 	for i := 0; i < len(events) && lines > 0; i++ {
 		if isNew[i] {
-			s.log.LogAttrs(ctx, slog.LevelInfo, fmt.Sprintf("📊 Logged %d tokens for model %s (%s)", events[i].TotalTokens, events[i].Model, s.label))
+			s.log.LogAttrs(ctx, slog.LevelInfo, fmt.Sprintf("📊 Logged %d tokens for model %s (%s)", events[i].TotalTokens, events[i].Model, label))
 			lines--
 		}
 	}

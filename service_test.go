@@ -221,3 +221,28 @@ func TestLoggedLinesAreLimited(t *testing.T) {
 		t.Fatalf("after a second:\n%s", logs.String()[len(logs.String())-400:])
 	}
 }
+
+// spooling answers every Add as kept in a fallback spool.
+type spooling struct{ *memstore.Store }
+
+func (s spooling) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+	res, err := s.Store.Add(ctx, evs)
+	res.Degraded = true
+	return res, err
+}
+
+func TestLogLineSaysWhenEventsWereSpooled(t *testing.T) {
+	var logs bytes.Buffer
+	svc, err := tokenledger.NewService(tokenledger.Config{Store: spooling{memstore.New(nil, 0)}, Now: func() time.Time { return noon },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Log(context.Background(), []tokenledger.Event{{Model: "m", TotalTokens: 7}})
+	if err != nil || !res.Degraded {
+		t.Fatalf("Log = %+v, %v", res, err)
+	}
+	if !strings.Contains(logs.String(), "📊 Logged 7 tokens for model m (Spool)") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
