@@ -22,7 +22,7 @@ var fixtureNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 // fixture copies the original service's sample file into dir.
 func fixture(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := os.ReadFile("../../../shared/testdata/original-format/token_usage.json")
+	b, err := os.ReadFile("../../testdata/original-format/token_usage.json")
 	if err != nil {
 		t.Fatalf("read the shared fixture: %v", err)
 	}

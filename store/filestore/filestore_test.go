@@ -212,8 +212,8 @@ func TestReset(t *testing.T) {
 	sameDays(t, "after Reset and restart", allDays(t, s, fixedNow, 90), referenceDays(t, fixedNow, 90, after))
 }
 
-// fixtureDir is the shared fixture of the original service's format.
-const fixtureDir = "../../../shared/testdata/original-format"
+// fixtureDir is the fixture of the original service's format (a copy of ../shared/testdata/original-format).
+const fixtureDir = "../../testdata/original-format"
 
 // expectedFixture is ../shared/testdata/original-format/expected.json.
 type expectedFixture struct {
