@@ -36,12 +36,17 @@ const benchEvents = 60_000
 // Each of b.N rounds runs, side by side on one server: the store as
 // shipped (concurrent calls combined into shared pipelines), the store
 // with every call on its own connection, and the ceiling. It reports the
-// medians, and the median of the per-round ratios to the ceiling.
+// medians, and the median of the per-round ratios to the ceiling, and for
+// each phase the Redis CPU time per event (INFO cpu before and after): the
+// ceiling sends one event per call, so it pays every per-call cost of the
+// script once per event.
 func BenchmarkLogVsCeiling(b *testing.B) {
 	if _, err := exec.LookPath("redis-benchmark"); err != nil {
 		b.Skip("redis-benchmark is not installed")
 	}
 	srv := redistest.Server(b)
+	info := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2})
+	defer info.Close()
 	combined := open(b, redisstore.Options{URL: srv.URL()})
 	redisstore.SetCombine(false)
 	direct := open(b, redisstore.Options{URL: srv.URL(), PoolSize: 64})
@@ -49,24 +54,58 @@ func BenchmarkLogVsCeiling(b *testing.B) {
 	now := time.Now().UTC()
 	day := tokenledger.DateOf(now)
 	exp := strconv.FormatInt(day.Time().AddDate(0, 0, tokenledger.DefaultRetentionDays+1).Unix(), 10)
-	var comb, dir, ceil, combRatio, dirRatio, combCPU, dirCPU, ceilCPU []float64
+	var comb, dir, ceil, combRatio, dirRatio, combCPU, dirCPU, ceilCPU, combRedis, dirRedis, ceilRedis []float64
 	for round := range b.N {
+		r0 := redisCPU(b, info)
 		c, ccpu := logPhase(b, combined, now, round)
+		r1 := redisCPU(b, info)
 		d, dcpu := logPhase(b, direct, now, round)
+		r2 := redisCPU(b, info)
 		x, xcpu := ceilingPhase(b, srv, day, exp)
+		r3 := redisCPU(b, info)
 		comb, dir, ceil = append(comb, c), append(dir, d), append(ceil, x)
 		combRatio, dirRatio = append(combRatio, 100*c/x), append(dirRatio, 100*d/x)
 		combCPU, dirCPU, ceilCPU = append(combCPU, ccpu), append(dirCPU, dcpu), append(ceilCPU, xcpu)
+		perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / benchEvents }
+		combRedis = append(combRedis, perEvent(r1-r0))
+		dirRedis = append(dirRedis, perEvent(r2-r1))
+		ceilRedis = append(ceilRedis, perEvent(r3-r2))
 	}
 	b.ReportMetric(median(comb), "store-events/s")
 	b.ReportMetric(median(dir), "direct-events/s")
 	b.ReportMetric(median(combCPU), "store-go-cpu-µs/event")
 	b.ReportMetric(median(dirCPU), "direct-go-cpu-µs/event")
 	b.ReportMetric(median(ceilCPU), "ceiling-client-cpu-µs/call")
+	b.ReportMetric(median(combRedis), "store-redis-cpu-µs/event")
+	b.ReportMetric(median(dirRedis), "direct-redis-cpu-µs/event")
+	b.ReportMetric(median(ceilRedis), "ceiling-redis-cpu-µs/event")
 	b.ReportMetric(median(ceil), "ceiling-evalsha/s")
 	b.ReportMetric(median(combRatio), "store-%-of-ceiling")
 	b.ReportMetric(median(dirRatio), "direct-%-of-ceiling")
 	b.Logf("per round: store %v, direct %v, ceiling %v", round0(comb), round0(dir), round0(ceil))
+}
+
+// redisCPU returns the CPU time the Redis server has used so far
+// (used_cpu_sys + used_cpu_user from INFO cpu).
+func redisCPU(b testing.TB, c *redis.Client) time.Duration {
+	b.Helper()
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				x, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatalf("INFO cpu: %q: %v", line, err)
+				}
+				total += x
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 // logPhase logs benchEvents events from 64 goroutines, one Add each, and
