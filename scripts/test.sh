@@ -48,7 +48,23 @@ if [ "$fuzztime" != "0" ]; then
     pkg="${target%%:*}"
     name="${target##*:}"
     echo "== go test -fuzz ^${name}\$ -fuzztime ${fuzztime} ${pkg}"
-    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$pkg" || status=1
+    out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$pkg" 2>&1)
+    code=$?
+    echo "$out"
+    if [ "$code" -ne 0 ]; then
+      # Go 1.26's fuzz coordinator can fail a target with a bare "context
+      # deadline exceeded" when -fuzztime ends while a worker is busy
+      # (go.dev/issue/75804, fixed in Go 1.27): no input failed and none
+      # was written. Only that exact outcome is a warning; a failing input
+      # ("Failing input written to ...") or any other failure fails the run.
+      if ! grep -q "Failing input written to" <<<"$out" &&
+        grep -q "^    context deadline exceeded$" <<<"$out" &&
+        [ "$(grep -c -- "^--- FAIL" <<<"$out")" = 1 ]; then
+        echo "test.sh: warning: ${name} stopped with Go's fuzztime race (go.dev/issue/75804), not a failing input" >&2
+      else
+        status=1
+      fi
+    fi
   done
 fi
 
