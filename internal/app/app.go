@@ -91,7 +91,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 		return nil, fmt.Errorf("build service: %w", err)
 	}
 	a := &App{Config: cfg, Service: svc, Info: httpapi.StoreInfoOf(st), store: st, db: db, fb: fb, log: log, now: o.Now,
-		migrate: o.Migrate && cfg.Migrate}
+		migrate: o.Migrate && cfg.Migrate && db != nil}
 	line := fmt.Sprintf("💾 Using the %s store at %s (%s)", a.Info.Kind, a.Info.Location, cfg.StoreReason)
 	if fb != nil {
 		line += fmt.Sprintf("; fallback spool %s", cfg.SpoolDir)

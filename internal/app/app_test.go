@@ -85,7 +85,7 @@ func TestOpenMemory(t *testing.T) {
 func TestOpenFileKeepsData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "usage.json")
 	cfg := load(t, map[string]string{"TOKENLEDGER_FILE": path})
-	a, logs := open(t, cfg, Options{})
+	a, logs := open(t, cfg, Options{Spool: true, Migrate: true}) // as serve opens it
 	logOne(t, a)
 	if a.Info.Kind != "file" || a.Info.Location != path {
 		t.Errorf("Info = %+v, want file at %s", a.Info, path)
