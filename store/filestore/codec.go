@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/jsonenc"
 )
 
 // storedEvent is an event as the file and the journal hold it. It mirrors
@@ -91,15 +92,15 @@ func allDigits(s string) bool {
 // when empty.
 func appendEvent(dst []byte, e *tokenledger.Event) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, e.ID)
+	dst = jsonenc.AppendString(dst, e.ID)
 	dst = append(dst, `,"timestamp":"`...)
 	dst = e.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","model":`...)
-	dst = appendString(dst, e.Model)
+	dst = jsonenc.AppendString(dst, e.Model)
 	for _, f := range []struct{ name, v string }{{"provider", e.Provider}, {"userId", e.UserID}, {"sessionId", e.SessionID}} {
 		if f.v != "" {
 			dst = append(dst, ",\""+f.name+"\":"...)
-			dst = appendString(dst, f.v)
+			dst = jsonenc.AppendString(dst, f.v)
 		}
 	}
 	dst = append(dst, `,"promptTokens":`...)
@@ -122,35 +123,4 @@ func appendEvent(dst []byte, e *tokenledger.Event) []byte {
 		dst = append(dst, e.Cost.String()...)
 	}
 	return append(dst, '}')
-}
-
-// appendString appends s as a JSON string. s is valid UTF-8 (Validate
-// sees to that), so only quotes, backslashes and control characters need
-// escaping.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

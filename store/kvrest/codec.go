@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/tokenledger/tokenledger/internal/jsonenc"
 	"github.com/tokenledger/tokenledger/internal/redismodel"
 )
 
@@ -38,7 +39,7 @@ func encodeCommands(cmds [][]any) ([]byte, error) {
 				if !utf8.ValidString(v) {
 					return nil, fmt.Errorf("command %d argument %d is not valid UTF-8, which JSON cannot carry unchanged", i+1, j+1)
 				}
-				b = appendString(b, v)
+				b = jsonenc.AppendString(b, v)
 			case int64:
 				b = append(b, '"')
 				b = strconv.AppendInt(b, v, 10)
@@ -57,37 +58,6 @@ func encodeCommands(cmds [][]any) ([]byte, error) {
 		b = append(b, ']')
 	}
 	return b, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s (valid UTF-8) as a JSON string: quote, backslash
-// and control characters escaped, everything else as is.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // answer is one {"result": …} or {"error": "…"} object.
