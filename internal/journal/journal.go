@@ -5,21 +5,25 @@
 // the owner can cut it away; damage anywhere else is a *CorruptError that
 // names the file, line and byte offset.
 //
-// A line is "<crc32c of payload, 8 hex digits> <payload>\n". The payload is
-// any bytes without a newline (compact JSON in practice), so the file stays
-// readable with a text editor.
+// A line is "<crc32c of payload, 8 lowercase hex digits> <payload>\n". The
+// payload is any non-empty bytes without a newline (compact JSON in
+// practice), so the file stays readable with a text editor.
+//
+// The package also holds the durable-file helpers its users share:
+// SyncDir, WriteFileAtomic and AtomicFile (temp file, fsync, rename, fsync
+// of the directory).
 package journal
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
-	"strconv"
 	"sync"
 )
 
@@ -41,71 +45,122 @@ func (e *CorruptError) Error() string {
 	return fmt.Sprintf("%s is damaged at line %d (byte offset %d): %s", e.Path, e.Line, e.Offset, e.Reason)
 }
 
-// Encode frames payload as one journal line.
-func Encode(payload []byte) ([]byte, error) {
+// Why a line is not a valid record; a *CorruptError or a Torn carries the
+// message as its Reason.
+var (
+	errIncomplete = errors.New("the line is incomplete (it has no line end)")
+	errNoChecksum = errors.New("the line does not start with a checksum")
+	errChecksum   = errors.New("checksum mismatch")
+	errTooLong    = fmt.Errorf("the record is longer than %d bytes", MaxRecord)
+)
+
+// AppendRecord appends payload to dst framed as one journal line. The
+// payload must not be empty nor hold a newline, and is at most MaxRecord
+// bytes.
+func AppendRecord(dst, payload []byte) ([]byte, error) {
+	if len(payload) == 0 {
+		return dst, errors.New("journal record must not be empty")
+	}
 	if bytes.IndexByte(payload, '\n') >= 0 {
-		return nil, errors.New("journal record must not contain a newline")
+		return dst, errors.New("journal record must not contain a newline")
 	}
 	if len(payload) > MaxRecord {
-		return nil, fmt.Errorf("journal record of %d bytes exceeds %d", len(payload), MaxRecord)
+		return dst, fmt.Errorf("journal record of %d bytes exceeds %d", len(payload), MaxRecord)
 	}
-	line := make([]byte, 0, len(payload)+10)
-	line = fmt.Appendf(line, "%08x ", crc32.Checksum(payload, castagnoli))
-	line = append(line, payload...)
-	return append(line, '\n'), nil
+	sum := crc32.Checksum(payload, castagnoli)
+	dst = append(dst, "00000000 "...)
+	hex.Encode(dst[len(dst)-9:len(dst)-1], []byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
+	dst = append(dst, payload...)
+	return append(dst, '\n'), nil
+}
+
+// DecodeRecord checks one line, newline included, and returns its
+// payload, which aliases line. The error says why the line is not a
+// record: it has no newline, no checksum, or one that does not match.
+func DecodeRecord(line []byte) ([]byte, error) {
+	if len(line) == 0 || line[len(line)-1] != '\n' {
+		return nil, errIncomplete
+	}
+	line = line[:len(line)-1]
+	if len(line) < 10 || line[8] != ' ' {
+		return nil, errNoChecksum
+	}
+	var sum [4]byte
+	if _, err := hex.Decode(sum[:], line[:8]); err != nil {
+		return nil, errNoChecksum
+	}
+	payload := line[9:]
+	if crc32.Checksum(payload, castagnoli) != uint32(sum[0])<<24|uint32(sum[1])<<16|uint32(sum[2])<<8|uint32(sum[3]) {
+		return nil, errChecksum
+	}
+	return payload, nil
+}
+
+// Torn is a bad record with nothing after it at the end of a journal:
+// what a crash mid-append leaves. Whether that is acceptable is the
+// owner's call (a crash can tear only the newest file it appends to).
+type Torn struct {
+	Line   int   // 1-based, counted from where the scan started
+	Offset int64 // where the record starts; the journal is valid up to here
+	Bytes  int64 // the record's length, to the end of the file
+	Reason string
 }
 
 // Scan reads the journal at path from byte offset start, calling fn with
 // each record's payload and the offset just past its line. It returns the
-// offset where valid records end. When the file ends in a torn record (no
-// newline, or a bad last line — what a crash mid-append leaves), end is the
-// start of that record and torn is true. The payload passed to fn is valid
-// only until fn returns. A bad line followed by more data
-// is a *CorruptError. A missing file scans as empty. fn's error stops the
-// scan and is returned as is.
-func Scan(path string, start int64, fn func(payload []byte, next int64) error) (end int64, torn bool, err error) {
+// offset where valid records end. When the file ends in a bad record (no
+// newline, or a complete line that is not a valid record) that is
+// described by torn, and end is where it starts. The payload passed to fn
+// is valid only until fn returns. A bad line followed by more data is a
+// *CorruptError. A missing file scans as empty. fn's error stops the scan
+// and is returned as is.
+func Scan(path string, start int64, fn func(payload []byte, next int64) error) (end int64, torn *Torn, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, false, nil
+		return 0, nil, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("open journal: %w", err)
+		return 0, nil, fmt.Errorf("open journal: %w", err)
 	}
 	defer f.Close()
 	if _, err := f.Seek(start, io.SeekStart); err != nil {
-		return 0, false, fmt.Errorf("seek journal %s: %w", path, err)
+		return 0, nil, fmt.Errorf("seek journal %s: %w", path, err)
 	}
-	r := bufio.NewReaderSize(f, 1<<16)
+	return ScanReader(path, f, start, fn)
+}
+
+// ScanReader is Scan on a journal already open as r and positioned at
+// byte offset start; path names it in errors.
+func ScanReader(path string, r io.Reader, start int64, fn func(payload []byte, next int64) error) (end int64, torn *Torn, err error) {
+	br := bufio.NewReaderSize(r, 1<<16)
 	off := start
 	for line := 1; ; line++ {
-		b, rerr := readLine(r)
+		b, rerr := readLine(br)
 		if len(b) == 0 && errors.Is(rerr, io.EOF) {
-			return off, false, nil
+			return off, nil, nil
 		}
 		if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, errTooLong) {
-			return off, false, fmt.Errorf("read journal %s: %w", path, rerr)
+			return off, nil, fmt.Errorf("read journal %s: %w", path, rerr)
 		}
-		payload, reason := decodeLine(b)
+		payload, bad := DecodeRecord(b)
 		if errors.Is(rerr, errTooLong) {
-			reason = fmt.Sprintf("the record is longer than %d bytes", MaxRecord)
+			bad = errTooLong
 		}
-		if reason != "" {
+		if bad != nil {
 			// A bad record with nothing after it is what a crash mid-append
 			// leaves; anything else is damage.
-			if errors.Is(rerr, io.EOF) || atEnd(r) {
-				return off, true, nil
+			if errors.Is(rerr, io.EOF) || atEnd(br) {
+				return off, &Torn{Line: line, Offset: off, Bytes: int64(len(b)), Reason: bad.Error()}, nil
 			}
-			return off, false, &CorruptError{Path: path, Line: line, Offset: off, Reason: reason}
+			return off, nil, &CorruptError{Path: path, Line: line, Offset: off, Reason: bad.Error()}
 		}
 		next := off + int64(len(b))
 		if err := fn(payload, next); err != nil {
-			return off, false, err
+			return off, nil, err
 		}
 		off = next
 	}
 }
-
-var errTooLong = errors.New("line too long")
 
 // readLine returns the next line including its newline, io.EOF with what
 // is left when the file ends without one, or errTooLong.
@@ -130,26 +185,6 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 func atEnd(r *bufio.Reader) bool {
 	_, err := r.Peek(1)
 	return errors.Is(err, io.EOF)
-}
-
-// decodeLine checks one framed line and returns its payload, or a reason.
-func decodeLine(b []byte) ([]byte, string) {
-	if len(b) == 0 || b[len(b)-1] != '\n' {
-		return nil, "the last record is incomplete"
-	}
-	b = b[:len(b)-1]
-	if len(b) < 9 || b[8] != ' ' {
-		return nil, "the line is not a journal record"
-	}
-	want, err := strconv.ParseUint(string(b[:8]), 16, 32)
-	if err != nil {
-		return nil, "the line is not a journal record"
-	}
-	payload := b[9:]
-	if crc32.Checksum(payload, castagnoli) != uint32(want) {
-		return nil, "the checksum does not match"
-	}
-	return payload, ""
 }
 
 // Writer appends records to one journal file with group commit.
@@ -226,7 +261,7 @@ func (w *Writer) Size() int64 {
 // been written. After a failed write or sync every later Append fails: the
 // owner must reopen (and Scan) to know what is on disk.
 func (w *Writer) Append(ctx context.Context, payload []byte) error {
-	line, err := Encode(payload)
+	line, err := AppendRecord(make([]byte, 0, len(payload)+10), payload)
 	if err != nil {
 		return err
 	}
@@ -337,8 +372,8 @@ func SyncDir(path string) error {
 	return nil
 }
 
-// WriteFileAtomic replaces path with data durably: temp file, fsync,
-// rename, fsync of the directory. A crash leaves either the old or the new
+// WriteFileAtomic replaces path with data durably through the temp file
+// "<path>.tmp" (see AtomicFile). A crash leaves either the old or the new
 // content, never a mix.
 func WriteFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
@@ -346,25 +381,86 @@ func WriteFileAtomic(path string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
+	a := &AtomicFile{f: f, path: path}
+	defer a.Discard()
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("sync %s: %w", tmp, err)
+	return a.Commit()
+}
+
+// AtomicFile is the new content of a file, written under a temporary name
+// in the same directory and put in place by Commit: fsync, close, rename
+// over the file, fsync of the directory. Until the rename the old file is
+// untouched; a crash leaves at worst the temp file behind, for its owner
+// to recognise by name and remove.
+type AtomicFile struct {
+	f         *os.File
+	path      string
+	closed    bool
+	closeErr  error // what Close returned
+	committed bool
+}
+
+// CreateAtomic starts replacing path with a temp file in path's directory
+// named after pattern as os.CreateTemp names it (the last "*" becomes a
+// random string), with permissions perm. Defer Discard.
+func CreateAtomic(path, pattern string, perm os.FileMode) (*AtomicFile, error) {
+	f, err := os.CreateTemp(dirOf(path), pattern)
+	if err != nil {
+		return nil, err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("close %s: %w", tmp, err)
+	a := &AtomicFile{f: f, path: path}
+	if err := f.Chmod(perm); err != nil {
+		a.Discard()
+		return nil, fmt.Errorf("chmod %s: %w", f.Name(), err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("rename %s: %w", tmp, err)
+	return a, nil
+}
+
+// File returns the temp file, to write the new content to.
+func (a *AtomicFile) File() *os.File { return a.f }
+
+// Close makes the content written so far durable and closes the temp
+// file, without putting it in place yet (Commit does that).
+func (a *AtomicFile) Close() error {
+	if a.closed {
+		return a.closeErr
 	}
-	return SyncDir(path)
+	a.closed = true
+	if err := a.f.Sync(); err != nil {
+		a.f.Close()
+		a.closeErr = fmt.Errorf("sync %s: %w", a.f.Name(), err)
+	} else if err := a.f.Close(); err != nil {
+		a.closeErr = fmt.Errorf("close %s: %w", a.f.Name(), err)
+	}
+	return a.closeErr
+}
+
+// Commit closes the temp file as Close does, renames it over the path and
+// fsyncs the directory. After a failed rename the old file is in place.
+func (a *AtomicFile) Commit() error {
+	if err := a.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(a.f.Name(), a.path); err != nil {
+		return fmt.Errorf("rename %s: %w", a.f.Name(), err)
+	}
+	a.committed = true
+	return SyncDir(a.path)
+}
+
+// Discard closes and removes the temp file unless Commit renamed it. It
+// is safe to defer right after creating the file.
+func (a *AtomicFile) Discard() {
+	if a.committed {
+		return
+	}
+	if !a.closed {
+		a.closed = true
+		a.f.Close()
+	}
+	os.Remove(a.f.Name())
 }
 
 func dirOf(path string) string {

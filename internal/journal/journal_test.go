@@ -1,9 +1,11 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +23,7 @@ func scanAll(t *testing.T, path string) ([]string, int64, bool) {
 	if err != nil {
 		t.Fatalf("Scan: %v", err)
 	}
-	return got, end, torn
+	return got, end, torn != nil
 }
 
 func TestAppendConcurrentlyAndScan(t *testing.T) {
@@ -167,6 +169,99 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temp file left behind: %v", err)
+	}
+}
+
+// TestTornTailIsDescribed: the torn record is reported with its line,
+// offset, length and what is wrong with it, so that an owner for whom it
+// cannot be a crash (a journal that is not the newest) can name it.
+func TestTornTailIsDescribed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.log")
+	one, _ := AppendRecord(nil, []byte("one"))
+	for _, tc := range []struct{ tail, reason string }{
+		{"0000", "the line is incomplete (it has no line end)"},
+		{"nonsense\n", "the line does not start with a checksum"},
+		{"12345678 bad checksum\n", "checksum mismatch"},
+	} {
+		if err := os.WriteFile(path, append(bytes.Clone(one), tc.tail...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, torn, err := ScanReader(path, f, 0, func([]byte, int64) error { return nil })
+		f.Close()
+		want := Torn{Line: 2, Offset: int64(len(one)), Bytes: int64(len(tc.tail)), Reason: tc.reason}
+		if err != nil || torn == nil || *torn != want || end != want.Offset {
+			t.Errorf("tail %q: end %d, torn %+v, err %v; want %+v", tc.tail, end, torn, err, want)
+		}
+	}
+}
+
+func TestAppendAndDecodeRecord(t *testing.T) {
+	line, err := AppendRecord([]byte("prefix"), []byte(`["x"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := crc32.Checksum([]byte(`["x"]`), crc32.MakeTable(crc32.Castagnoli))
+	if want := fmt.Sprintf("prefix%08x [\"x\"]\n", sum); string(line) != want {
+		t.Errorf("AppendRecord = %q, want %q", line, want)
+	}
+	if p, err := DecodeRecord(line[len("prefix"):]); err != nil || string(p) != `["x"]` {
+		t.Errorf("DecodeRecord = %q, %v", p, err)
+	}
+	for _, bad := range []string{"", "a\nb"} {
+		if _, err := AppendRecord(nil, []byte(bad)); err == nil {
+			t.Errorf("AppendRecord accepted %q", bad)
+		}
+	}
+	good := string(line[len("prefix"):])
+	for _, bad := range []string{good[:len(good)-1], good[:9] + "\n", good[:8] + "\n", "g" + good[1:], good[:7] + "?" + good[8:], strings.Replace(good, "x", "y", 1)} {
+		if _, err := DecodeRecord([]byte(bad)); err == nil {
+			t.Errorf("DecodeRecord accepted %q", bad)
+		}
+	}
+}
+
+func TestAtomicFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.json")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := CreateAtomic(path, "f.json.tmp-*", 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(filepath.Base(a.File().Name()), "f.json.tmp-") || filepath.Dir(a.File().Name()) != dir {
+		t.Errorf("temp file %s is not named after the pattern in the file's directory", a.File().Name())
+	}
+	a.File().WriteString("discarded")
+	a.Discard()
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("after Discard the file holds %q, want the old content", b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp-*")); len(left) != 0 {
+		t.Errorf("Discard left %v", left)
+	}
+
+	a, err = CreateAtomic(path, "f.json.tmp-*", 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Discard()
+	a.File().WriteString("new")
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	a.Discard() // after Commit: nothing to do
+	st, err := os.Stat(path)
+	if b, _ := os.ReadFile(path); err != nil || string(b) != "new" || st.Mode().Perm() != 0o640 {
+		t.Errorf("after Commit: %q, mode %v, err %v; want \"new\", -rw-r-----", b, st.Mode().Perm(), err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp-*")); len(left) != 0 {
+		t.Errorf("Commit left %v", left)
 	}
 }
 

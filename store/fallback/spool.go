@@ -110,7 +110,7 @@ func (s *Spool) load() error {
 		if err != nil {
 			return err
 		}
-		if torn && i < len(segs)-1 {
+		if torn != nil && i < len(segs)-1 {
 			// Only the newest segment can have been cut short by a crash.
 			return fmt.Errorf("spool segment %s ends in a damaged record (byte offset %d) but is not the newest; move the spool directory aside to start again", s.segPath(seq), end)
 		}
