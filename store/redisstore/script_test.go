@@ -396,3 +396,110 @@ func TestScriptRefusesMalformedCalls(t *testing.T) {
 		t.Errorf("well-formed call: %v, %v", got, err)
 	}
 }
+
+// TestScriptSumsExactly: the script sums the increments of one call per
+// hash field; sums must be exact integers, also past 2^53 where Lua's
+// doubles round (each value is then added on its own), and fields must
+// hold exactly what one HINCRBY per event and field would leave.
+func TestScriptSumsExactly(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	p := redistest.Prefix()
+	day := "{2026-11-27}"
+	k := func(kind string) string { return p + ":" + day + ":" + kind }
+	exp := time.Now().Add(time.Hour).Unix()
+	// Per event: model, user, session, prompt, completion, total, cache
+	// read, cache write, reasoning, cost.
+	evs := [][]any{
+		{"m", "u", "s", "1", "2", "4503599627370497", "0", "0", "0", "9007199254740993"},
+		{"m", "u", "s", "3", "4", "4503599627370497", "0", "0", "0", "1"},
+		{"m", "", "", "5", "0", "9999999999999999", "7", "0", "0", "9999999999999999"},
+		{"m2", "u", "s2", "0", "0", "0", "0", "0", "0", "0"},
+	}
+	keys := []string{k("totals"), k("models"), k("users"), k("userset"), k("sessions")}
+	args := []any{exp}
+	for i, e := range evs {
+		keys = append(keys, k(fmt.Sprintf("id:%d", i)))
+		args = append(args, e...)
+	}
+	got, err := c.Eval(ctx, redismodel.AddScript(), keys, args...).Result()
+	if err != nil || fmt.Sprint(got) != "[1 1 1 1]" {
+		t.Fatalf("script: %v, %v", got, err)
+	}
+	want := map[string]map[string]string{
+		"totals": {"t": "19007199254740993", "p": "9", "c": "6", "n": "4", "cr": "7", "$": "19007199254740993"},
+		"models": {"t|m": "19007199254740993", "p|m": "9", "c|m": "6", "n|m": "3", "$|m": "19007199254740993",
+			"t|m2": "0", "p|m2": "0", "c|m2": "0", "n|m2": "1"},
+		"users": {"t|u": "9007199254740994", "p|u": "4", "c|u": "6", "n|u": "3", "$|u": "9007199254740994"},
+	}
+	for kind, w := range want {
+		h, err := c.HGetAll(ctx, k(kind)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(h) != fmt.Sprint(w) {
+			t.Errorf("%s = %v, want %v", kind, h, w)
+		}
+	}
+	if m, _ := c.SMembers(ctx, k("userset")).Result(); fmt.Sprint(m) != "[u]" {
+		t.Errorf("userset = %v, want [u]", m)
+	}
+	if m, _ := c.SMembers(ctx, k("sessions")).Result(); len(m) != 2 {
+		t.Errorf("sessions = %v, want s and s2", m)
+	}
+	for _, key := range keys {
+		if ttl, _ := c.TTL(ctx, key).Result(); ttl <= 0 {
+			t.Errorf("%s has no expiry (%v)", key, ttl)
+		}
+	}
+	// The same ids again, and a new one: only the new one counts.
+	keys = append(keys, k("id:new"))
+	args = append(args, "m", "", "", "1", "1", "2", "0", "0", "0", "0")
+	got, err = c.Eval(ctx, redismodel.AddScript(), keys, args...).Result()
+	if err != nil || fmt.Sprint(got) != "[0 0 0 0 1]" {
+		t.Fatalf("script again: %v, %v", got, err)
+	}
+	if n, _ := c.HGet(ctx, k("totals"), "n").Result(); n != "5" {
+		t.Errorf("totals n = %s, want 5", n)
+	}
+	if tt, _ := c.HGet(ctx, k("totals"), "t").Result(); tt != "19007199254740995" {
+		t.Errorf("totals t = %s, want 19007199254740995", tt)
+	}
+}
+
+// TestScriptChecksOnlyWhatItWrites: a key of the wrong type fails a call
+// that would write it, before any write, and does not fail a call that
+// leaves it alone (no event with a user leaves the users keys alone).
+func TestScriptChecksOnlyWhatItWrites(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	p := redistest.Prefix()
+	day := "{2026-11-27}"
+	k := func(kind string) string { return p + ":" + day + ":" + kind }
+	keys := []string{k("totals"), k("models"), k("users"), k("userset"), k("sessions"), k("id:a")}
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, kind := range []string{"totals", "models", "users", "userset", "sessions"} {
+		if err := c.Set(ctx, k(kind), "x", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0).Err()
+		if err == nil || !strings.Contains(err.Error(), "WRONGTYPE tokenledger key "+k(kind)+" holds a string") {
+			t.Errorf("%s holds a string: err = %v, want the script's WRONGTYPE", kind, err)
+		}
+		if left := scanKeys(t, c, p+":*"); len(left) != 1 {
+			t.Errorf("%s holds a string: the refused call wrote %v", kind, left)
+		}
+		c.Del(ctx, k(kind))
+	}
+	for _, kind := range []string{"users", "userset", "sessions"} {
+		if err := c.Set(ctx, k(kind), "x", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "", "", 1, 1, 2, 0, 0, 0, 0).Result()
+	if err != nil || fmt.Sprint(got) != "[1]" {
+		t.Errorf("a call without user or session over strings at their keys: %v, %v; want [1]", got, err)
+	}
+}
