@@ -13,18 +13,19 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/journal"
 )
 
 // foldParams is what a fold needs; it holds no reference to the Store, so
 // a fold can run in the background while writers go on.
 type foldParams struct {
-	path, dir, base string
-	kind            fileKind
-	folded, upTo    uint64
-	now             time.Time
-	oldest          tokenledger.Date
-	retention       int
-	chunkEvents     int
+	path, base   string
+	kind         fileKind
+	folded, upTo uint64
+	now          time.Time
+	oldest       tokenledger.Date
+	retention    int
+	chunkEvents  int
 }
 
 // foldResult describes the file a fold (or Reset) wrote.
@@ -252,35 +253,26 @@ func fold(ctx context.Context, p foldParams) (foldResult, error) {
 }
 
 // writeSnapshot writes a new usage file with body between the header and
-// the end, then installs it: temp file, fsync, (backup of an
-// original-format file), rename over the file, fsync of the directory.
+// the end, then installs it: temp file "<file>.tmp-*", fsync, (backup of
+// an original-format file), rename over the file, fsync of the directory.
 // body returns the first day it wrote. ctx is checked before the rename;
 // after it the new file is in place.
 func writeSnapshot(ctx context.Context, p foldParams, body func(w *snapWriter) (tokenledger.Date, error)) (foldResult, error) {
-	tmp, err := os.CreateTemp(p.dir, p.base+".tmp-*")
-	if err != nil {
-		return foldResult{}, fmt.Errorf("write token usage file: %w", err)
-	}
-	tmpName := tmp.Name()
-	// Keep the file's permissions (a temp file starts as 0600).
+	// Keep the file's permissions.
 	mode := os.FileMode(0o644)
 	if st, err := os.Stat(p.path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	installed := false
-	defer func() {
-		if !installed {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
+	tmp, err := journal.CreateAtomic(p.path, p.base+".tmp-*", mode)
+	if err != nil {
+		return foldResult{}, fmt.Errorf("write token usage file: %w", err)
+	}
+	defer tmp.Discard()
+	tmpName := tmp.File().Name()
+	bw := bufio.NewWriterSize(tmp.File(), 1<<20)
 	w := &snapWriter{w: bw}
 	var out foldResult
-	err = tmp.Chmod(mode)
-	if err == nil {
-		err = w.begin(p.now, p.retention, p.upTo)
-	}
+	err = w.begin(p.now, p.retention, p.upTo)
 	if err == nil {
 		out.oldest, err = body(w)
 	}
@@ -291,31 +283,24 @@ func writeSnapshot(ctx context.Context, p foldParams, body func(w *snapWriter) (
 		err = bw.Flush()
 	}
 	if err == nil {
-		err = tmp.Sync()
+		out.size, err = tmp.File().Seek(0, io.SeekCurrent)
+	}
+	if err == nil {
+		err = tmp.Close()
 	}
 	if err != nil {
-		return foldResult{}, fmt.Errorf("write token usage file %s: %w", tmpName, err)
-	}
-	if out.size, err = tmp.Seek(0, io.SeekCurrent); err != nil {
-		return foldResult{}, fmt.Errorf("write token usage file %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
 		return foldResult{}, fmt.Errorf("write token usage file %s: %w", tmpName, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return foldResult{}, err
 	}
 	if p.kind == kindOriginal {
-		if out.backup, err = keepOriginal(p.path, p.dir); err != nil {
+		if out.backup, err = keepOriginal(p.path); err != nil {
 			return foldResult{}, err
 		}
 	}
-	if err := os.Rename(tmpName, p.path); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return foldResult{}, fmt.Errorf("install token usage file: %w", err)
-	}
-	installed = true
-	if err := syncDir(p.dir); err != nil {
-		return foldResult{}, fmt.Errorf("install token usage file: sync directory %s: %w", p.dir, err)
 	}
 	out.days, out.events = w.days, w.events
 	return out, nil
@@ -329,7 +314,7 @@ func stamp() string { return time.Now().UTC().Format("20060102T150405Z") }
 // "<path>.original-<UTC stamp>.json" (with "-2", "-3"… added when that
 // name is taken): a hard link where the file system allows it, otherwise
 // a durable copy. It returns the backup's path.
-func keepOriginal(path, dir string) (string, error) {
+func keepOriginal(path string) (string, error) {
 	st := stamp()
 	for i := 1; i <= 100; i++ {
 		name := path + ".original-" + st + ".json"
@@ -337,18 +322,18 @@ func keepOriginal(path, dir string) (string, error) {
 			name = fmt.Sprintf("%s.original-%s-%d.json", path, st, i)
 		}
 		err := os.Link(path, name)
-		if errors.Is(err, fs.ErrExist) {
+		switch {
+		case errors.Is(err, fs.ErrExist):
 			continue
-		}
-		if err != nil {
+		case err == nil:
+			err = journal.SyncDir(name)
+		default:
 			if _, serr := os.Lstat(name); serr == nil {
 				continue
 			}
-			if err := copyDurably(path, name, dir); err != nil {
-				return "", fmt.Errorf("keep the original token usage file as %s: %w", name, err)
-			}
+			err = copyDurably(path, name)
 		}
-		if err := syncDir(dir); err != nil {
+		if err != nil {
 			return "", fmt.Errorf("keep the original token usage file as %s: %w", name, err)
 		}
 		return name, nil
@@ -357,29 +342,20 @@ func keepOriginal(path, dir string) (string, error) {
 }
 
 // copyDurably copies src to dst (which must not exist) through a temp file
-// that is fsync'd before it is renamed into place.
-func copyDurably(src, dst, dir string) error {
+// named like a compaction's, which Open removes if a crash leaves it.
+func copyDurably(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(dir, filepath.Base(src)+".tmp-*")
+	tmp, err := journal.CreateAtomic(dst, filepath.Base(src)+".tmp-*", 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(tmp, in)
-	if err == nil {
-		err = tmp.Sync()
+	defer tmp.Discard()
+	if _, err := io.Copy(tmp.File(), in); err != nil {
+		return err
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return tmp.Commit()
 }

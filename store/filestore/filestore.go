@@ -34,6 +34,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/journal"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
 
@@ -124,7 +125,8 @@ type Store struct {
 	compacting    bool
 	compactCancel context.CancelFunc
 	compactDone   chan struct{}
-	lineBuf       []byte
+	// batchBuf and lineBuf are reused for each line's payload and framing.
+	batchBuf, lineBuf []byte
 	// syncs counts journal fsyncs (benchmarks report events per fsync).
 	syncs atomic.Int64
 	seen  map[dayID]struct{}
@@ -458,9 +460,15 @@ func (s *Store) commit(group []*request) {
 	}
 	for start := 0; start < len(fresh); start += maxLineEvents {
 		part := fresh[start:min(start+maxLineEvents, len(fresh))]
-		line := appendJournalLine(s.lineBuf[:0], part)
+		s.batchBuf = appendBatch(s.batchBuf[:0], part)
+		line, err := journal.AppendRecord(s.lineBuf[:0], s.batchBuf)
 		s.lineBuf = line[:0]
-		if err := s.appendLocked(line); err != nil {
+		if err != nil {
+			err = fmt.Errorf("write journal: %w", err)
+		} else {
+			err = s.appendLocked(line)
+		}
+		if err != nil {
 			// Lines already written are durable and counted; the request
 			// fails and a retry finishes it without double counting.
 			if _, aerr := s.mem.Add(context.Background(), fresh[:start]); aerr != nil {
@@ -492,7 +500,7 @@ func (s *Store) appendLocked(line []byte) error {
 		if err != nil {
 			return unavailable("create journal: %w", err)
 		}
-		if err := syncDir(s.dir); err != nil {
+		if err := journal.SyncDir(name); err != nil {
 			f.Close()
 			os.Remove(name)
 			return unavailable("create journal %s: %w", name, err)
@@ -546,7 +554,7 @@ func (s *Store) threshold() int64 {
 func (s *Store) foldParams(upTo uint64) foldParams {
 	now := s.now()
 	return foldParams{
-		path: s.path, dir: s.dir, base: s.base,
+		path: s.path, base: s.base,
 		kind: s.kind, folded: s.folded, upTo: upTo,
 		now: now, oldest: tokenledger.DateOf(now).AddDays(-s.retention), retention: s.retention,
 		chunkEvents: s.chunkEvents,
@@ -804,18 +812,4 @@ func (s *Store) close() error {
 // Info describes the store: a local file.
 func (s *Store) Info() tokenledger.StoreInfo {
 	return tokenledger.StoreInfo{Kind: "file", Database: false, Location: s.path}
-}
-
-// syncDir makes a directory's entries (created, renamed or removed files)
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

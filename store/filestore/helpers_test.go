@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/journal"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
 
@@ -219,3 +221,17 @@ func (c *child) waitLine(t *testing.T, prefix string) string {
 		}
 	}
 }
+
+// appendJournalLine appends one journal line holding evs to dst, framed
+// as the committer frames it.
+func appendJournalLine(dst []byte, evs []tokenledger.Event) []byte {
+	line, err := journal.AppendRecord(dst, appendBatch(nil, evs))
+	if err != nil {
+		panic(err)
+	}
+	return line
+}
+
+// castagnoli is the CRC-32C table, for tests that frame journal lines by
+// hand, independently of internal/journal.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -1,13 +1,10 @@
 package filestore
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,22 +13,23 @@ import (
 	"strings"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/journal"
 )
 
 // The journal is an append-only file next to the usage file, named
-// "<file>.journal-<seq>". Each line is one committed batch:
+// "<file>.journal-<seq>". Each line is one committed batch, framed as an
+// internal/journal record:
 //
 //	<crc32c of the JSON, 8 lowercase hex digits> <JSON array of events>\n
 //
 // A line is written with one write and made durable with one fsync before
-// any Add waiting on it returns.
+// any Add waiting on it returns. internal/journal frames, verifies and
+// reads the lines (torn tail or corruption); this file knows what they
+// hold and that only the newest journal may end in a torn line.
 
 // journalInfix separates the usage file's name from a journal's sequence
 // number.
 const journalInfix = ".journal-"
-
-// castagnoli is the CRC-32C table used for journal line checksums.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // journalFile is one journal on disk.
 type journalFile struct {
@@ -77,21 +75,18 @@ func listJournals(path string) ([]journalFile, error) {
 	return out, nil
 }
 
-// appendJournalLine appends one journal line holding evs to dst. Metadata
-// is never written.
-func appendJournalLine(dst []byte, evs []tokenledger.Event) []byte {
-	start := len(dst)
-	dst = append(dst, "00000000 ["...)
+// appendBatch appends the payload of the journal line holding evs to dst:
+// a JSON array of the events' stored form. Metadata is never written. The
+// committer frames it with journal.AppendRecord.
+func appendBatch(dst []byte, evs []tokenledger.Event) []byte {
+	dst = append(dst, '[')
 	for i := range evs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = appendEvent(dst, &evs[i])
 	}
-	dst = append(dst, ']')
-	sum := crc32.Checksum(dst[start+9:], castagnoli)
-	hex.Encode(dst[start:start+8], []byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
-	return append(dst, '\n')
+	return append(dst, ']')
 }
 
 // TornTail describes the incomplete last line of the newest journal: a
@@ -115,69 +110,37 @@ type journalRead struct {
 	torn *TornTail
 }
 
-// readJournal reads the journal at path line by line and calls fn with
-// the events of each valid line, in order. When last is true (the newest
+// readJournal reads the journal at path, open as r, and calls fn with the
+// events of each valid line, in order. When last is true (the newest
 // journal), an incomplete or unreadable final line is reported as torn
 // instead of as corruption; anywhere else a bad line is a *CorruptError.
+// A line that passes its checksum but does not hold valid events is
+// corruption even at the end: a crash cannot produce it.
 func readJournal(path string, r io.Reader, last bool, fn func([]tokenledger.Event) error) (journalRead, error) {
-	br := bufio.NewReaderSize(r, 256<<10)
 	var off int64
-	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
-		if len(line) == 0 && err == io.EOF {
-			return journalRead{validEnd: off}, nil
-		}
-		if err != nil && err != io.EOF {
-			return journalRead{}, fmt.Errorf("read journal %s: %w", path, err)
-		}
-		complete := err == nil
-		payload, reason := checkLine(line, complete)
-		if reason != "" {
-			atEnd := !complete
-			if complete {
-				if _, perr := br.Peek(1); perr == io.EOF {
-					atEnd = true
-				}
-			}
-			if atEnd && last {
-				return journalRead{validEnd: off, torn: &TornTail{Path: path, Offset: off, Bytes: int64(len(line))}}, nil
-			}
-			if atEnd {
-				reason += ", and a newer journal follows it"
-			}
-			return journalRead{}, &CorruptError{Path: path, Offset: off, Line: lineNo, Reason: reason}
-		}
+	lineNo := 0
+	end, torn, err := journal.ScanReader(path, r, 0, func(payload []byte, next int64) error {
+		lineNo++
 		evs, reason := decodeJournalEvents(payload)
 		if reason != "" {
-			return journalRead{}, &CorruptError{Path: path, Offset: off, Line: lineNo, Reason: reason}
+			return &CorruptError{Path: path, Offset: off, Line: lineNo, Reason: reason}
 		}
-		if err := fn(evs); err != nil {
-			return journalRead{}, err
-		}
-		off += int64(len(line))
+		off = next
+		return fn(evs)
+	})
+	if ce := (*journal.CorruptError)(nil); errors.As(err, &ce) {
+		return journalRead{}, &CorruptError{Path: ce.Path, Offset: ce.Offset, Line: ce.Line, Reason: ce.Reason}
 	}
-}
-
-// checkLine verifies a journal line's checksum and returns its JSON
-// payload, or a reason when the line is incomplete or does not verify.
-func checkLine(line []byte, complete bool) ([]byte, string) {
-	if !complete {
-		return nil, "the line is incomplete (it has no line end)"
+	if err != nil {
+		return journalRead{}, err
 	}
-	line = line[:len(line)-1]
-	if len(line) < 10 || line[8] != ' ' {
-		return nil, "the line does not start with a checksum"
+	if torn == nil {
+		return journalRead{validEnd: end}, nil
 	}
-	var sum [4]byte
-	if _, err := hex.Decode(sum[:], line[:8]); err != nil {
-		return nil, "the line does not start with a checksum"
+	if !last {
+		return journalRead{}, &CorruptError{Path: path, Offset: torn.Offset, Line: torn.Line, Reason: torn.Reason + ", and a newer journal follows it"}
 	}
-	want := uint32(sum[0])<<24 | uint32(sum[1])<<16 | uint32(sum[2])<<8 | uint32(sum[3])
-	payload := line[9:]
-	if crc32.Checksum(payload, castagnoli) != want {
-		return nil, "checksum mismatch"
-	}
-	return payload, ""
+	return journalRead{validEnd: end, torn: &TornTail{Path: path, Offset: torn.Offset, Bytes: torn.Bytes}}, nil
 }
 
 // decodeJournalEvents parses a verified journal payload and checks every

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/journal"
 )
 
 // Repair lets a store start again after its usage file or a journal was
@@ -87,12 +88,12 @@ func Repair(path string) (moved []string, err error) {
 			return moved, err
 		}
 		moved = append(moved, aside)
-		if err := salvageJournal(aside, j.path, dir, filepath.Base(path)+".tmp-*"); err != nil {
+		if err := salvageJournal(aside, j.path, filepath.Base(path)+".tmp-*"); err != nil {
 			return moved, fmt.Errorf("repair: keep the readable lines of %s: %w", aside, err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
-		return moved, fmt.Errorf("repair: sync directory %s: %w", dir, err)
+	if err := journal.SyncDir(path); err != nil {
+		return moved, fmt.Errorf("repair: %w", err)
 	}
 	return moved, nil
 }
@@ -147,33 +148,28 @@ func moveAside(path, st string) (string, error) {
 // checksum and hold valid events to a new journal at to, durably. It
 // writes nothing when no line is readable. The temp file is named after
 // tmpPattern, so that Open removes it if a crash leaves it behind.
-func salvageJournal(from, to, dir, tmpPattern string) error {
+func salvageJournal(from, to, tmpPattern string) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
 	br := bufio.NewReaderSize(in, 256<<10)
-	var tmp *os.File
+	var tmp *journal.AtomicFile
 	var bw *bufio.Writer
-	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	for {
 		line, rerr := br.ReadBytes('\n')
 		if rerr != nil && rerr != io.EOF {
 			return rerr
 		}
-		if payload, reason := checkLine(line, rerr == nil); reason == "" {
+		if payload, err := journal.DecodeRecord(line); err == nil {
 			if _, reason := decodeJournalEvents(payload); reason == "" {
 				if tmp == nil {
-					if tmp, err = os.CreateTemp(dir, tmpPattern); err != nil {
+					if tmp, err = journal.CreateAtomic(to, tmpPattern, 0o600); err != nil {
 						return err
 					}
-					bw = bufio.NewWriter(tmp)
+					defer tmp.Discard()
+					bw = bufio.NewWriter(tmp.File())
 				}
 				if _, err := bw.Write(line); err != nil {
 					return err
@@ -190,15 +186,5 @@ func salvageJournal(from, to, dir, tmpPattern string) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), to); err != nil {
-		return err
-	}
-	tmp = nil
-	return nil
+	return tmp.Commit()
 }
