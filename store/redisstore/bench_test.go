@@ -34,12 +34,13 @@ const benchEvents = 60_000
 // 64 goroutines, and runs redis-benchmark with the very same EVALSHA (same
 // script, same kind of arguments, a random event id) at 64 connections.
 // Each of b.N rounds runs, side by side on one server: the store as
-// shipped (concurrent calls combined into shared pipelines), the store
-// with every call on its own connection, and the ceiling. It reports the
-// medians, and the median of the per-round ratios to the ceiling, and for
-// each phase the Redis CPU time per event (INFO cpu before and after): the
-// ceiling sends one event per call, so it pays every per-call cost of the
-// script once per event.
+// shipped (concurrent calls combined into shared pipelines, the add calls
+// of one day merged into one script call), the same without merging, the
+// store with every call on its own connection, and the ceiling. It reports
+// the medians, and the median of the per-round ratios to the ceiling, and
+// for each phase the Redis CPU time per event (INFO cpu before and after):
+// the ceiling sends one event per call, so it pays every per-call cost of
+// the script once per event.
 func BenchmarkLogVsCeiling(b *testing.B) {
 	if _, err := exec.LookPath("redis-benchmark"); err != nil {
 		b.Skip("redis-benchmark is not installed")
@@ -47,42 +48,56 @@ func BenchmarkLogVsCeiling(b *testing.B) {
 	srv := redistest.Server(b)
 	info := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2})
 	defer info.Close()
-	combined := open(b, redisstore.Options{URL: srv.URL()})
+	stores := []struct {
+		name string
+		s    *redisstore.Store
+	}{{name: "store"}, {name: "unmerged"}, {name: "direct"}}
+	stores[0].s = open(b, redisstore.Options{URL: srv.URL()})
+	redisstore.SetMerge(false)
+	stores[1].s = open(b, redisstore.Options{URL: srv.URL()})
+	redisstore.SetMerge(true)
 	redisstore.SetCombine(false)
-	direct := open(b, redisstore.Options{URL: srv.URL(), PoolSize: 64})
+	stores[2].s = open(b, redisstore.Options{URL: srv.URL(), PoolSize: 64})
 	redisstore.SetCombine(true)
 	now := time.Now().UTC()
 	day := tokenledger.DateOf(now)
 	exp := strconv.FormatInt(day.Time().AddDate(0, 0, tokenledger.DefaultRetentionDays+1).Unix(), 10)
-	var comb, dir, ceil, combRatio, dirRatio, combCPU, dirCPU, ceilCPU, combRedis, dirRedis, ceilRedis []float64
+	perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / benchEvents }
+	rate := map[string][]float64{}  // events/s per phase
+	ratio := map[string][]float64{} // % of the ceiling's rate, per round
+	goCPU := map[string][]float64{}
+	redisUS := map[string][]float64{}
+	var rounds []string
 	for round := range b.N {
+		r := map[string]float64{}
+		for _, st := range stores {
+			r0 := redisCPU(b, info)
+			x, cpu := logPhase(b, st.s, now, st.name, round)
+			r[st.name] = x
+			rate[st.name] = append(rate[st.name], x)
+			goCPU[st.name] = append(goCPU[st.name], cpu)
+			redisUS[st.name] = append(redisUS[st.name], perEvent(redisCPU(b, info)-r0))
+		}
 		r0 := redisCPU(b, info)
-		c, ccpu := logPhase(b, combined, now, round)
-		r1 := redisCPU(b, info)
-		d, dcpu := logPhase(b, direct, now, round)
-		r2 := redisCPU(b, info)
-		x, xcpu := ceilingPhase(b, srv, day, exp)
-		r3 := redisCPU(b, info)
-		comb, dir, ceil = append(comb, c), append(dir, d), append(ceil, x)
-		combRatio, dirRatio = append(combRatio, 100*c/x), append(dirRatio, 100*d/x)
-		combCPU, dirCPU, ceilCPU = append(combCPU, ccpu), append(dirCPU, dcpu), append(ceilCPU, xcpu)
-		perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / benchEvents }
-		combRedis = append(combRedis, perEvent(r1-r0))
-		dirRedis = append(dirRedis, perEvent(r2-r1))
-		ceilRedis = append(ceilRedis, perEvent(r3-r2))
+		x, cpu := ceilingPhase(b, srv, day, exp)
+		redisUS["ceiling"] = append(redisUS["ceiling"], perEvent(redisCPU(b, info)-r0))
+		rate["ceiling"] = append(rate["ceiling"], x)
+		goCPU["ceiling"] = append(goCPU["ceiling"], cpu)
+		for _, st := range stores {
+			ratio[st.name] = append(ratio[st.name], 100*r[st.name]/x)
+		}
+		rounds = append(rounds, fmt.Sprintf("store %.0f, unmerged %.0f, direct %.0f, ceiling %.0f", r["store"], r["unmerged"], r["direct"], x))
 	}
-	b.ReportMetric(median(comb), "store-events/s")
-	b.ReportMetric(median(dir), "direct-events/s")
-	b.ReportMetric(median(combCPU), "store-go-cpu-µs/event")
-	b.ReportMetric(median(dirCPU), "direct-go-cpu-µs/event")
-	b.ReportMetric(median(ceilCPU), "ceiling-client-cpu-µs/call")
-	b.ReportMetric(median(combRedis), "store-redis-cpu-µs/event")
-	b.ReportMetric(median(dirRedis), "direct-redis-cpu-µs/event")
-	b.ReportMetric(median(ceilRedis), "ceiling-redis-cpu-µs/event")
-	b.ReportMetric(median(ceil), "ceiling-evalsha/s")
-	b.ReportMetric(median(combRatio), "store-%-of-ceiling")
-	b.ReportMetric(median(dirRatio), "direct-%-of-ceiling")
-	b.Logf("per round: store %v, direct %v, ceiling %v", round0(comb), round0(dir), round0(ceil))
+	for _, st := range stores {
+		b.ReportMetric(median(rate[st.name]), st.name+"-events/s")
+		b.ReportMetric(median(ratio[st.name]), st.name+"-%-of-ceiling")
+		b.ReportMetric(median(goCPU[st.name]), st.name+"-go-cpu-µs/event")
+		b.ReportMetric(median(redisUS[st.name]), st.name+"-redis-cpu-µs/event")
+	}
+	b.ReportMetric(median(rate["ceiling"]), "ceiling-evalsha/s")
+	b.ReportMetric(median(goCPU["ceiling"]), "ceiling-client-cpu-µs/call")
+	b.ReportMetric(median(redisUS["ceiling"]), "ceiling-redis-cpu-µs/event")
+	b.Logf("events/s per round: %s", strings.Join(rounds, "; "))
 }
 
 // redisCPU returns the CPU time the Redis server has used so far
@@ -110,7 +125,7 @@ func redisCPU(b testing.TB, c *redis.Client) time.Duration {
 
 // logPhase logs benchEvents events from 64 goroutines, one Add each, and
 // returns events per second and the CPU time this process spent per event.
-func logPhase(b testing.TB, s *redisstore.Store, now time.Time, round int) (rate, cpuMicros float64) {
+func logPhase(b testing.TB, s *redisstore.Store, now time.Time, phase string, round int) (rate, cpuMicros float64) {
 	b.Helper()
 	cpu0 := processCPU(b)
 	var next atomic.Int64
@@ -128,7 +143,7 @@ func logPhase(b testing.TB, s *redisstore.Store, now time.Time, round int) (rate
 				if i > benchEvents {
 					return
 				}
-				ev[0].ID = fmt.Sprintf("r%d-%09d", round, i)
+				ev[0].ID = fmt.Sprintf("%s%d-%09d", phase, round, i)
 				if _, err := s.Add(context.Background(), ev); err != nil {
 					errs <- err
 					return
@@ -353,12 +368,4 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-func round0(v []float64) []int {
-	out := make([]int, len(v))
-	for i, x := range v {
-		out[i] = int(x)
-	}
-	return out
 }

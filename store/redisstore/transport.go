@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,12 +112,20 @@ func (d *clusterDoer) ForEachNode(ctx context.Context, fn func(ctx context.Conte
 
 // Combining: concurrent Do calls (say, 64 request handlers each logging
 // one event) are sent together, as one pipeline per flush, by a few
-// flusher goroutines. Each call's commands stay together and in order, so
-// a batch is still one round trip and every script call is still its own
-// atomic EVALSHA; what is saved is a write and a read system call per call
-// on both sides, which on a small machine is most of the cost of a call.
-// A lone call is sent at once: a flusher waiting on an empty queue takes
-// it immediately.
+// flusher goroutines. Each call's commands stay in order, and a batch is
+// still one round trip. Within a flush, the add script calls of one day
+// (same prefix, day and expiry; one cluster slot) are merged into one
+// EVALSHA carrying all their events, up to redismodel.MaxEventsPerCall,
+// and its reply is split back: the script's fixed work per call (type
+// checks, the overflow guard's read, the EXPIREATs) and each hash field's
+// HINCRBY are then paid once per merged call instead of once per caller.
+// A merged call is atomic like each of its parts: if it fails, every
+// caller it carries gets the failure (and may retry: ids keep retries
+// exact). An id carried by two callers counts once, for the first one.
+// What is saved besides is a write and a read system call per call on
+// both sides, which on a small machine is much of the cost of a call. A
+// lone call is sent at once: a flusher waiting on an empty queue takes it
+// immediately.
 const (
 	// flushers is how many pipelines may be in flight at once.
 	flushers = 4
@@ -128,8 +137,8 @@ const (
 )
 
 // combine is false only in benchmarks that measure the store without the
-// combiner, for comparison.
-var combine = true
+// combiner, for comparison; merge likewise for the merging of add calls.
+var combine, merge = true, true
 
 // errStopped is returned to calls still waiting when the store closes.
 var errStopped = errors.New("redis client is closed")
@@ -146,6 +155,7 @@ type request struct {
 // combiner is a redismodel.Doer that sends concurrent calls together.
 type combiner struct {
 	d     *doer
+	merge bool
 	queue chan *request
 	stop  chan struct{}
 	wg    sync.WaitGroup
@@ -153,7 +163,7 @@ type combiner struct {
 
 // newCombiner starts the flushers over d.
 func newCombiner(d *doer) *combiner {
-	c := &combiner{d: d, queue: make(chan *request, queueDepth), stop: make(chan struct{})}
+	c := &combiner{d: d, merge: merge, queue: make(chan *request, queueDepth), stop: make(chan struct{})}
 	for range flushers {
 		c.wg.Add(1)
 		go c.run()
@@ -163,7 +173,8 @@ func newCombiner(d *doer) *combiner {
 
 // Do queues cmds for the next flush and waits for its replies, for ctx to
 // end, or for the combiner to stop, whichever comes first. When ctx ends
-// first the commands may still run.
+// first the commands may still run; a call whose ctx has ended when its
+// flush is built is not sent.
 func (c *combiner) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 	r := &request{ctx: ctx, cmds: cmds, done: make(chan struct{})}
 	select {
@@ -217,10 +228,72 @@ func (c *combiner) run() {
 	}
 }
 
+// addGroup is the add script calls of one day merged into one command.
+type addGroup struct {
+	key    redismodel.AddGroup
+	at     int     // index of the merged command in the pipeline
+	parts  [][]any // the calls merged, in order
+	events int
+}
+
+// slot says where the reply to one command of a call is: the command at
+// index at of the pipeline, or, when g is set, the events [from, from+n)
+// of the merged call g.
+type slot struct {
+	at      int
+	g       *addGroup
+	from, n int
+}
+
+// plan lays out the pipeline of one flush: every command of every call in
+// order, except that add calls of one day are merged (see above). Only
+// the latest merged call of a day takes further calls, so one caller's
+// calls of one day still run in the order it sent them. It returns the
+// commands to send and, per call, where each of its replies will be.
+func (c *combiner) plan(live []*request) (cmds [][]any, slots [][]slot) {
+	var open []*addGroup // the latest merged call of each day
+	var merged []*addGroup
+	slots = make([][]slot, len(live))
+	for i, r := range live {
+		slots[i] = make([]slot, len(r.cmds))
+		for j, cmd := range r.cmds {
+			if c.merge {
+				if key, n, ok := redismodel.AddCall(cmd); ok && n < redismodel.MaxEventsPerCall {
+					k := slices.IndexFunc(open, func(g *addGroup) bool { return g.key == key })
+					if k >= 0 && open[k].events+n <= redismodel.MaxEventsPerCall {
+						g := open[k]
+						slots[i][j] = slot{at: g.at, g: g, from: g.events, n: n}
+						g.parts = append(g.parts, cmd)
+						g.events += n
+						continue
+					}
+					g := &addGroup{key: key, at: len(cmds), parts: [][]any{cmd}, events: n}
+					if k >= 0 {
+						open[k] = g
+					} else {
+						open = append(open, g)
+					}
+					merged = append(merged, g)
+					slots[i][j] = slot{at: g.at, g: g, n: n}
+					cmds = append(cmds, cmd)
+					continue
+				}
+			}
+			slots[i][j] = slot{at: len(cmds)}
+			cmds = append(cmds, cmd)
+		}
+	}
+	for _, g := range merged {
+		if len(g.parts) > 1 {
+			cmds[g.at] = redismodel.MergeAdd(g.parts)
+		}
+	}
+	return cmds, slots
+}
+
 // flush sends the commands of the calls in batch whose context has not
 // ended as one pipeline and hands each call its replies.
 func (c *combiner) flush(batch []*request) {
-	var cmds [][]any
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -229,29 +302,35 @@ func (c *combiner) flush(batch []*request) {
 			continue
 		}
 		live = append(live, r)
-		cmds = append(cmds, r.cmds...)
 	}
 	if len(live) == 0 {
 		return
 	}
+	cmds, slots := c.plan(live)
 	// The pipeline serves several callers, so no caller's deadline bounds
 	// it: the read and write timeouts do. Each caller waits on its own ctx.
 	out, errs, err := c.d.exec(context.Background(), cmds)
-	at := 0
-	for _, r := range live {
-		n := len(r.cmds)
+	for i, r := range live {
 		if err != nil {
 			r.err = err
-		} else {
-			r.out = out[at : at+n : at+n]
-			for _, e := range errs[at : at+n] {
-				if e != nil {
-					r.out, r.err = nil, e
-					break
-				}
+			close(r.done)
+			continue
+		}
+		r.out = make([]any, len(r.cmds))
+		for j, s := range slots[i] {
+			if e := errs[s.at]; e != nil {
+				r.out, r.err = nil, e
+				break
+			}
+			if s.g == nil || len(s.g.parts) == 1 {
+				r.out[j] = out[s.at]
+				continue
+			}
+			if r.out[j], r.err = redismodel.SplitAddReply(out[s.at], s.g.events, s.from, s.n); r.err != nil {
+				r.out = nil
+				break
 			}
 		}
-		at += n
 		close(r.done)
 	}
 }
