@@ -22,15 +22,16 @@ const MaxEventsPerCall = 256
 // writing anything or claims and counts every new event it carries: a claim
 // never exists without its counters.
 //
-// v2 (against v1), for calls that carry many events (the combiner merges
-// concurrent calls of one day): the increments of a call's new events are
-// summed per hash field and written with one HINCRBY per distinct field and
-// one SADD per set, instead of one HINCRBY per event and field; the users,
-// userset and sessions keys are type-checked only when an event of the call
-// could write them, and the totals hash by the HMGET the overflow guard
-// needs anyway. The keys, fields and values written are exactly v1's, so
-// v1, v2 and their readers share a database.
-const addScript = `-- tokenledger add v2: count one UTC day's new events.
+// v3, against v1 (which wrote each event on its own): the new events of a
+// call are summed per model and per user in Lua, and each field gets one
+// HINCRBY per call, each set one SADD. The combiner merges concurrent calls
+// of one day, so a call carries many events, often of the same models and
+// users. A call with one new event writes it as sent, as v1 did. The
+// users, userset and sessions keys are type-checked only when an event of
+// the call could write them, the totals hash by the HMGET the overflow
+// guard needs anyway. The keys, fields and values written are exactly
+// v1's, so every version and its readers share a database.
+const addScript = `-- tokenledger add v3: count one UTC day's new events.
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
 -- KEYS[4] user set, KEYS[5] session set, KEYS[6..] one claim key per event.
 -- ARGV[1] expiry of every key (unix seconds: start of day D+R+1), then per
@@ -49,7 +50,7 @@ local exp = ARGV[1]
 -- Preconditions, checked before the first write.
 -- Every number a plain decimal integer below 10^16; num[i] is ARGV[i]'s value.
 local num = {}
-local add = {0, 0, 0, 0, 0, 0, 0}
+local add = {0, 0, 0, 0, 0, 0, 0} -- t p c cr cw r $, over all events
 local anyUser, anySession = false, false
 for b = 1, 10 * n, 10 do
   for j = b + 4, b + 10 do
@@ -110,83 +111,121 @@ for e = 1, n do
   end
 end
 if #new == 0 then return out end
--- each calls fn(h, field, value, number) for every increment event b makes
--- to hash KEYS[h] (1 totals, 2 models, 3 users).
-local function each(b, h, fn)
-  if h == 1 then
-    fn(1, 't', ARGV[b + 6], num[b + 6])
-    fn(1, 'p', ARGV[b + 4], num[b + 4])
-    fn(1, 'c', ARGV[b + 5], num[b + 5])
-    fn(1, 'n', '1', 1)
-    if num[b + 7] > 0 then fn(1, 'cr', ARGV[b + 7], num[b + 7]) end
-    if num[b + 8] > 0 then fn(1, 'cw', ARGV[b + 8], num[b + 8]) end
-    if num[b + 9] > 0 then fn(1, 'r', ARGV[b + 9], num[b + 9]) end
-    if num[b + 10] > 0 then fn(1, '$', ARGV[b + 10], num[b + 10]) end
-    return
-  end
-  local name = ARGV[b + h - 1] -- the model (any, even empty), or the userId
-  if h == 3 and name == '' then return end
-  fn(h, 't|' .. name, ARGV[b + 6], num[b + 6])
-  fn(h, 'p|' .. name, ARGV[b + 4], num[b + 4])
-  fn(h, 'c|' .. name, ARGV[b + 5], num[b + 5])
-  fn(h, 'n|' .. name, '1', 1)
-  if num[b + 10] > 0 then fn(h, '$|' .. name, ARGV[b + 10], num[b + 10]) end
+
+local function hincrby(i, field, v)
+  redis.call('HINCRBY', KEYS[i], field, v)
 end
-local function hincrby(h, field, v)
-  redis.call('HINCRBY', KEYS[h], field, v)
-end
-if #new == 1 then
-  for h = 1, 3 do each(new[1], h, hincrby) end
-else
-  -- One HINCRBY per field: a lone value as sent, several summed. A sum
-  -- is exact while it stays below 2^53 (the values are integers, none
-  -- negative, so a sum that ends below 2^53 never rounded); a hash with
-  -- a field past that gets one HINCRBY per event and field instead.
-  local order, sum, lone, exact = {{}, {}, {}}, {{}, {}, {}}, {{}, {}, {}}, {true, true, true}
-  local function bump(h, field, v, x)
-    local s = sum[h][field]
-    if s then
-      s = s + x
-      lone[h][field] = false
-    else
-      local o = order[h]
-      o[#o + 1] = field
-      s = x
-      lone[h][field] = v
+-- sent writes the increments of event b as sent, one HINCRBY per field.
+local function sent(b)
+  local p, c, t, cost = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 10]
+  hincrby(1, 't', t)
+  hincrby(1, 'p', p)
+  hincrby(1, 'c', c)
+  hincrby(1, 'n', '1')
+  if ARGV[b + 7] ~= '0' then hincrby(1, 'cr', ARGV[b + 7]) end
+  if ARGV[b + 8] ~= '0' then hincrby(1, 'cw', ARGV[b + 8]) end
+  if ARGV[b + 9] ~= '0' then hincrby(1, 'r', ARGV[b + 9]) end
+  if cost ~= '0' then hincrby(1, '$', cost) end
+  for h = 2, 3 do
+    local name = ARGV[b + h - 1] -- the model (any, even empty), then the userId
+    if h == 2 or name ~= '' then
+      hincrby(h, 't|' .. name, t)
+      hincrby(h, 'p|' .. name, p)
+      hincrby(h, 'c|' .. name, c)
+      hincrby(h, 'n|' .. name, '1')
+      if cost ~= '0' then hincrby(h, '$|' .. name, cost) end
     end
-    sum[h][field] = s
-    if s >= 9007199254740992 then exact[h] = false end
+  end
+end
+-- Several new events are summed: for the day (T), per model and per
+-- userId (recs, by name; names in first-seen order), and each field is
+-- written once. A record counts its events (k) and keeps its first (b):
+-- a record of one event writes that event's values as sent. A sum is
+-- exact while it stays below 2^53: the numbers are integers, none
+-- negative, so a sum that ends below 2^53 never rounded on the way; and
+-- no model's or user's sum exceeds the day's. Past that (only for numbers
+-- far above any real event's), every event is written as sent.
+local summed = false
+if #new > 1 then
+  local T = {k = 0, b = new[1], t = 0, p = 0, c = 0, x = 0, cr = 0, cw = 0, r = 0}
+  local recs, names = {{}, {}}, {{}, {}}
+  local function into(r, b)
+    r.k = r.k + 1
+    r.t = r.t + num[b + 6]
+    r.p = r.p + num[b + 4]
+    r.c = r.c + num[b + 5]
+    r.x = r.x + num[b + 10]
   end
   for i = 1, #new do
-    for h = 1, 3 do each(new[i], h, bump) end
-  end
-  for h = 1, 3 do
-    if exact[h] then
-      local o, s, l = order[h], sum[h], lone[h]
-      for i = 1, #o do
-        local f = o[i]
-        redis.call('HINCRBY', KEYS[h], f, l[f] or string.format('%.0f', s[f]))
+    local b = new[i]
+    into(T, b)
+    T.cr = T.cr + num[b + 7]
+    T.cw = T.cw + num[b + 8]
+    T.r = T.r + num[b + 9]
+    for h = 1, 2 do
+      local name = ARGV[b + h]
+      if h == 1 or name ~= '' then
+        local r = recs[h][name]
+        if not r then
+          r = {k = 0, b = b, t = 0, p = 0, c = 0, x = 0}
+          recs[h][name] = r
+          names[h][#names[h] + 1] = name
+        end
+        into(r, b)
       end
-    else
-      for i = 1, #new do each(new[i], h, hincrby) end
     end
   end
+  local big = 9007199254740992
+  if T.t < big and T.p < big and T.c < big and T.x < big and T.cr < big and T.cw < big and T.r < big then
+    summed = true
+    local function val(r, j, sum) -- as sent for one event, else the sum
+      if r.k == 1 then return ARGV[r.b + j] end
+      return string.format('%.0f', sum)
+    end
+    hincrby(1, 't', val(T, 6, T.t))
+    hincrby(1, 'p', val(T, 4, T.p))
+    hincrby(1, 'c', val(T, 5, T.c))
+    hincrby(1, 'n', tostring(T.k))
+    if T.cr > 0 then hincrby(1, 'cr', val(T, 7, T.cr)) end
+    if T.cw > 0 then hincrby(1, 'cw', val(T, 8, T.cw)) end
+    if T.r > 0 then hincrby(1, 'r', val(T, 9, T.r)) end
+    if T.x > 0 then hincrby(1, '$', val(T, 10, T.x)) end
+    for h = 1, 2 do
+      for _, name in ipairs(names[h]) do
+        local r = recs[h][name]
+        hincrby(h + 1, 't|' .. name, val(r, 6, r.t))
+        hincrby(h + 1, 'p|' .. name, val(r, 4, r.p))
+        hincrby(h + 1, 'c|' .. name, val(r, 5, r.c))
+        hincrby(h + 1, 'n|' .. name, tostring(r.k))
+        if r.x > 0 then hincrby(h + 1, '$|' .. name, val(r, 10, r.x)) end
+      end
+    end
+  end
+end
+if not summed then
+  for i = 1, #new do sent(new[i]) end
 end
 redis.call('EXPIREAT', KEYS[1], exp)
 redis.call('EXPIREAT', KEYS[2], exp)
--- members adds the new events' non-empty ARGV[b + j] to set KEYS[k], each
--- once, and reports whether there was any.
+-- members adds the new events' non-empty ARGV[b + j] to the set KEYS[k],
+-- each once, and reports whether there was any.
 local function members(k, j)
-  local list, seen = {}, {}
-  for i = 1, #new do
-    local m = ARGV[new[i] + j]
-    if m ~= '' and not seen[m] then
-      seen[m] = true
-      list[#list + 1] = m
+  if #new == 1 then
+    local m = ARGV[new[1] + j]
+    if m == '' then return false end
+    redis.call('SADD', KEYS[k], m)
+  else
+    local list, seen = {}, {}
+    for i = 1, #new do
+      local m = ARGV[new[i] + j]
+      if m ~= '' and not seen[m] then
+        seen[m] = true
+        list[#list + 1] = m
+      end
     end
+    if #list == 0 then return false end
+    redis.call('SADD', KEYS[k], unpack(list))
   end
-  if #list == 0 then return false end
-  redis.call('SADD', KEYS[k], unpack(list))
   redis.call('EXPIREAT', KEYS[k], exp)
   return true
 end
