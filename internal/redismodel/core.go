@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenledger/tokenledger"
@@ -47,6 +48,7 @@ type Core struct {
 	retention int
 	now       tokenledger.Clock
 	server    string
+	lastDay   atomic.Pointer[dayKeys] // see dayKeysOf
 }
 
 // New returns a Core, or an error in one sentence when cfg breaks a rule.
@@ -225,11 +227,10 @@ func lenOf(r any) int {
 // events of one day keep their order. Days already expired are left out.
 func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 	type group struct {
-		day  int64 // days since 1970-01-01 (UTC)
-		date tokenledger.Date
-		idx  []int
+		day *dayKeys
+		idx []int
 	}
-	var groups []*group
+	var groups []group
 	now := c.now().Unix()
 	for i := range events {
 		e := &events[i]
@@ -243,44 +244,68 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 			return nil, err
 		}
 		day := dayNumber(e.Timestamp)
-		var g *group
-		for _, x := range groups { // a batch rarely spans more than a few days
-			if x.day == day {
-				g = x
+		g := -1
+		for k := range groups { // a batch rarely spans more than a few days
+			if groups[k].day.day == day {
+				g = k
 				break
 			}
 		}
-		if g == nil {
+		if g < 0 {
 			if c.expireAt(day) <= now {
 				continue // expired: see Add
 			}
-			g = &group{day: day, date: e.Day()}
-			groups = append(groups, g)
+			g = len(groups)
+			groups = append(groups, group{day: c.dayKeysOf(day, e.Timestamp)})
 		}
-		g.idx = append(g.idx, i)
+		groups[g].idx = append(groups[g].idx, i)
 	}
 	var calls []call
 	for _, g := range groups {
-		exp := c.expireAt(g.day)
 		for start := 0; start < len(g.idx); start += MaxEventsPerCall {
 			idx := g.idx[start:min(start+MaxEventsPerCall, len(g.idx))]
-			keys := make([]string, 0, DayKeys+len(idx))
-			keys = append(keys,
-				c.keys.Day(g.date, KindTotals), c.keys.Day(g.date, KindModels), c.keys.Day(g.date, KindUsers),
-				c.keys.Day(g.date, KindUserSet), c.keys.Day(g.date, KindSessions))
-			args := make([]any, 0, 1+ArgsPerEvent*len(idx))
-			args = append(args, exp)
+			n := len(idx)
+			cmd := make([]any, 0, 3+DayKeys+n+1+ArgsPerEvent*n)
+			cmd = append(cmd, "EVALSHA", addSHA, strconv.Itoa(DayKeys+n))
+			cmd = append(cmd, g.day.keys[:]...)
+			for _, i := range idx {
+				cmd = append(cmd, g.day.claim+events[i].ID)
+			}
+			cmd = append(cmd, g.day.exp)
 			for _, i := range idx {
 				e := &events[i]
-				keys = append(keys, c.keys.ID(g.date, e.ID))
-				args = append(args, e.Model, e.UserID, e.SessionID,
+				cmd = append(cmd, e.Model, e.UserID, e.SessionID,
 					e.PromptTokens, e.CompletionTokens, e.TotalTokens,
 					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost))
 			}
-			calls = append(calls, call{idx: idx, cmd: evalCommand(keys, args, false)})
+			calls = append(calls, call{idx: idx, cmd: cmd})
 		}
 	}
 	return calls, nil
+}
+
+// dayKeys is what every script call of one day carries: the day's five
+// keys (as command arguments), the start of its claim keys and its expiry.
+type dayKeys struct {
+	day   int64 // days since 1970-01-01 (UTC)
+	keys  [DayKeys]any
+	claim string // "<prefix>:{<day>}:id:"
+	exp   int64
+}
+
+// dayKeysOf returns the dayKeys of day (the UTC day of t). The last day
+// asked for is kept: concurrent calls are nearly all for today.
+func (c *Core) dayKeysOf(day int64, t time.Time) *dayKeys {
+	if d := c.lastDay.Load(); d != nil && d.day == day {
+		return d
+	}
+	date := tokenledger.DateOf(t)
+	d := &dayKeys{day: day, claim: c.keys.ID(date, ""), exp: c.expireAt(day)}
+	for i, kind := range [DayKeys]string{KindTotals, KindModels, KindUsers, KindUserSet, KindSessions} {
+		d.keys[i] = c.keys.Day(date, kind)
+	}
+	c.lastDay.Store(d)
+	return d
 }
 
 // dayNumber returns the UTC day of t as days since 1970-01-01.

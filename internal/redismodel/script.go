@@ -3,7 +3,6 @@ package redismodel
 import (
 	"crypto/sha1"
 	"encoding/hex"
-	"strconv"
 )
 
 // ArgsPerEvent is how many ARGV values the script takes per event.
@@ -246,19 +245,3 @@ var addSHA = func() string {
 // AddScriptSHA returns the SHA-1 digest of the add script, as EVALSHA and
 // SCRIPT LOAD name it.
 func AddScriptSHA() string { return addSHA }
-
-// evalCommand builds an EVALSHA (or, with source set, EVAL) call of the add
-// script for keys and args.
-func evalCommand(keys []string, args []any, source bool) []any {
-	cmd := make([]any, 0, 3+len(keys)+len(args))
-	if source {
-		cmd = append(cmd, "EVAL", addScript)
-	} else {
-		cmd = append(cmd, "EVALSHA", addSHA)
-	}
-	cmd = append(cmd, strconv.Itoa(len(keys)))
-	for _, k := range keys {
-		cmd = append(cmd, k)
-	}
-	return append(cmd, args...)
-}
