@@ -61,7 +61,7 @@ func runBench(ctx context.Context, args []string, e env) error {
 	var f benchFlags
 	fs.StringVar(&f.url, "url", "", "the tokenledger to drive over HTTP, such as http://127.0.0.1:8080")
 	fs.BoolVar(&f.store, "store", false, "drive the configured store directly (the environment, as for serve) instead of a server")
-	fs.StringVar(&f.apiKey, "api-key", "", "`key` sent as Authorization: Bearer (default TOKENLEDGER_API_KEY)")
+	fs.StringVar(&f.apiKey, "api-key", "", "`key` to send in the Authorization header (default TOKENLEDGER_API_KEY)")
 	fs.IntVar(&f.clients, "c", 16, "concurrent `clients`, each sending one request at a time")
 	fs.DurationVar(&f.duration, "d", 10*time.Second, "how long to send (unless -n is given)")
 	fs.Int64Var(&f.events, "n", 0, "send this many `events` (re-sent ones included) instead of for -d")

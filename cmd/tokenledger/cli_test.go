@@ -12,6 +12,7 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"-h"}, {"help"},
 		{"serve", "--help"}, {"log", "-h"}, {"report", "--help"}, {"test", "-help"},
+		{"migrate", "--help"}, {"bench", "--help"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			// A broken environment must not stop --help.
@@ -24,6 +25,11 @@ func TestHelp(t *testing.T) {
 			}
 			if r.stderr != "" {
 				t.Errorf("stderr = %q, want nothing", r.stderr)
+			}
+			// Help passes through the same redaction as every output; no
+			// sentence of it may read like a credential.
+			if strings.Contains(r.stdout, "[redacted]") {
+				t.Errorf("help text was mangled by redaction:\n%s", r.stdout)
 			}
 			if len(args) == 2 && !strings.Contains(r.stdout, "Flags:") {
 				t.Errorf("command help lists no flags:\n%s", r.stdout)

@@ -230,7 +230,10 @@ func Run(ctx context.Context, target Target, cfg Config) (*Result, error) {
 	var before Totals
 	if cfg.Verify {
 		var err error
-		if before, err = r.readTotals(ctx, startDay); err != nil {
+		beforeCtx, cancel := context.WithTimeout(ctx, cfg.SettleTimeout)
+		before, err = r.readTotals(beforeCtx, startDay, false)
+		cancel()
+		if err != nil {
 			return nil, fmt.Errorf("reading the totals before the run: %w", err)
 		}
 	}
@@ -318,7 +321,7 @@ func Run(ctx context.Context, target Target, cfg Config) (*Result, error) {
 	if !cfg.Verify {
 		return res, nil
 	}
-	after, err := r.readTotals(settleCtx, startDay)
+	after, err := r.readTotals(settleCtx, startDay, true)
 	if err != nil {
 		return res, fmt.Errorf("reading the totals after the run: %w", err)
 	}
@@ -544,13 +547,19 @@ func (r *run) resendUnknown(ctx context.Context, clients []*client) {
 }
 
 // readTotals reads the totals of the days since the run began, retrying
-// while the service answers 503 (such as while its spool still delivers).
-func (r *run) readTotals(ctx context.Context, startDay tokenledger.Date) (Totals, error) {
+// until ctx ends while the service answers 5xx (such as 503 while its
+// spool still delivers) and, when noAnswer is set, while it does not
+// answer at all. Before the run a service that does not answer is a
+// mistake (a wrong URL, nothing listening) reported at once; after it,
+// the service may be restarting.
+func (r *run) readTotals(ctx context.Context, startDay tokenledger.Date, noAnswer bool) (Totals, error) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		days := tokenledger.DaysBetween(startDay, tokenledger.DateOf(r.cfg.Now().UTC())) + 2
 		t, err := r.target.Totals(ctx, days)
 		var re *ReadError
-		if err == nil || !(errors.As(err, &re) && (re.Status == 0 || re.Status >= 500) || errors.Is(err, tokenledger.ErrUnavailable)) {
+		retry := errors.Is(err, tokenledger.ErrUnavailable) ||
+			errors.As(err, &re) && (re.Status >= 500 || re.Status == 0 && noAnswer)
+		if err == nil || !retry {
 			return t, err
 		}
 		select {

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,5 +259,30 @@ func TestEventsAreValidAndRepeatable(t *testing.T) {
 	}
 	if n.index(n.models, "m", "bench-r1-m2") != 2 || n.index(n.models, "m", "bench-r1-m3") != -1 || n.index(n.users, "u", "bench-r2-u1") != -1 {
 		t.Error("index")
+	}
+}
+
+// TestNothingListening: a URL where nothing answers is reported at once,
+// before any load, instead of being retried as if the service were busy.
+func TestNothingListening(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	target, err := NewHTTP("http://"+addr, "", 4, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig()
+	cfg.SettleTimeout = time.Minute
+	start := time.Now()
+	res, err := Run(context.Background(), target, cfg)
+	if err == nil || !strings.Contains(err.Error(), "reading the totals before the run") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("Run = %v, %v; want the refused connection reported", res, err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %v to report that nothing listens", took)
 	}
 }
