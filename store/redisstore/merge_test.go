@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
 )
@@ -349,5 +350,56 @@ func TestMergedOnCluster(t *testing.T) {
 		if d.RequestCount != callers/days || d.UniqueUsers != 5 || len(d.Users) != 5 {
 			t.Errorf("day %s: %d events, %d users; want %d, 5", d.Date, d.RequestCount, d.UniqueUsers, callers/days)
 		}
+	}
+}
+
+// TestFullCallKeepsItsPlace: a batch of 257 events of one day is two
+// script calls, 256 (full, never merged) and 1. The 1-event call must not
+// join a merged call that another caller opened earlier in the same
+// flush, which would run it before the caller's own first call: an id at
+// places 0 and 256 must count at place 0, as everywhere else.
+func TestFullCallKeepsItsPlace(t *testing.T) {
+	srv := redistest.Server(t)
+	s := open(t, redisstore.Options{URL: srv.URL()})
+	ctx := context.Background()
+	now := noon()
+	resume := stalled(t, srv, s, "fp")
+	other := make(chan addResult, 1)
+	go func() {
+		r, err := s.Add(ctx, []tokenledger.Event{event("fp-other", now, "m", "u", "s", 1, 1)})
+		other <- addResult{r, err}
+	}()
+	waitFor(t, "the other caller queued", func() bool { return redisstore.Queued(s) == 1 })
+	evs := make([]tokenledger.Event, redismodel.MaxEventsPerCall+1)
+	for i := range evs {
+		evs[i] = event(fmt.Sprintf("fp-%d", i), now, "m", "u", "s", 1, 1)
+	}
+	last := len(evs) - 1
+	evs[0] = event("fp-twice", now, "first", "u", "s", 100, 0)
+	evs[last] = event("fp-twice", now, "second", "u", "s", 7, 0)
+	mine := make(chan addResult, 1)
+	go func() {
+		r, err := s.Add(ctx, evs)
+		mine <- addResult{r, err}
+	}()
+	waitFor(t, "the batch queued", func() bool { return redisstore.Queued(s) == 2 })
+	resume()
+	if r := <-other; r.err != nil {
+		t.Fatal(r.err)
+	}
+	r := <-mine
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !r.res.New[0] || r.res.New[last] {
+		t.Errorf("New[0] = %v, New[%d] = %v; want true, false (the first place counts)", r.res.New[0], last, r.res.New[last])
+	}
+	day := tokenledger.DateOf(now)
+	days, err := s.Days(ctx, tokenledger.DayQuery{From: day, To: day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, sec := days[0].Models["first"], days[0].Models["second"]; f.RequestCount != 1 || f.PromptTokens != 100 || sec.RequestCount != 0 {
+		t.Errorf("model first = %+v, second = %+v; want the id counted once, as its first place", f, sec)
 	}
 }

@@ -247,8 +247,10 @@ type slot struct {
 
 // plan lays out the pipeline of one flush: every command of every call in
 // order, except that add calls of one day are merged (see above). Only
-// the latest merged call of a day takes further calls, so one caller's
-// calls of one day still run in the order it sent them. It returns the
+// the latest merged call of a day takes further calls, and a command joins
+// one only if that does not move it before the caller's previous command
+// (which may be a full call, never merged), so one caller's commands run
+// in the order it sent them: the first place of an id wins. It returns the
 // commands to send and, per call, where each of its replies will be.
 func (c *combiner) plan(live []*request) (cmds [][]any, slots [][]slot) {
 	var open []*addGroup // the latest merged call of each day
@@ -256,15 +258,19 @@ func (c *combiner) plan(live []*request) (cmds [][]any, slots [][]slot) {
 	slots = make([][]slot, len(live))
 	for i, r := range live {
 		slots[i] = make([]slot, len(r.cmds))
+		// last is where this call's previous command went: a command may
+		// join a merged call only at or after it, never move before it.
+		last := -1
 		for j, cmd := range r.cmds {
 			if c.merge {
 				if key, n, ok := redismodel.AddCall(cmd); ok && n < redismodel.MaxEventsPerCall {
 					k := slices.IndexFunc(open, func(g *addGroup) bool { return g.key == key })
-					if k >= 0 && open[k].events+n <= redismodel.MaxEventsPerCall {
+					if k >= 0 && open[k].at >= last && open[k].events+n <= redismodel.MaxEventsPerCall {
 						g := open[k]
 						slots[i][j] = slot{at: g.at, g: g, from: g.events, n: n}
 						g.parts = append(g.parts, cmd)
 						g.events += n
+						last = g.at
 						continue
 					}
 					g := &addGroup{key: key, at: len(cmds), parts: [][]any{cmd}, events: n}
@@ -275,11 +281,13 @@ func (c *combiner) plan(live []*request) (cmds [][]any, slots [][]slot) {
 					}
 					merged = append(merged, g)
 					slots[i][j] = slot{at: g.at, g: g, n: n}
+					last = g.at
 					cmds = append(cmds, cmd)
 					continue
 				}
 			}
 			slots[i][j] = slot{at: len(cmds)}
+			last = len(cmds)
 			cmds = append(cmds, cmd)
 		}
 	}
