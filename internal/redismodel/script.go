@@ -30,7 +30,15 @@ const MaxEventsPerCall = 256
 // the call could write them, the totals hash by the HMGET the overflow
 // guard needs anyway. The keys, fields and values written are exactly
 // v1's, so every version and its readers share a database.
-const addScript = `-- tokenledger add v3: count one UTC day's new events.
+//
+// v4, against v3: every counter field the call may write (the totals', and
+// those of each model and userId it carries) is read before the first
+// write and must hold an integer HINCRBY takes, below 2^62 after the
+// call's sums. v3 checked only the totals, so a model or user field
+// holding anything else (written by hand, or by another program) failed
+// its HINCRBY after the claims: Redis does not roll a script back, and the
+// ids of every caller merged into the call stayed claimed without counters.
+const addScript = `-- tokenledger add v4: count one UTC day's new events.
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
 -- KEYS[4] user set, KEYS[5] session set, KEYS[6..] one claim key per event.
 -- ARGV[1] expiry of every key (unix seconds: start of day D+R+1), then per
@@ -74,28 +82,67 @@ end
 local function wrongType(i, t, want)
   return redis.error_reply('WRONGTYPE tokenledger key ' .. KEYS[i] .. ' holds a ' .. t .. ', not a ' .. want)
 end
+local exists = {}
 local function check(i, want)
   local t = redis.call('TYPE', KEYS[i])['ok']
   if t ~= 'none' and t ~= want then return wrongType(i, t, want) end
+  exists[i] = t ~= 'none'
 end
 local bad = check(2, 'hash')
 if not bad and anyUser then bad = check(3, 'hash') or check(4, 'set') end
 if not bad and anySession then bad = check(5, 'set') end
 if bad then return bad end
--- No counter may overflow: every per-model and per-user counter is at most
--- the day's total of the same kind, so checking the totals is enough.
--- Refusing to reach 2^62 leaves a margin far above the rounding of
--- Lua's doubles, so no call can take a counter past 2^63 - 1.
-local fields = {'t', 'p', 'c', 'cr', 'cw', 'r', '$'}
-local cur = redis.pcall('HMGET', KEYS[1], unpack(fields))
-if cur['err'] then
-  local t = redis.call('TYPE', KEYS[1])['ok']
-  if t ~= 'hash' then return wrongType(1, t, 'hash') end
-  return cur
+-- Every counter the call may write holds an integer that HINCRBY takes
+-- (a decimal without leading zeros) and that the call cannot take to 2^62:
+-- a HINCRBY failing after the claims would leave ids claimed without
+-- their counters. 2^62 leaves a margin far above the rounding of Lua's
+-- doubles, so no call can take a counter past 2^63 - 1. Each hash's
+-- fields are read with one HMGET; the sums bound what the call adds.
+local function counters(i, fields, sums)
+  local cur = redis.pcall('HMGET', KEYS[i], unpack(fields))
+  if cur['err'] then
+    local t = redis.call('TYPE', KEYS[i])['ok']
+    if t ~= 'hash' then return wrongType(i, t, 'hash') end
+    return cur
+  end
+  for f = 1, #fields do
+    local v = cur[f]
+    if v and v ~= '0' and not (#v <= 20 and string.match(v, '^%-?[1-9]%d*$')) then
+      return redis.error_reply('ERR tokenledger add: field ' .. fields[f] .. ' of ' .. KEYS[i] .. ' does not hold an integer')
+    end
+    if (tonumber(v) or 0) + sums[f] >= 2^62 then
+      return redis.error_reply('ERR tokenledger add: counter ' .. fields[f] .. ' of ' .. KEYS[i] .. ' would overflow')
+    end
+  end
 end
-for f = 1, 7 do
-  if (tonumber(cur[f]) or 0) + add[f] >= 2^62 then
-    return redis.error_reply('ERR tokenledger add: counter ' .. fields[f] .. ' of ' .. KEYS[1] .. ' would overflow')
+add[8] = n
+bad = counters(1, {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n'}, add)
+if bad then return bad end
+-- The models hash (always written) and the users hash (when an event has
+-- a userId), per name the call carries: t, p, c, n and $.
+for h = 1, 2 do
+  if exists[h + 1] then
+    local sums, order = {}, {}
+    for b = 1, 10 * n, 10 do
+      local name = ARGV[b + h]
+      if h == 1 or name ~= '' then
+        local r = sums[name]
+        if not r then
+          r = {0, 0, 0, 0, 0}
+          sums[name] = r
+          order[#order + 1] = name
+        end
+        r[1] = r[1] + num[b + 6]
+        r[2] = r[2] + num[b + 4]
+        r[3] = r[3] + num[b + 5]
+        r[4] = r[4] + 1
+        r[5] = r[5] + num[b + 10]
+      end
+    end
+    for _, name in ipairs(order) do
+      bad = counters(h + 1, {'t|' .. name, 'p|' .. name, 'c|' .. name, 'n|' .. name, '$|' .. name}, sums[name])
+      if bad then return bad end
+    end
   end
 end
 

@@ -365,6 +365,60 @@ func TestClaimAndCountersTogether(t *testing.T) {
 	}
 }
 
+// TestForeignCounterValuesClaimNothing: a counter field the call would
+// write that holds something HINCRBY refuses (written by hand or by another
+// program), or a value the call would take past 2^62, fails the call
+// before its first write — totals, models and users alike — so no id is
+// claimed without its counters, and the same events count once after the
+// field is repaired.
+func TestForeignCounterValuesClaimNothing(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	now := noon()
+	day := tokenledger.DateOf(now)
+	for _, tc := range []struct {
+		kind, field, value, want string
+	}{
+		{"totals", "n", "many", "does not hold an integer"},
+		{"totals", "$", "1.5", "does not hold an integer"},
+		{"models", "t|m2", "x", "does not hold an integer"},
+		{"models", "n|m2", "007", "does not hold an integer"},
+		{"models", "$|m2", "4611686018427387900", "would overflow"},
+		{"users", "p|u2", " 1", "does not hold an integer"},
+		{"users", "c|u2", "4611686018427387903", "would overflow"},
+	} {
+		t.Run(tc.kind+" "+tc.field+" "+tc.value, func(t *testing.T) {
+			s := open(t, redisstore.Options{URL: srv.URL()})
+			key := func(kind string) string { return s.Prefix() + ":{" + string(day) + "}:" + kind }
+			evs := []tokenledger.Event{event("fc-1", now, "m", "u", "s", 1, 1), event("fc-2", now, "m2", "u2", "s", 1, 1)}
+			evs[1].Cost = 5
+			if err := c.HSet(ctx, key(tc.kind), tc.field, tc.value).Err(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Add(ctx, evs)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Add: err = %v, want %q", err, tc.want)
+			}
+			if keys := scanKeys(t, c, s.Prefix()+":*"); len(keys) != 1 {
+				t.Errorf("the refused call left keys behind: %v", keys)
+			}
+			c.HDel(ctx, key(tc.kind), tc.field)
+			res, err := s.Add(ctx, evs)
+			if err != nil || res.Accepted() != 2 {
+				t.Fatalf("retry after the repair: accepted %d, err %v; want 2, nil", res.Accepted(), err)
+			}
+			got, err := s.Days(ctx, tokenledger.DayQuery{From: day, To: day, Users: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := got[0]; d.RequestCount != 2 || d.Models["m2"].RequestCount != 1 || d.Users["u2"].RequestCount != 1 {
+				t.Errorf("after the retry: %d requests, model m2 %+v, user u2 %+v; want 2, 1, 1", d.RequestCount, d.Models["m2"], d.Users["u2"])
+			}
+		})
+	}
+}
+
 // TestScriptRefusesMalformedCalls: a call from a confused client (wrong
 // argument count, a value HINCRBY would refuse) fails before any write.
 func TestScriptRefusesMalformedCalls(t *testing.T) {
