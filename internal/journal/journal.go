@@ -256,10 +256,13 @@ func (w *Writer) Size() int64 {
 }
 
 // Append writes payload as one record and returns once it is on disk
-// (fsync'd), sharing the write and fsync with concurrent callers. When ctx
-// ends first Append returns ctx's error, and the record may or may not have
-// been written. After a failed write or sync every later Append fails: the
-// owner must reopen (and Scan) to know what is on disk.
+// (fsync'd), sharing the write and fsync with concurrent callers. ctx is
+// checked only before the record is queued: once queued, Append waits for
+// the commit that carries it, so a nil error means the record is on disk
+// and an error means it is not (an owner counting records stays exact;
+// returning early on ctx would leave the caller not knowing). After a
+// failed write or sync every later Append fails: the owner must reopen
+// (and Scan) to know what is on disk.
 func (w *Writer) Append(ctx context.Context, payload []byte) error {
 	line, err := AppendRecord(make([]byte, 0, len(payload)+10), payload)
 	if err != nil {
@@ -288,12 +291,7 @@ func (w *Writer) Append(ctx context.Context, payload []byte) error {
 	if lead {
 		w.commit()
 	}
-	select {
-	case err := <-p.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return <-p.done
 }
 
 // commit writes and syncs queued records until the queue is empty. Only

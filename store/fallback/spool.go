@@ -177,8 +177,11 @@ func (s *Spool) Pending() int { return int(s.pending.Load()) }
 
 // Append stores events durably (fsync'd, group-committed with concurrent
 // callers) and returns nil only once they are on disk. Metadata is not
-// kept. On error nothing can be assumed about the events, and the caller
-// must not acknowledge them.
+// kept. On error the caller must not acknowledge them. A ctx error means
+// they were never queued (journal.Writer.Append waits for the commit of a
+// queued record even when ctx ends), so the pending count stays exact;
+// after a write or sync error the spool takes nothing more until it is
+// reopened, which counts what is on disk.
 func (s *Spool) Append(ctx context.Context, events []tokenledger.Event) error {
 	payload, err := encodeEvents(events)
 	if err != nil {
