@@ -99,6 +99,10 @@ type Describer interface {
 type FallbackStatus struct {
 	Active        bool `json:"active"`
 	PendingEvents int  `json:"pendingEvents"`
+	// DeliveryError, when set, says why the database refuses the spooled
+	// events (an error that is not an outage, such as a key of the wrong
+	// type): they stay in the spool until the database is fixed.
+	DeliveryError string `json:"deliveryError,omitempty"`
 }
 
 // FallbackReporter is implemented by stores that spool events locally

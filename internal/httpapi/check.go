@@ -74,7 +74,7 @@ func (s *server) testReport(ctx context.Context) TestReport {
 			Connected:  err == nil,
 			LatencyMs:  math.Round(float64(took.Microseconds())) / 1000,
 		},
-		Fallback: fallbackStatus(s.Service.Store()),
+		Fallback: s.redactedFallback(),
 		Environment: TestEnvironment{
 			IsVercel:    s.Environment.IsVercel,
 			VercelEnv:   nonEmpty(s.Environment.VercelEnv),
@@ -99,6 +99,16 @@ func (s *server) testReport(ctx context.Context) TestReport {
 
 // fallbackStatus returns the spool status of st or of a store it wraps;
 // inactive and empty when none has a spool.
+// redactedFallback is the store's fallback status with any secret in its
+// delivery error redacted, like the check's own error.
+func (s *server) redactedFallback() tokenledger.FallbackStatus {
+	st := fallbackStatus(s.Service.Store())
+	if st.DeliveryError != "" {
+		st.DeliveryError = s.redact(st.DeliveryError)
+	}
+	return st
+}
+
 func fallbackStatus(st tokenledger.Store) tokenledger.FallbackStatus {
 	for st != nil {
 		if f, ok := st.(tokenledger.FallbackReporter); ok {

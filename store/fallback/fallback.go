@@ -52,7 +52,17 @@ type Store struct {
 	kick    chan struct{} // wakes the background replayer
 	deliver sync.Mutex    // one delivery at a time
 	closed  atomic.Bool
+
+	// refusal is why the database last refused spooled events (not an
+	// outage), nil once it took them; refusalLogged (under deliver) is
+	// when that was last logged.
+	refusal       atomic.Pointer[string]
+	refusalLogged time.Time
 }
+
+// refusalLogEvery bounds how often a lasting refusal is logged again
+// (serverless instances try to deliver at the start of every request).
+const refusalLogEvery = time.Minute
 
 // New wraps primary with the spool in spoolDir (see OpenSpool). When the
 // spool holds events from an earlier run, the Store starts in fallback and
@@ -96,7 +106,11 @@ func (s *Store) Info() tokenledger.StoreInfo {
 // many events wait there.
 func (s *Store) FallbackStatus() tokenledger.FallbackStatus {
 	n := s.spool.Pending()
-	return tokenledger.FallbackStatus{Active: s.active.Load() || n > 0, PendingEvents: n}
+	st := tokenledger.FallbackStatus{Active: s.active.Load() || n > 0, PendingEvents: n}
+	if r := s.refusal.Load(); r != nil && n > 0 {
+		st.DeliveryError = *r
+	}
+	return st
 }
 
 // unavailable reports whether err means the database could not take the
@@ -193,6 +207,22 @@ func (s *Store) settle(ctx context.Context) error {
 	return nil
 }
 
+// refused records and logs that the database refused spooled events with
+// err, which is not an outage: delivery stops at those events (they keep
+// their place; later events wait behind them) and is retried with backoff,
+// so nothing is dropped and an operator can fix the database. Called with
+// s.deliver held.
+func (s *Store) refused(err error) {
+	msg := err.Error()
+	prev := s.refusal.Swap(&msg)
+	if prev != nil && *prev == msg && time.Since(s.refusalLogged) < refusalLogEvery {
+		return
+	}
+	s.refusalLogged = time.Now()
+	s.log.Error(fmt.Sprintf("📦 The database refused %d spooled events; they stay in the spool and delivery is retried until the database takes them (see docs/operations.md, \"Delivery refused\")", s.spool.Pending()),
+		"error", msg)
+}
+
 // withheld is the error for a read refused because n events still wait
 // in the spool; cause is why they are still there. Its sentence is shown to
 // API callers.
@@ -200,6 +230,8 @@ func (s *Store) withheld(n int, cause error) error {
 	msg := fmt.Sprintf("%d events from the local spool are still being delivered to the database; reports would leave them out, so try again in a moment", n)
 	if errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded) {
 		msg = fmt.Sprintf("The database is unreachable and %d events wait in the local spool; reports would leave them out, so none are given until they are delivered", n)
+	} else if s.refusal.Load() != nil {
+		msg = fmt.Sprintf("The database refuses the %d events that wait in the local spool; reports would leave them out, so none are given until it takes them (the server's log and /api/test say why)", n)
 	}
 	return &tokenledger.UnavailableError{Msg: msg, Err: cause}
 }
@@ -256,8 +288,13 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 		if err != nil {
 			if unavailable(ctx, err) {
 				s.enter(err)
+			} else if ctx.Err() == nil {
+				s.refused(err)
 			}
 			return delivered, err
+		}
+		if s.refusal.Swap(nil) != nil {
+			s.log.Info("📦 The database takes the spooled events again; delivery resumed")
 		}
 		if err := s.spool.ack(pos, len(evs)); err != nil {
 			// The events are in the database; they will be delivered again

@@ -1,0 +1,107 @@
+package fallback
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redismodel"
+	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/store/redisstore"
+)
+
+// TestRefusedDeliveryIsKeptAndShown: events spooled during an outage that
+// the database then refuses for a reason other than an outage (here one
+// of tokenledger's keys holds a foreign value: WRONGTYPE) are neither
+// dropped nor retried in silence. They stay in the spool; the log says
+// why (once, not on every retry); /api/test's fallback status carries the
+// reason; reads answer 503 saying the database refuses them. Once the
+// database is fixed, delivery resumes by itself and every event counts
+// exactly once. (A real redis-server: the refusal is Redis's own.)
+func TestRefusedDeliveryIsKeptAndShown(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Server(t)
+	const timeout = 300 * time.Millisecond
+	db, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(), KeyPrefix: redistest.Prefix(), Logger: quiet,
+		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s, err := New(db, t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	yesterday := now.AddDate(0, 0, -1)
+	keys, err := redismodel.NewKeys(db.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := keys.Day(tokenledger.DateOf(yesterday), redismodel.KindTotals)
+
+	// Someone has written a string where yesterday's totals hash belongs.
+	if _, err := redistest.Command(srv.Addr(), "SET", foreign, "not ours"); err != nil {
+		t.Fatal(err)
+	}
+	// An outage: the calls time out and the events are spooled. (Redis
+	// runs the timed-out calls when it resumes: today's count then, and
+	// the redelivery finds them there.)
+	srv.Pause(t)
+	for _, evs := range [][]tokenledger.Event{events("late", 3, yesterday), events("today", 5, now)} {
+		if res, err := s.Add(ctx, evs); err != nil || !res.Degraded {
+			t.Fatalf("Add during the outage: %+v, %v; want spooled", res, err)
+		}
+	}
+	srv.Resume(t)
+
+	for range 3 {
+		if _, err := s.Drain(ctx); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Fatalf("Drain = %v, want the database's WRONGTYPE refusal", err)
+		}
+	}
+	st := s.FallbackStatus()
+	if !st.Active || st.PendingEvents != 8 || !strings.Contains(st.DeliveryError, "WRONGTYPE") {
+		t.Errorf("status = %+v, want active, 8 pending and the refusal", st)
+	}
+	if n := strings.Count(logs.String(), "The database refused 8 spooled events"); n != 1 {
+		t.Errorf("the refusal was logged %d times in 3 attempts, want once:\n%s", n, logs.String())
+	}
+	d := tokenledger.DateOf(now)
+	_, err = s.Days(ctx, tokenledger.DayQuery{From: d, To: d})
+	var ue *tokenledger.UnavailableError
+	if !errors.As(err, &ue) || !strings.Contains(ue.Msg, "The database refuses the 8 events that wait in the local spool") {
+		t.Errorf("read while refused: %v, want the 503 sentence about the refusal", err)
+	}
+
+	// The operator removes the foreign value; the next attempt delivers.
+	if _, err := redistest.Command(srv.Addr(), "DEL", foreign); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Drain(ctx); err != nil || n != 8 {
+		t.Fatalf("Drain after the fix = %d, %v; want 8 delivered", n, err)
+	}
+	if st := s.FallbackStatus(); st.Active || st.PendingEvents != 0 || st.DeliveryError != "" {
+		t.Errorf("status after the fix = %+v, want inactive, empty, no error", st)
+	}
+	if !strings.Contains(logs.String(), "delivery resumed") {
+		t.Errorf("no log line says delivery resumed:\n%s", logs.String())
+	}
+	for _, at := range []time.Time{yesterday, now} {
+		d := tokenledger.DateOf(at)
+		days, err := s.Days(ctx, tokenledger.DayQuery{From: d, To: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]int64{true: 3, false: 5}[at.Equal(yesterday)]
+		if len(days) != 1 || days[0].RequestCount != want {
+			t.Errorf("day %s: %+v, want %d requests", d, days, want)
+		}
+	}
+}
