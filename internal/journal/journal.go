@@ -112,8 +112,11 @@ type Torn struct {
 // newline, or a complete line that is not a valid record) that is
 // described by torn, and end is where it starts. The payload passed to fn
 // is valid only until fn returns. A bad line followed by more data is a
-// *CorruptError. A missing file scans as empty. fn's error stops the scan
-// and is returned as is.
+// *CorruptError, and so is a bad last line that starts with a whole valid
+// record and goes on (a newline overwritten, merging two records: a crash
+// tears only the end of what it wrote, so that is damage to a record that
+// was acknowledged). A missing file scans as empty. fn's error stops the
+// scan and is returned as is.
 func Scan(path string, start int64, fn func(payload []byte, next int64) error) (end int64, torn *Torn, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -149,7 +152,7 @@ func ScanReader(path string, r io.Reader, start int64, fn func(payload []byte, n
 		if bad != nil {
 			// A bad record with nothing after it is what a crash mid-append
 			// leaves; anything else is damage.
-			if errors.Is(rerr, io.EOF) || atEnd(br) {
+			if (errors.Is(rerr, io.EOF) || atEnd(br)) && !startsWithRecord(b) {
 				return off, &Torn{Line: line, Offset: off, Bytes: int64(len(b)), Reason: bad.Error()}, nil
 			}
 			return off, nil, &CorruptError{Path: path, Line: line, Offset: off, Reason: bad.Error()}
@@ -179,6 +182,29 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 			return acc, err
 		}
 	}
+}
+
+// startsWithRecord reports whether line, a bad line, begins with a whole
+// valid record (its checksum matches a payload that ends before the end of
+// the line) and goes on after it. The checksum is updated byte by byte, so
+// this is linear in the line's length.
+func startsWithRecord(line []byte) bool {
+	if len(line) < 11 || line[8] != ' ' {
+		return false
+	}
+	var sum [4]byte
+	if _, err := hex.Decode(sum[:], line[:8]); err != nil {
+		return false
+	}
+	want := uint32(sum[0])<<24 | uint32(sum[1])<<16 | uint32(sum[2])<<8 | uint32(sum[3])
+	var crc uint32
+	for i := 9; i < len(line)-1; i++ {
+		crc = crc32.Update(crc, castagnoli, line[i:i+1])
+		if crc == want {
+			return true
+		}
+	}
+	return false
 }
 
 // atEnd reports whether the reader has no bytes left.

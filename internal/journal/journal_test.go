@@ -282,3 +282,49 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestMergedLastLinesAreDamageNotTorn: when the newline between the last
+// two records is overwritten, the file ends in one bad line that starts
+// with a whole valid record. A crash cannot write that (it tears only the
+// end of what it wrote), so it is damage to acknowledged records and is
+// refused; a last line cut short, or zeroed after its header, is still
+// torn.
+func TestMergedLastLinesAreDamageNotTorn(t *testing.T) {
+	var data []byte
+	for _, p := range []string{"one", "two", "three"} {
+		data, _ = AppendRecord(data, []byte(p))
+	}
+	second := bytes.IndexByte(data, '\n') + 1
+	third := second + bytes.IndexByte(data[second:], '\n') + 1
+	for name, tc := range map[string]struct {
+		data    []byte
+		corrupt bool
+	}{
+		"newline overwritten": {append(append(bytes.Clone(data[:third-1]), 'x'), data[third:]...), true},
+		"newline zeroed":      {append(append(bytes.Clone(data[:third-1]), 0), data[third:]...), true},
+		"last line cut short": {data[:len(data)-3], false},
+		"last line zeroed":    {append(bytes.Clone(data[:third+9]), append(make([]byte, len(data)-third-10), '\n')...), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j.log")
+			if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			end, torn, err := Scan(path, 0, func(p []byte, _ int64) error {
+				got = append(got, string(p))
+				return nil
+			})
+			var ce *CorruptError
+			if tc.corrupt {
+				if !errors.As(err, &ce) || ce.Line != 2 || ce.Offset != int64(second) {
+					t.Fatalf("Scan = %d, %+v, %v; want damage at line 2, byte %d", end, torn, err, second)
+				}
+				return
+			}
+			if err != nil || torn == nil || end != int64(third) || strings.Join(got, ",") != "one,two" {
+				t.Fatalf("Scan = %v, %d, %+v, %v; want one,two and a torn line at %d", got, end, torn, err, third)
+			}
+		})
+	}
+}
