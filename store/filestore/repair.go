@@ -17,10 +17,12 @@ import (
 // a Store has the file open), then:
 //
 //   - a corrupt usage file is renamed to "<file>.corrupt-<UTC stamp>";
-//   - a corrupt journal is renamed to "<journal>.corrupt-<UTC stamp>", and
-//     its lines that still pass their checksum are written back, durably,
-//     under the journal's name, so acknowledged events that can still be
-//     read are kept.
+//   - a corrupt journal is kept as "<journal>.corrupt-<UTC stamp>", and
+//     its lines that still pass their checksum replace it, durably, under
+//     the journal's name, so acknowledged events that can still be read
+//     are kept. The lines are written to a temp file first and put in
+//     place by one rename, so a failure or crash part way leaves the
+//     damaged journal where it was.
 //
 // It returns the new names of the files it moved aside. Nothing is ever
 // deleted. A healthy file and journals are left alone and Repair returns
@@ -83,13 +85,36 @@ func Repair(path string) (moved []string, err error) {
 		moved = append(moved, aside)
 	}
 	for _, j := range badJournals {
-		aside, err := moveAside(j.path, st)
+		// The readable lines are written (and fsync'd) to a temp file
+		// first, the damaged journal is then kept under a new name by a
+		// hard link, and only then does the temp file replace it, in one
+		// rename: at every instant the journal's name holds the damaged
+		// journal or its salvaged lines, so a failure or a crash part way
+		// loses nothing (the next start refuses the damaged journal
+		// again, and Repair can be run again).
+		salvaged, err := salvageJournal(j.path, filepath.Base(path)+".tmp-*")
 		if err != nil {
+			return moved, fmt.Errorf("repair: keep the readable lines of %s: %w", j.path, err)
+		}
+		var aside string
+		if salvaged == nil {
+			aside, err = moveAside(j.path, st)
+		} else {
+			aside, err = keepAside(j.path, st)
+		}
+		if err != nil {
+			if salvaged != nil {
+				salvaged.Discard()
+			}
 			return moved, err
 		}
 		moved = append(moved, aside)
-		if err := salvageJournal(aside, j.path, filepath.Base(path)+".tmp-*"); err != nil {
-			return moved, fmt.Errorf("repair: keep the readable lines of %s: %w", aside, err)
+		if salvaged != nil {
+			err := salvaged.Commit()
+			salvaged.Discard()
+			if err != nil {
+				return moved, fmt.Errorf("repair: put the readable lines of %s in place: %w", aside, err)
+			}
 		}
 	}
 	if err := journal.SyncDir(path); err != nil {
@@ -128,6 +153,26 @@ func checkSnapshot(path string) (corrupt bool, folded uint64, err error) {
 // moveAside renames path to "<path>.corrupt-<stamp>" (adding "-2", "-3"…
 // when taken) and returns the new name.
 func moveAside(path, st string) (string, error) {
+	return aside(path, st, "move", os.Rename)
+}
+
+// keepAside gives path a second name, "<path>.corrupt-<stamp>" as
+// moveAside names it, by a hard link (so path stays in place until it is
+// replaced) and makes that durable; it returns the new name.
+func keepAside(path, st string) (string, error) {
+	name, err := aside(path, st, "keep", os.Link)
+	if err != nil {
+		return "", err
+	}
+	if err := journal.SyncDir(path); err != nil {
+		return "", fmt.Errorf("repair: %w", err)
+	}
+	return name, nil
+}
+
+// aside finds a free "<path>.corrupt-<stamp>[-N]" name and calls op (a
+// rename or a link) from path to it; verb names the step in errors.
+func aside(path, st, verb string, op func(from, to string) error) (string, error) {
 	for i := 1; i <= 100; i++ {
 		name := path + ".corrupt-" + st
 		if i > 1 {
@@ -136,43 +181,48 @@ func moveAside(path, st string) (string, error) {
 		if _, err := os.Lstat(name); err == nil {
 			continue
 		}
-		if err := os.Rename(path, name); err != nil {
-			return "", fmt.Errorf("repair: move %s aside: %w", path, err)
+		if err := op(path, name); err != nil {
+			return "", fmt.Errorf("repair: %s %s aside: %w", verb, path, err)
 		}
 		return name, nil
 	}
-	return "", fmt.Errorf("repair: move %s aside: too many files named %s.corrupt-%s*", path, path, st)
+	return "", fmt.Errorf("repair: %s %s aside: too many files named %s.corrupt-%s*", verb, path, path, st)
 }
 
-// salvageJournal writes the lines of the journal at from that pass their
-// checksum and hold valid events to a new journal at to, durably. It
-// writes nothing when no line is readable. The temp file is named after
-// tmpPattern, so that Open removes it if a crash leaves it behind.
-func salvageJournal(from, to, tmpPattern string) error {
-	in, err := os.Open(from)
+// salvageJournal writes the lines of the journal at path that pass their
+// checksum and hold valid events to a temp file, durably, and returns it,
+// not yet in place (Commit puts it over path; defer Discard). It returns
+// nil when no line is readable. The temp file is named after tmpPattern,
+// so that Open removes it if a crash leaves it behind.
+func salvageJournal(path, tmpPattern string) (_ *journal.AtomicFile, err error) {
+	in, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer in.Close()
 	br := bufio.NewReaderSize(in, 256<<10)
 	var tmp *journal.AtomicFile
+	defer func() {
+		if err != nil && tmp != nil {
+			tmp.Discard()
+		}
+	}()
 	var bw *bufio.Writer
 	for {
 		line, rerr := br.ReadBytes('\n')
 		if rerr != nil && rerr != io.EOF {
-			return rerr
+			return nil, rerr
 		}
 		if payload, err := journal.DecodeRecord(line); err == nil {
 			if _, reason := decodeJournalEvents(payload); reason == "" {
 				if tmp == nil {
-					if tmp, err = journal.CreateAtomic(to, tmpPattern, 0o600); err != nil {
-						return err
+					if tmp, err = journal.CreateAtomic(path, tmpPattern, 0o600); err != nil {
+						return nil, err
 					}
-					defer tmp.Discard()
 					bw = bufio.NewWriter(tmp.File())
 				}
 				if _, err := bw.Write(line); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
@@ -181,10 +231,13 @@ func salvageJournal(from, to, tmpPattern string) error {
 		}
 	}
 	if tmp == nil {
-		return nil
+		return nil, nil
 	}
 	if err := bw.Flush(); err != nil {
-		return err
+		return nil, err
 	}
-	return tmp.Commit()
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	return tmp, nil
 }
