@@ -240,22 +240,51 @@ func TestRepairRefusesHealthyFiles(t *testing.T) {
 	}
 }
 
+// TestUnknownVersionIsRefusedNotRepaired: a file of a later version is
+// refused as such and left alone by Repair — also when that version has
+// header fields this one does not know, before its "version" — while an
+// unknown field in a file of this version is damage.
 func TestUnknownVersionIsRefusedNotRepaired(t *testing.T) {
-	path := tempPath(t)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
+	for name, header := range map[string]string{
+		"plain":                     `"format": "tokenledger", "version": 2`,
+		"new field before version":  `"format": "tokenledger", "compression": "none", "version": 2`,
+		"new object before version": `"shards": {"count": 2, "of": [[1], {"a": null}]}, "format": "tokenledger", "version": 2`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := tempPath(t)
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			data := []byte("{\n  " + header + ",\n  \"days\": []\n}\n")
+			writeFile(t, path, data)
+			_, err := Open(path, Options{Logger: discard})
+			if !errors.Is(err, ErrUnknownVersion) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "version 2") {
+				t.Fatalf("Open: err = %v, want ErrUnknownVersion naming the file and the version", err)
+			}
+			if _, err := Repair(path); !errors.Is(err, ErrUnknownVersion) {
+				t.Errorf("Repair: err = %v, want ErrUnknownVersion", err)
+			}
+			if got := readFile(t, path); string(got) != string(data) {
+				t.Error("a file of an unknown version was changed")
+			}
+		})
 	}
-	data := []byte("{\n  \"format\": \"tokenledger\",\n  \"version\": 2,\n  \"days\": []\n}\n")
-	writeFile(t, path, data)
-	_, err := Open(path, Options{Logger: discard})
-	if !errors.Is(err, ErrUnknownVersion) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "version 2") {
-		t.Fatalf("Open: err = %v, want ErrUnknownVersion naming the file and the version", err)
-	}
-	if _, err := Repair(path); !errors.Is(err, ErrUnknownVersion) {
-		t.Errorf("Repair: err = %v, want ErrUnknownVersion", err)
-	}
-	if got := readFile(t, path); string(got) != string(data) {
-		t.Error("a file of an unknown version was changed")
+	for name, header := range map[string]string{
+		"unknown field before version": `"format": "tokenledger", "compression": "none", "version": 1`,
+		"unknown field after version":  `"format": "tokenledger", "version": 1, "compression": "none"`,
+		"deep value before version":    `"format": "tokenledger", "x": ` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `, "version": 2`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := tempPath(t)
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, path, []byte("{\n  "+header+",\n  \"days\": []\n}\n"))
+			_, err := Open(path, Options{Logger: discard})
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Open: err = %v, want ErrCorrupt naming the file", err)
+			}
+		})
 	}
 }
 

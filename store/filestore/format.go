@@ -203,9 +203,14 @@ func syntaxOffset(path string, off int64) int64 {
 }
 
 // readHeader reads our header up to the "days" array (or the end of the
-// object). "format" and "version" must come before "days".
+// object). "format" and "version" must come before "days". A field this
+// version does not know is damage in a file of this version, but may be
+// new in a later one: before "version" it is skipped and judged once the
+// version is known, so that a newer file is reported as such (and left
+// alone by Repair), not as corrupt.
 func (s *snapFile) readHeader() error {
 	var sawFormat, sawVersion bool
+	var unknown error // the first unknown field before "version"
 	for s.dec.More() {
 		keyOff := s.dec.InputOffset()
 		tok, err := s.dec.Token()
@@ -231,6 +236,9 @@ func (s *snapFile) readHeader() error {
 			if v.String() != strconv.Itoa(formatVersion) {
 				return fmt.Errorf("%w: token usage file %s has format version %s, but this tokenledger reads only version %d; upgrade tokenledger or point TOKENLEDGER_FILE at another file",
 					ErrUnknownVersion, s.path, v, formatVersion)
+			}
+			if unknown != nil {
+				return unknown
 			}
 			sawVersion = true
 		case "foldedJournal":
@@ -262,8 +270,20 @@ func (s *snapFile) readHeader() error {
 			s.inDays = true
 			return nil
 		default:
-			return corruptAt(s.path, keyOff, "unknown field %q", key)
+			err := corruptAt(s.path, keyOff, "unknown field %q", key)
+			if sawVersion {
+				return err
+			}
+			if unknown == nil {
+				unknown = err
+			}
+			if err := s.skipValue(); err != nil {
+				return err
+			}
 		}
+	}
+	if unknown != nil {
+		return unknown
 	}
 	if !sawFormat {
 		return corruptAt(s.path, 0, "the object has no \"format\": \"tokenledger\"; it is not a tokenledger file")
@@ -272,6 +292,32 @@ func (s *snapFile) readHeader() error {
 		return corruptAt(s.path, 0, "the file has no \"version\"")
 	}
 	return nil
+}
+
+// maxSkipDepth bounds the nesting of a header value skipped unread.
+const maxSkipDepth = 64
+
+// skipValue reads past the next JSON value without keeping it.
+func (s *snapFile) skipValue() error {
+	depth := 0
+	for {
+		off := s.dec.InputOffset()
+		tok, err := s.dec.Token()
+		if err != nil {
+			return s.syntax(err)
+		}
+		switch tok {
+		case json.Delim('['), json.Delim('{'):
+			if depth++; depth > maxSkipDepth {
+				return corruptAt(s.path, off, "a header value is nested more than %d levels deep", maxSkipDepth)
+			}
+		case json.Delim(']'), json.Delim('}'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 // eachDay reads the days of our format, calling fn once per day with all
