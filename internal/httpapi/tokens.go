@@ -87,8 +87,14 @@ var actionParams = map[string]struct{ date, days bool }{
 // *tokenledger.ValidationError (with Index -1) for a bad query. Unknown
 // parameters are ignored (front ends add cache busters); action, date and
 // days must each appear at most once, and date and days only with the
-// actions that use them.
-func (s *server) parseQuery(q url.Values) (queryParams, error) {
+// actions that use them. The raw query is parsed here rather than through
+// URL.Query, which quietly skips a pair it cannot decode (a bad percent
+// escape, a ";") and would let a garbled parameter fall back to its default.
+func (s *server) parseQuery(raw string) (queryParams, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return queryParams{}, &tokenledger.ValidationError{Index: -1, Msg: malformedQuery(err)}
+	}
 	for _, name := range []string{"action", "date", "days"} {
 		if len(q[name]) > 1 {
 			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: name, Msg: "must be given at most once"}
@@ -130,6 +136,18 @@ func (s *server) parseQuery(q url.Values) (queryParams, error) {
 	return p, nil
 }
 
+// malformedQuery turns the error of url.ParseQuery into one sentence.
+func malformedQuery(err error) string {
+	var esc url.EscapeError
+	if errors.As(err, &esc) {
+		return fmt.Sprintf("the query string has a broken percent escape %q; write a literal %% as %%25", truncate(string(esc), 20))
+	}
+	if strings.Contains(err.Error(), "semicolon") {
+		return `the query string contains ";"; separate parameters with "&" and write a literal ";" as %3B`
+	}
+	return "the query string cannot be decoded"
+}
+
 // parseDays accepts only plain decimal digits: no sign, no spaces, no
 // fraction.
 func parseDays(v string) (int, error) {
@@ -142,7 +160,7 @@ func parseDays(v string) (int, error) {
 // handleQuery serves GET /api/tokens?action=….
 func handleQuery(s *server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.parseQuery(r.URL.Query())
+		p, err := s.parseQuery(r.URL.RawQuery)
 		if err != nil {
 			var ve *tokenledger.ValidationError
 			errors.As(err, &ve)
