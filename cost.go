@@ -76,16 +76,17 @@ func plainDollars(s string) (Nanos, bool) {
 
 // ratDollars is ParseDollars for any JSON number, with big.Rat.
 func ratDollars(s string) (Nanos, error) {
-	// Bound the exponent before big.Rat expands it: anything beyond 1e±40
-	// is either far above MaxEventCost or rounds to zero anyway.
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		exp, err := strconv.Atoi(s[i+1:])
-		if err != nil || exp > 40 {
-			return 0, errors.New("must not exceed 1000000 dollars")
-		}
-		if exp < -40 {
-			return 0, nil
-		}
+	// Settle what is certain before big.Rat expands the exponent, so a
+	// huge exponent costs no CPU. The exponent alone decides nothing: a
+	// long mantissa can offset it ("1" and 47 zeros "e-45" is 100
+	// dollars), so judge by the place of the first significant digit.
+	switch q, zero := magnitude(s); {
+	case zero:
+		return 0, nil
+	case q >= 7: // at least 10^7 dollars
+		return 0, errors.New("must not exceed 1000000 dollars")
+	case q <= -11: // below 10^-10 dollars, under half a nano-dollar
+		return 0, nil
 	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
@@ -98,6 +99,37 @@ func ratDollars(s string) (Nanos, error) {
 		return 0, errors.New("must not exceed 1000000 dollars")
 	}
 	return Nanos(n.Int64()), nil
+}
+
+// magnitude returns q such that the JSON number s lies in [10^q, 10^(q+1)),
+// or zero true when every digit of s is 0. An exponent too large for an int
+// is clamped: s is at most MaxCostChars long, so its mantissa cannot offset
+// more than that many places, and the clamped q is just as certain.
+func magnitude(s string) (q int, zero bool) {
+	mant, expText := s, ""
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant, expText = s[:i], s[i+1:]
+	}
+	exp := 0
+	if expText != "" {
+		neg := expText[0] == '-'
+		expText = strings.TrimLeft(expText, "+-")
+		for i := 0; i < len(expText) && exp < 1_000_000; i++ {
+			exp = exp*10 + int(expText[i]-'0')
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	whole, frac, _ := strings.Cut(mant, ".")
+	if t := strings.TrimLeft(whole, "0"); t != "" {
+		return len(t) - 1 + exp, false
+	}
+	t := strings.TrimLeft(frac, "0")
+	if t == "" {
+		return 0, true
+	}
+	return -(len(frac) - len(t) + 1) + exp, false
 }
 
 // isJSONNumber reports whether s is a non-negative number in JSON's grammar:
