@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tokenledger/tokenledger/internal/app"
+	"github.com/tokenledger/tokenledger/store/filestore"
 )
 
 const migrateUsage = `Usage: tokenledger migrate [--file F] [--dry-run] [--json]
@@ -39,8 +40,12 @@ func runMigrate(ctx context.Context, args []string, e env) error {
 	if *file != "" {
 		path = *file
 	}
-	if _, err := os.Stat(path); err != nil {
+	// The file, or the journals a file store stopped without a clean
+	// Close leaves behind it.
+	if files, err := filestore.Files(path); err != nil {
 		return fmt.Errorf("migrate: cannot read %s: %w", path, err)
+	} else if len(files) == 0 {
+		return fmt.Errorf("migrate: cannot read %s: %w", path, os.ErrNotExist)
 	}
 	a, err := openApp(ctx, e, cfg, app.Options{})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/migrate"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 )
 
@@ -282,8 +284,9 @@ func TestConcurrentMigration(t *testing.T) {
 //
 // A read-only directory would stop the rename for an ordinary user but
 // not for root (CI runs as root), so the test makes the rename fail in a
-// way that holds for root too: "<file>.migrated" already exists as a
-// directory, and rename(2) refuses to put a file in its place (EISDIR).
+// way that holds for root too: every name the migration may rename the
+// file to ("<file>.migrated", "<file>.migrated.2", …) is already taken,
+// and a taken name is never replaced.
 func TestMigrationMarker(t *testing.T) {
 	srv := redistest.Server(t)
 	// One day further back than TestConcurrentMigration, so that between
@@ -295,8 +298,14 @@ func TestMigrationMarker(t *testing.T) {
 	if err := os.WriteFile(file, f.file, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(file+".migrated", "in-the-way"), 0o755); err != nil {
-		t.Fatal(err)
+	for i := 1; i <= migrate.MigratedNames; i++ {
+		name := file + migrate.MigratedSuffix
+		if i > 1 {
+			name += "." + strconv.Itoa(i)
+		}
+		if err := os.MkdirAll(filepath.Join(name, "in-the-way"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	s := startServe(t, "tokenledger", env)

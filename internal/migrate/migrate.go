@@ -95,9 +95,19 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 		log = slog.Default()
 	}
 	res := Result{DryRun: o.DryRun}
-	sum, err := fingerprint(path)
-	if errors.Is(err, os.ErrNotExist) {
+	// The usage file and its journals: a file store stopped without a
+	// clean Close may have left only journals, which hold acknowledged
+	// events all the same.
+	files, err := filestore.Files(path)
+	if err != nil {
+		return res, fmt.Errorf("look for %s: %w", path, err)
+	}
+	if len(files) == 0 {
 		return res, nil
+	}
+	sum, err := fingerprint(files)
+	if errors.Is(err, os.ErrNotExist) {
+		return res, nil // another instance renamed them meanwhile
 	}
 	if err != nil {
 		return res, err
@@ -165,7 +175,7 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 		slog.Int("skippedExpired", res.SkippedExpired), slog.Int("skippedInvalid", res.SkippedInvalid),
 		slog.Int("duplicatesInFile", res.DuplicatesInFile))
 
-	renamed, rerr := renameMigrated(path)
+	renamed, rerr := renameMigrated(files)
 	switch {
 	case rerr == nil:
 		res.RenamedTo = renamed
@@ -182,39 +192,82 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 	return res, nil
 }
 
-// fingerprint returns the SHA-256 of the file's content, hex-encoded.
-func fingerprint(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+// fingerprint returns the SHA-256 of the files' names and contents, in
+// order, hex-encoded. For a single file (the original service's) it is
+// the SHA-256 of its content, as the markers of earlier versions were.
+func fingerprint(files []string) (string, error) {
+	h := sha256.New()
+	for i, path := range files {
+		if i > 0 {
+			fmt.Fprintf(h, "\x00%s\x00", filepath.Base(path))
+		}
+		if err := hashFile(h, path); err != nil {
 			return "", err
 		}
-		return "", fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// renameMigrated renames path (and the journals beside it, for our own
-// format) with MigratedSuffix. Another instance having renamed it first
-// counts as success.
-func renameMigrated(path string) (string, error) {
-	to := path + MigratedSuffix
-	if err := rename(path, to); err != nil {
+// hashFile writes the content of the file at path to w.
+func hashFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return to, nil
+			return err
 		}
-		return "", err
+		return fmt.Errorf("open %s: %w", path, err)
 	}
-	journals, _ := filepath.Glob(path + ".journal*")
-	for _, j := range journals {
-		_ = rename(j, j+MigratedSuffix)
+	defer f.Close()
+	if _, err := io.Copy(w, f); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
 	}
-	return to, nil
+	return nil
+}
+
+// renameMigrated renames each of files (the usage file and its
+// journals) with MigratedSuffix, and returns the first new name. A name
+// already taken (by an earlier migration of a file at the same path,
+// whose expired records exist nowhere else) is never replaced: the file
+// gets ".migrated.2", ".migrated.3", …. A file already gone counts as
+// renamed: another instance migrated it at the same time.
+func renameMigrated(files []string) (string, error) {
+	var first string
+	for _, path := range files {
+		to, err := renameAside(path)
+		if err != nil {
+			return "", err
+		}
+		if first == "" {
+			first = to
+		}
+	}
+	return first, nil
+}
+
+// MigratedNames is how many names renameAside tries: path+MigratedSuffix,
+// then with ".2" up to "."+MigratedNames appended.
+const MigratedNames = 100
+
+// renameAside renames path to the first free name of path+MigratedSuffix,
+// path+MigratedSuffix+".2", … and returns it.
+func renameAside(path string) (string, error) {
+	for i := 1; i <= MigratedNames; i++ {
+		to := path + MigratedSuffix
+		if i > 1 {
+			to = fmt.Sprintf("%s%s.%d", path, MigratedSuffix, i)
+		}
+		if _, err := os.Lstat(to); err == nil {
+			continue
+		}
+		if err := rename(path, to); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return to, nil
+			}
+			return "", err
+		}
+		return to, nil
+	}
+	return "", fmt.Errorf("rename %s: names %s%s to %s%s.%d are all taken", path, path, MigratedSuffix, path, MigratedSuffix, MigratedNames)
 }
 
 // rename is os.Rename; tests replace it to act out a read-only deployment.

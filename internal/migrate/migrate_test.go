@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/filestore"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
 
@@ -221,4 +222,83 @@ func (f *failAfter) Add(ctx context.Context, evs []tokenledger.Event) (tokenledg
 	}
 	f.left--
 	return f.Store.Add(ctx, evs)
+}
+
+// TestJournalOnlyStoreIsMigrated: a file store stopped without a clean
+// Close (kill -9) before its first compaction leaves only a journal. Its
+// acknowledged events are migrated like any others, and the journal is
+// renamed afterwards, so a second run has nothing to do.
+func TestJournalOnlyStoreIsMigrated(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token_usage.json")
+	fs, err := filestore.Open(path, filestore.Options{Now: func() time.Time { return fixtureNow }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := []tokenledger.Event{
+		{ID: "j-1", Timestamp: fixtureNow, Model: "m", PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7},
+		{ID: "j-2", Timestamp: fixtureNow.Add(-24 * time.Hour), Model: "m", PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2},
+	}
+	if _, err := fs.Add(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	// No Close yet: as if the process died here; only the journal is on disk.
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the usage file exists before any compaction (%v); the test needs a journal-only store", err)
+	}
+	db := memstore.New(func() time.Time { return fixtureNow }, 90)
+	var logs bytes.Buffer
+	res, err := Run(context.Background(), path, db, opts(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Ran || res.Migrated != 2 {
+		t.Fatalf("result %+v, want the journal's 2 events migrated", res)
+	}
+	if left, _ := filestore.Files(path); len(left) != 0 {
+		t.Errorf("after the migration %v are still in place, want them renamed", left)
+	}
+	res, err = Run(context.Background(), path, db, opts(&logs))
+	if err != nil || res.Ran {
+		t.Errorf("second run: %+v, %v; want nothing to do", res, err)
+	}
+}
+
+// TestEarlierMigratedFileIsKept: a second file migrated from the same path
+// (file mode, a database, file mode again, a database again) is renamed
+// next to the first one's .migrated, never over it: the earlier file is
+// the only copy of its expired records.
+func TestEarlierMigratedFileIsKept(t *testing.T) {
+	dir := t.TempDir()
+	path := fixture(t, dir)
+	db := memstore.New(func() time.Time { return fixtureNow }, 90)
+	var logs bytes.Buffer
+	if _, err := Run(context.Background(), path, db, opts(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	first := readFile(t, path+MigratedSuffix)
+	second := []byte(`[{"id":"again-1","timestamp":"2026-11-27T10:00:00Z","model":"m","promptTokens":1,"completionTokens":1,"totalTokens":2}]`)
+	if err := os.WriteFile(path, second, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), path, db, opts(&logs))
+	if err != nil || res.Migrated != 1 {
+		t.Fatalf("second migration: %+v, %v; want 1 record", res, err)
+	}
+	if got := readFile(t, path+MigratedSuffix); !bytes.Equal(got, first) {
+		t.Errorf("%s was replaced by the second migration", path+MigratedSuffix)
+	}
+	if got := readFile(t, path+MigratedSuffix+".2"); !bytes.Equal(got, second) || res.RenamedTo != path+MigratedSuffix+".2" {
+		t.Errorf("the second file went to %q, want it kept as %s", res.RenamedTo, path+MigratedSuffix+".2")
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

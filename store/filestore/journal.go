@@ -75,6 +75,30 @@ func listJournals(path string) ([]journalFile, error) {
 	return out, nil
 }
 
+// Files returns the files that hold the usage data at path: the usage
+// file itself when it exists, then its journals, oldest first. A store
+// stopped without a clean Close may have only journals. Files moved
+// aside (by Repair, or renamed after a migration) are not listed.
+func Files(path string) ([]string, error) {
+	var out []string
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		out = append(out, path)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Dir(path)); errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	journals, err := listJournals(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range journals {
+		out = append(out, j.path)
+	}
+	return out, nil
+}
+
 // appendBatch appends the payload of the journal line holding evs to dst:
 // a JSON array of the events' stored form. Metadata is never written. The
 // committer frames it with journal.AppendRecord.
