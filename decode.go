@@ -136,6 +136,9 @@ func readObject(dec *json.Decoder, index int) (map[string]json.RawMessage, error
 			return nil, syntaxError(err, index)
 		}
 		if _, dup := fields[key]; dup {
+			if key == "" { // a bare message would not say which key
+				return nil, &ValidationError{Index: index, Msg: `the empty key "" appears more than once`}
+			}
 			return nil, &ValidationError{Index: index, Field: key, Msg: "appears more than once"}
 		}
 		fields[key] = raw
@@ -169,6 +172,9 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 	}
 	if len(unknown) > 0 { // the same answer every time: the first by name
 		slices.Sort(unknown)
+		if unknown[0] == "" { // without a field name the sentence must name it
+			return e, invalid("", `the empty key "" is not a known field (see docs/api.md)`)
+		}
 		return e, invalid(unknown[0], "is not a known field (see docs/api.md)")
 	}
 	var err error
@@ -189,11 +195,12 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 		return e, err
 	}
 	if ts != "" {
-		t, perr := time.Parse(time.RFC3339Nano, ts)
-		if perr != nil {
-			return e, invalid("timestamp", "must be an RFC 3339 time such as 2026-11-27T12:00:00Z")
+		t, terr := parseTimestamp(ts)
+		if terr != nil {
+			return e, terr
 		}
 		e.Timestamp = t.UTC()
+		e.zeroTimeSent = e.Timestamp.IsZero()
 	}
 	e.Model = strings.TrimSpace(e.Model)
 
@@ -275,6 +282,58 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 		return e, err
 	}
 	return e, nil
+}
+
+// parseTimestamp parses an RFC 3339 time. time.Parse alone is too lenient
+// for that: it takes a one-digit hour, a comma before the fraction and
+// offsets such as +24:00 or +00:60. So the layout is checked here byte by
+// byte, and time.Parse is left to check the ranges of the date and the
+// time of day.
+func parseTimestamp(s string) (time.Time, error) {
+	bad := invalid("timestamp", "must be an RFC 3339 time such as 2026-11-27T12:00:00Z")
+	digits := func(from, to int) bool {
+		if to > len(s) {
+			return false
+		}
+		for i := from; i < to; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	at := func(i int, c byte) bool { return i < len(s) && s[i] == c }
+	if !digits(0, 4) || !at(4, '-') || !digits(5, 7) || !at(7, '-') || !digits(8, 10) || !at(10, 'T') ||
+		!digits(11, 13) || !at(13, ':') || !digits(14, 16) || !at(16, ':') || !digits(17, 19) {
+		return time.Time{}, bad
+	}
+	i := 19
+	if at(i, ',') {
+		return time.Time{}, invalid("timestamp", "must write fractional seconds after a \".\", not a \",\" (2026-11-27T12:00:00.5Z)")
+	}
+	if at(i, '.') {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 20 {
+			return time.Time{}, bad
+		}
+	}
+	zone := s[i:]
+	if zone != "Z" {
+		if len(zone) != 6 || (zone[0] != '+' && zone[0] != '-') || !digits(i+1, i+3) || zone[3] != ':' || !digits(i+4, i+6) {
+			return time.Time{}, bad
+		}
+		if zone[1:3] > "23" || zone[4:6] > "59" {
+			return time.Time{}, invalid("timestamp", "has the UTC offset %q; an offset runs from -23:59 to +23:59, with minutes below 60", zone)
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, bad
+	}
+	return t, nil
 }
 
 // present returns the raw value of name unless it is absent or null.

@@ -51,6 +51,12 @@ type Event struct {
 	// Metadata is the caller's free-form object. It is validated but never
 	// aggregated, and stores do not keep it.
 	Metadata json.RawMessage `json:"metadata,omitempty"`
+
+	// zeroTimeSent is set by the decoder when the body did carry a
+	// timestamp and it was the zero time (0001-01-01T00:00:00Z), which the
+	// zero Timestamp cannot tell apart from no timestamp at all. Prepare
+	// then checks it like any other time instead of filling in now.
+	zeroTimeSent bool
 }
 
 // Day returns the UTC date the event counts for.

@@ -163,7 +163,7 @@ func (s *Service) Prepare(events []Event) error {
 		if err := e.Validate(); err != nil {
 			return atIndex(err, i)
 		}
-		if e.Timestamp.IsZero() {
+		if e.Timestamp.IsZero() && !e.zeroTimeSent {
 			e.Timestamp = now
 		}
 		e.Timestamp = e.Timestamp.UTC()

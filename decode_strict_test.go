@@ -1,0 +1,64 @@
+package tokenledger
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestTimestampMustBeStrictRFC3339 covers forms time.Parse takes but RFC
+// 3339 does not allow. Both decoders must refuse them with the same
+// sentence, and still take every correct form.
+func TestTimestampMustBeStrictRFC3339(t *testing.T) {
+	for _, c := range []struct{ ts, want string }{
+		{"2026-11-27T12:00:00+00:60", `timestamp has the UTC offset "+00:60"`},
+		{"2026-11-27T12:00:00+24:00", `timestamp has the UTC offset "+24:00"`},
+		{"2026-11-27T12:00:00-24:00", `timestamp has the UTC offset "-24:00"`},
+		{"2026-11-27T12:00:00,5Z", `timestamp must write fractional seconds after a "."`},
+		{"2026-11-27T1:00:00Z", "timestamp must be an RFC 3339 time"},
+		{"2026-11-27T12:00:00", "timestamp must be an RFC 3339 time"},
+		{"2026-11-27T12:00:00.Z", "timestamp must be an RFC 3339 time"},
+		{"2026-11-27T12:00:00+0100", "timestamp must be an RFC 3339 time"},
+		{"2026-11-27T12:00:00Z ", "timestamp must be an RFC 3339 time"},
+		{"2026-11-27T24:00:00Z", "timestamp must be an RFC 3339 time"},
+	} {
+		for _, body := range []string{
+			`{"model":"m","timestamp":"` + c.ts + `"}`,
+			`[{"model":"m"},{"model":"m","timestamp":"` + c.ts + `"}]`,
+		} {
+			checkSamePaths(t, []byte(body))
+			ev, err := DecodeEvents([]byte(body))
+			if err == nil {
+				t.Errorf("%s: accepted as %v", body, ev[len(ev)-1].Timestamp)
+			} else if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: error %q, want it to contain %q", body, err, c.want)
+			}
+		}
+	}
+	for _, ts := range []string{
+		"2026-11-27T12:00:00Z", "2026-11-27T12:00:00.5Z", "2026-11-27T12:00:00.123456789+23:59",
+		"2026-11-27T12:00:00-23:59", "2026-11-27T12:00:00-00:00", "2026-11-27T12:00:00.000+01:00",
+	} {
+		body := []byte(`{"model":"m","timestamp":"` + ts + `"}`)
+		checkSamePaths(t, body)
+		if _, err := DecodeEvents(body); err != nil {
+			t.Errorf("%s: %v", ts, err)
+		}
+	}
+}
+
+// TestEmptyKeyIsNamed: a field error whose field is the empty key has no
+// name to put in front of its sentence, so the sentence itself must say
+// which key it is about.
+func TestEmptyKeyIsNamed(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"":1,"model":"m"}`:          `the empty key "" is not a known field (see docs/api.md)`,
+		`[{"model":"m","":1}]`:        `event 0: the empty key "" is not a known field (see docs/api.md)`,
+		`{"":1,"":2,"model":"m"}`:     `the empty key "" appears more than once`,
+		`[{"model":"m"},{"":1,"":2}]`: `event 1: the empty key "" appears more than once`,
+	} {
+		checkSamePaths(t, []byte(body))
+		if _, err := DecodeEvents([]byte(body)); err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", body, err, want)
+		}
+	}
+}
