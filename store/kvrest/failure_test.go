@@ -545,3 +545,31 @@ func TestRedisBehindTheAPIDown(t *testing.T) {
 		t.Errorf("connected line logged %d times, want 2:\n%s", n, rec.all())
 	}
 }
+
+// TestScriptReloadStaysWithinTimeout: Timeout bounds one Add, retries
+// included — also when a NOSCRIPT answer makes it send the script's source
+// in a second request. Here each request is held 900 ms against a 1 s
+// timeout: the Add gives up at the timeout (a liveness bound, not a speed
+// figure), where it used to take both delays.
+func TestScriptReloadStaysWithinTimeout(t *testing.T) {
+	srv := redistest.Shared(t)
+	f := kvresttest.Start(t, srv.Addr(), kvresttest.Options{})
+	const timeout = time.Second
+	s := open(t, f, kvrest.Options{Timeout: timeout})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2})
+	defer c.Close()
+	if err := c.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 900 * time.Millisecond},
+		kvresttest.Fault{Kind: kvresttest.Delay, Delay: 900 * time.Millisecond})
+	start := time.Now()
+	_, err := s.Add(context.Background(), batch("reload-timeout", 2))
+	took := time.Since(start)
+	if !errors.Is(err, tokenledger.ErrUnavailable) {
+		t.Errorf("Add = %v, want the timeout as ErrUnavailable", err)
+	}
+	if took > timeout+500*time.Millisecond {
+		t.Errorf("Add took %v with a timeout of %v", took, timeout)
+	}
+}

@@ -255,7 +255,17 @@ func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledge
 	if s.client.ReadOnly() {
 		return tokenledger.AddResult{}, s.readOnlyErr(fmt.Sprintf("add %d events", len(events)))
 	}
-	res, err := s.core.Add(ctx, events)
+	// One deadline for the whole Add: after a NOSCRIPT the core sends the
+	// affected calls again as EVAL, a second request that must not get a
+	// timeout of its own.
+	cctx, cancel := context.WithTimeoutCause(ctx, s.client.timeout, errCallTimeout)
+	defer cancel()
+	res, err := s.core.Add(cctx, events)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), errCallTimeout) && !errors.Is(err, tokenledger.ErrUnavailable) {
+		// The timeout ran out between the two requests: the database did
+		// not answer in time, like any other timeout.
+		err = fmt.Errorf("%w (no answer within %v): %w", tokenledger.ErrUnavailable, s.client.timeout, err)
+	}
 	return res, s.closedErr(s.track(err))
 }
 
