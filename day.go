@@ -1,5 +1,7 @@
 package tokenledger
 
+import "fmt"
+
 // Totals are the counters kept per model and per user within a day.
 type Totals struct {
 	PromptTokens     int64 `json:"promptTokens"`
@@ -94,4 +96,66 @@ func (d Day) Clone() Day {
 		}
 	}
 	return c
+}
+
+// MaxCounter is the bound on every counter a store keeps for one day: the
+// tokens of each kind, the request count and the cost in nano-dollars stay
+// below it. It is the Redis store's guard (internal/redismodel), 2^62, so
+// every store refuses the same Add. Sums over many days are taken in a
+// wider type (see report.go), never in int64.
+const MaxCounter = 1 << 62
+
+// CounterOverflowError is a store's refusal of an Add that would take a
+// counter of a day to MaxCounter or beyond. Nothing of that Add was
+// stored. It matches ErrInvalid.
+type CounterOverflowError struct {
+	// Date is the day whose counter would overflow.
+	Date Date
+	// Counter is the JSON name of the counter, e.g. "costUsd".
+	Counter string
+}
+
+// Error returns one sentence naming the day and the counter.
+func (e *CounterOverflowError) Error() string {
+	return fmt.Sprintf("counter %s of day %s would overflow (reach 2^62); nothing was stored", e.Counter, e.Date)
+}
+
+// Is makes errors.Is(err, ErrInvalid) true for a *CounterOverflowError.
+func (e *CounterOverflowError) Is(target error) bool { return target == ErrInvalid }
+
+// CountEvent adds the day-level counters of e to d (not Models, Users or
+// the unique counts) when every one of them stays below MaxCounter. If one
+// would not, it returns a *CounterOverflowError and leaves d unchanged.
+// Stores use it on a scratch copy of a day's counters to check a whole Add
+// before writing anything. The counters of d must lie in [0, MaxCounter)
+// and those of e must be valid (not negative, see Event.Validate).
+func (d *Day) CountEvent(e *Event) error {
+	checks := [...]struct {
+		name     string
+		cur, add int64
+	}{
+		{"totalTokens", d.TotalTokens, e.TotalTokens},
+		{"completionTokens", d.CompletionTokens, e.CompletionTokens},
+		{"promptTokens", d.PromptTokens, e.PromptTokens},
+		{"requestCount", d.RequestCount, 1},
+		{"cacheReadTokens", d.CacheReadTokens, e.CacheReadTokens},
+		{"cacheWriteTokens", d.CacheWriteTokens, e.CacheWriteTokens},
+		{"reasoningTokens", d.ReasoningTokens, e.ReasoningTokens},
+		{"costUsd", int64(d.Cost), int64(e.Cost)},
+	}
+	for _, c := range checks {
+		// cur < MaxCounter and add >= 0, so MaxCounter-cur cannot wrap.
+		if c.add < 0 || c.add >= MaxCounter-c.cur {
+			return &CounterOverflowError{Date: d.Date, Counter: c.name}
+		}
+	}
+	d.TotalTokens += e.TotalTokens
+	d.CompletionTokens += e.CompletionTokens
+	d.PromptTokens += e.PromptTokens
+	d.RequestCount++
+	d.CacheReadTokens += e.CacheReadTokens
+	d.CacheWriteTokens += e.CacheWriteTokens
+	d.ReasoningTokens += e.ReasoningTokens
+	d.Cost += e.Cost
+	return nil
 }

@@ -438,17 +438,49 @@ func (s *Store) commit(group []*request) {
 		clear(s.seen)
 	}
 	fresh := s.fresh[:0]
+	// planned holds, per day, the counters stored plus those of the
+	// requests admitted so far, so that each request is checked against
+	// what the group will have written before it.
+	planned := map[tokenledger.Date]*tokenledger.Day{}
 	for _, r := range group {
 		r.res.New = make([]bool, len(r.events))
+		start := len(fresh)
+		var trial map[tokenledger.Date]*tokenledger.Day
+		var err error
 		for i := range r.events {
 			e := &r.events[i]
-			k := dayID{e.Day(), e.ID}
+			date := e.Day()
+			k := dayID{date, e.ID}
 			if _, dup := s.seen[k]; dup || s.mem.Has(e) {
 				continue
+			}
+			if trial == nil {
+				trial = map[tokenledger.Date]*tokenledger.Day{}
+			}
+			if trial[date] == nil {
+				if p := planned[date]; p != nil {
+					c := *p
+					trial[date] = &c
+				}
+			}
+			if err = s.mem.Room(trial, e); err != nil {
+				break
 			}
 			s.seen[k] = struct{}{}
 			r.res.New[i] = true
 			fresh = append(fresh, *e)
+		}
+		if err != nil {
+			// Refuse the whole request: forget its events, keep the others.
+			for i := range fresh[start:] {
+				delete(s.seen, dayID{fresh[start+i].Day(), fresh[start+i].ID})
+			}
+			fresh = fresh[:start]
+			r.res, r.err = tokenledger.AddResult{}, fmt.Errorf("add to file store: %w", err)
+			continue
+		}
+		for date, c := range trial {
+			planned[date] = c
 		}
 	}
 	s.fresh = fresh[:0]

@@ -5,6 +5,7 @@ package memstore
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -37,8 +38,10 @@ func New(now tokenledger.Clock, retentionDays int) *Store {
 	return &Store{days: map[tokenledger.Date]*day{}, now: now, retention: retentionDays}
 }
 
-// Add counts each event whose ID is new within its day. It fails only when
-// ctx has ended or the store is closed, and then counts nothing.
+// Add counts each event whose ID is new within its day. It fails when ctx
+// has ended, when the store is closed, or with a
+// *tokenledger.CounterOverflowError when the new events would take a
+// counter of a day to tokenledger.MaxCounter, and then counts nothing.
 func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
 	if err := ctx.Err(); err != nil {
 		return tokenledger.AddResult{}, err
@@ -48,11 +51,83 @@ func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledge
 	if s.closed {
 		return tokenledger.AddResult{}, tokenledger.ErrClosed
 	}
+	if err := s.checkRoom(events); err != nil {
+		return tokenledger.AddResult{}, fmt.Errorf("add to memory store: %w", err)
+	}
 	res := tokenledger.AddResult{New: make([]bool, len(events))}
 	for i := range events {
 		res.New[i] = s.apply(&events[i])
 	}
 	return res, nil
+}
+
+// checkRoom returns an error when counting the new events among events
+// would take a counter of their day to tokenledger.MaxCounter. It counts
+// them on scratch copies of the days' counters; s.mu is held. A model's or
+// user's totals are sums of part of the day's events, none negative, so
+// they stay below the day's.
+func (s *Store) checkRoom(events []tokenledger.Event) error {
+	type key struct {
+		date tokenledger.Date
+		id   string
+	}
+	var (
+		scratch map[tokenledger.Date]*tokenledger.Day
+		fresh   map[key]struct{}
+	)
+	for i := range events {
+		e := &events[i]
+		date := e.Day()
+		d := s.days[date]
+		if d != nil {
+			if _, dup := d.ids[e.ID]; dup {
+				continue
+			}
+		}
+		if scratch == nil {
+			scratch = map[tokenledger.Date]*tokenledger.Day{}
+			fresh = map[key]struct{}{}
+		}
+		k := key{date, e.ID}
+		if _, dup := fresh[k]; dup {
+			continue // counted at its first place in events only
+		}
+		fresh[k] = struct{}{}
+		c := scratch[date]
+		if c == nil {
+			c = &tokenledger.Day{Date: date}
+			if d != nil {
+				*c = d.agg
+				c.Models, c.Users = nil, nil
+			}
+			scratch[date] = c
+		}
+		if err := c.CountEvent(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Room returns an error when the day-level counters in scratch plus those
+// already stored would not take e: scratch holds, per date, what a caller
+// has decided to add but not yet added. When e fits, it is counted in
+// scratch. The file store uses it to check each Add of a group before
+// writing the group's journal line.
+func (s *Store) Room(scratch map[tokenledger.Date]*tokenledger.Day, e *tokenledger.Event) error {
+	date := e.Day()
+	c := scratch[date]
+	if c == nil {
+		c = &tokenledger.Day{Date: date}
+		s.mu.RLock()
+		if d := s.days[date]; d != nil {
+			*c = d.agg
+			c.Models, c.Users = nil, nil
+		}
+		s.mu.RUnlock()
+		scratch[date] = c
+	}
+	return c.CountEvent(e)
 }
 
 // Has reports whether the event's ID has been counted within its day.

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"UniqueUsersAndSessions", testUniqueCounts},
 		{"PerModelAndPerUserTotals", testModelAndUserTotals},
 		{"CostExact", testCostExact},
+		{"CounterOverflowRefused", testCounterOverflowRefused},
 		{"Reset", testReset},
 		{"Read91Days", testRead91Days},
 		{"CancelledContext", testCancelledContext},
@@ -526,6 +528,59 @@ func testCostExact(t *testing.T, newStore Factory) {
 	d := readAll(t, st, today, today, false)[today]
 	if d.Cost != want || d.Models["m"].Cost != want {
 		t.Errorf("cost = %s (model %s), want %s", d.Cost, d.Models["m"].Cost, want)
+	}
+}
+
+// testCounterOverflowRefused: an Add that would take a counter of a day to
+// 2^62 (tokenledger.MaxCounter) fails with an error that says so and
+// stores nothing of the call, not even its events that fit; one that stays
+// below is counted exactly. The cost is the counter a client can fill: 4,612
+// events at the per-event maximum of $1,000,000 pass 2^62 nano-dollars.
+func testCounterOverflowRefused(t *testing.T, newStore Factory) {
+	now := suiteNow()
+	st, _ := open(t, newStore, now, tokenledger.DefaultRetentionDays)
+	ctx := context.Background()
+	today := tokenledger.DateOf(now)
+	const fill = 4611 // 4.611e18 nano-dollars, 2^62 is about 4.6117e18
+	var evs []tokenledger.Event
+	for i := range fill {
+		e := ev(fmt.Sprintf("fill-%d", i), now, "m", "u", "s", 1, 1)
+		e.Cost = tokenledger.MaxEventCost
+		evs = append(evs, e)
+	}
+	if _, err := st.Add(ctx, evs); err != nil {
+		t.Fatalf("Add of %d events at the maximum cost (below 2^62 in all): %v", fill, err)
+	}
+	before := readAll(t, st, today, today, true)[today]
+	wantCost := tokenledger.Nanos(fill) * tokenledger.MaxEventCost
+	if before.Cost != wantCost || before.RequestCount != fill {
+		t.Fatalf("after the fill: cost %s, requests %d; want %s, %d", before.Cost, before.RequestCount, wantCost, fill)
+	}
+
+	small := ev("small", now, "m2", "u2", "s2", 5, 5)
+	small.Cost = tokenledger.NanosPerDollar
+	big := ev("big", now, "m", "u", "s", 1, 1)
+	big.Cost = tokenledger.MaxEventCost
+	_, err := st.Add(ctx, []tokenledger.Event{small, big})
+	if err == nil || !strings.Contains(err.Error(), "overflow") {
+		t.Fatalf("Add taking the day's cost past 2^62: err = %v, want an overflow error", err)
+	}
+	after := readAll(t, st, today, today, true)[today]
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("a refused Add changed the day:\nbefore %+v\nafter  %+v", before, after)
+	}
+
+	// Nothing of the refused call was claimed: its event that fits counts
+	// when sent alone, and one of $600,000 still fits below 2^62.
+	near := ev("near", now, "m", "u", "s", 1, 1)
+	near.Cost = 600_000 * tokenledger.NanosPerDollar
+	res, err := st.Add(ctx, []tokenledger.Event{small, near})
+	if err != nil || res.Accepted() != 2 {
+		t.Fatalf("Add after the refusal: accepted %d, err %v; want 2, nil", res.Accepted(), err)
+	}
+	d := readAll(t, st, today, today, false)[today]
+	if want := wantCost + small.Cost + near.Cost; d.Cost != want || d.RequestCount != fill+2 || d.Cost < 0 {
+		t.Errorf("after the last Add: cost %s, requests %d; want %s, %d", d.Cost, d.RequestCount, want, fill+2)
 	}
 }
 
