@@ -271,7 +271,7 @@ func (c *Client) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 		if last.err == nil {
 			return last.replies, nil
 		}
-		if err := ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil && !ownTimeout(ctx) {
 			return nil, &Error{Path: path, Status: last.status, Attempts: attempt, Msg: err.Error(), Err: err}
 		}
 		if actx.Err() != nil {
@@ -294,7 +294,7 @@ func (c *Client) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 		select {
 		case <-actx.Done():
 			t.Stop()
-			if err := ctx.Err(); err != nil {
+			if err := ctx.Err(); err != nil && !ownTimeout(ctx) {
 				return nil, &Error{Path: path, Status: last.status, Attempts: attempt, Msg: err.Error(), Err: err}
 			}
 			return nil, c.timedOut(path, attempt, last)
@@ -318,6 +318,13 @@ func (c *Client) fail(path string, attempts int, last attemptResult, prefix stri
 		msg = prefix + ": " + msg
 	}
 	return &Error{Path: path, Status: last.status, Attempts: attempts, Msg: msg, Err: last.cause}
+}
+
+// ownTimeout reports whether ctx ended because of the client's own
+// timeout, set by a Store around several calls (see Store.Add), rather
+// than because the caller gave up.
+func ownTimeout(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), errCallTimeout)
 }
 
 // timedOut builds the error of a call that ran out of its own time.

@@ -264,7 +264,7 @@ func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledge
 	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), errCallTimeout) && !errors.Is(err, tokenledger.ErrUnavailable) {
 		// The timeout ran out between the two requests: the database did
 		// not answer in time, like any other timeout.
-		err = fmt.Errorf("%w (no answer within %v): %w", tokenledger.ErrUnavailable, s.client.timeout, err)
+		err = fmt.Errorf("%w: no answer within the %s timeout: %w", tokenledger.ErrUnavailable, s.client.timeout, err)
 	}
 	return res, s.closedErr(s.track(err))
 }
