@@ -77,13 +77,18 @@ func writeValidation(w http.ResponseWriter, ve *tokenledger.ValidationError) {
 }
 
 // writeServiceError answers an error from the Service: 400 for a
-// validation error, 503 when the store is unavailable, closed or did not
+// validation error or a day whose counter would overflow, 503 when the store is unavailable, closed or did not
 // answer in time, 500 (details only in the log) for anything else.
 func (s *server) writeServiceError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	var ve *tokenledger.ValidationError
+	var oe *tokenledger.CounterOverflowError
 	switch {
 	case errors.As(err, &ve):
 		writeValidation(w, ve)
+	case errors.As(err, &oe):
+		// The events are valid, but the day cannot count them: the
+		// request is refused whole, like any bad request.
+		writeError(w, http.StatusBadRequest, oe.Error())
 	case errors.Is(err, tokenledger.ErrUnavailable), errors.Is(err, tokenledger.ErrClosed),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, what+": storage unavailable",

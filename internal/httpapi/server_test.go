@@ -589,6 +589,8 @@ func TestStoreErrors(t *testing.T) {
 		{"timeout", fmt.Errorf("read: %w", context.DeadlineExceeded), false, 503, msgUnavailable, "storage unavailable"},
 		{"corrupt data", errors.New("decode day 2026-11-27: unexpected end of JSON input"), false, 500, msgInternal, "decode day 2026-11-27: unexpected end of JSON input"},
 		{"panic", nil, true, 500, msgInternal, "handler panicked"},
+		{"counter overflow", fmt.Errorf("redis 10.0.0.1:6379: add 2 events: %w", &tokenledger.CounterOverflowError{Date: "2026-11-27", Counter: "costUsd"}),
+			false, 400, "counter costUsd of day 2026-11-27 would overflow (reach 2^62); nothing was stored", ""},
 	}
 	requests := []struct{ method, target, body string }{
 		{"POST", "/api/tokens", `{"model":"m"}`},

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -199,6 +201,9 @@ func (c *Core) Add(ctx context.Context, events []tokenledger.Event) (tokenledger
 // readAddReply stores the script's per-event answers into isNew.
 func (c *Core) readAddReply(op string, r any, idx []int, isNew []bool) error {
 	if e, ok := r.(ReplyError); ok {
+		if oe := overflowError(e); oe != nil {
+			return oe
+		}
 		return c.replyFail(op, e)
 	}
 	arr, ok := r.([]any)
@@ -213,6 +218,31 @@ func (c *Core) readAddReply(op string, r any, idx []int, isNew []bool) error {
 		isNew[idx[j]] = n == 1
 	}
 	return nil
+}
+
+// overflowRe matches the script's refusal of a counter that would reach
+// 2^62: "… counter <field> of <prefix>:{<date>}:<kind> would overflow".
+var overflowRe = regexp.MustCompile(`^ERR tokenledger add: counter (\S+) of \S*:\{(\d{4}-\d{2}-\d{2})\}:\S+ would overflow`)
+
+// counterNames maps the script's hash fields to the JSON names of the
+// counters.
+var counterNames = map[string]string{"t": "totalTokens", "p": "promptTokens", "c": "completionTokens", "n": "requestCount",
+	"cr": "cacheReadTokens", "cw": "cacheWriteTokens", "r": "reasoningTokens", "$": "costUsd"}
+
+// overflowError returns the script's overflow refusal e as the
+// *tokenledger.CounterOverflowError every store returns for it (nothing
+// was written), or nil for any other error.
+func overflowError(e ReplyError) *tokenledger.CounterOverflowError {
+	m := overflowRe.FindStringSubmatch(string(e))
+	if m == nil {
+		return nil
+	}
+	field, _, _ := strings.Cut(m[1], "|") // a model's or user's field: its kind
+	name, ok := counterNames[field]
+	if !ok {
+		name = field
+	}
+	return &tokenledger.CounterOverflowError{Date: tokenledger.Date(m[2]), Counter: name}
 }
 
 func lenOf(r any) int {

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -351,8 +352,9 @@ func TestClaimAndCountersTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Add(ctx, evs)
-	if err == nil || !strings.Contains(err.Error(), "overflow") {
-		t.Fatalf("Add that would overflow: err = %v, want an overflow error", err)
+	var oe *tokenledger.CounterOverflowError
+	if !errors.As(err, &oe) || oe.Counter != "totalTokens" || oe.Date != day || !errors.Is(err, tokenledger.ErrInvalid) {
+		t.Fatalf("Add that would overflow: err = %v, want a CounterOverflowError for totalTokens of %s", err, day)
 	}
 	if keys := scanKeys(t, c, s.Prefix()+":*"); len(keys) != 1 {
 		t.Errorf("a refused script call left keys behind: %v", keys)
@@ -384,9 +386,9 @@ func TestForeignCounterValuesClaimNothing(t *testing.T) {
 		{"totals", "$", "1.5", "does not hold an integer"},
 		{"models", "t|m2", "x", "does not hold an integer"},
 		{"models", "n|m2", "007", "does not hold an integer"},
-		{"models", "$|m2", "4611686018427387900", "would overflow"},
+		{"models", "$|m2", "4611686018427387900", "counter costUsd of day"},
 		{"users", "p|u2", " 1", "does not hold an integer"},
-		{"users", "c|u2", "4611686018427387903", "would overflow"},
+		{"users", "c|u2", "4611686018427387903", "counter completionTokens of day"},
 	} {
 		t.Run(tc.kind+" "+tc.field+" "+tc.value, func(t *testing.T) {
 			s := open(t, redisstore.Options{URL: srv.URL()})
