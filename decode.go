@@ -199,8 +199,7 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 		if terr != nil {
 			return e, terr
 		}
-		e.Timestamp = t.UTC()
-		e.zeroTimeSent = e.Timestamp.IsZero()
+		e.SetTimestamp(t)
 	}
 	e.Model = strings.TrimSpace(e.Model)
 
@@ -282,6 +281,18 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 		return e, err
 	}
 	return e, nil
+}
+
+// ParseTimestamp parses s as the API's timestamp field: a strict RFC 3339
+// time. Its error is a *ValidationError for the field "timestamp".
+func ParseTimestamp(s string) (time.Time, error) { return parseTimestamp(s) }
+
+// SetTimestamp sets e's time to t (in UTC) as a caller-given time: even
+// the zero time is then checked by Service.Prepare like any other, not
+// taken for "no timestamp" and replaced by now.
+func (e *Event) SetTimestamp(t time.Time) {
+	e.Timestamp = t.UTC()
+	e.zeroTimeSent = e.Timestamp.IsZero()
 }
 
 // parseTimestamp parses an RFC 3339 time. time.Parse alone is too lenient

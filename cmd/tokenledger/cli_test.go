@@ -55,6 +55,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"log", "--model", "m", "--cost", "-1"}, `tokenledger: log: --cost must not be negative, not "-1"`},
 		{[]string{"log", "--model", "m", "--timestamp", "yesterday"}, `tokenledger: log: --timestamp must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not "yesterday"`},
 		{[]string{"log", "--model", "m", "--timestamp", "2000-01-01T00:00:00Z"}, "tokenledger: log: --timestamp is older than the retention window (90 days, oldest day kept is " /* date varies */},
+		// The zero time is a time like any other, not "now"; and RFC 3339
+		// is held strictly, as in the API.
+		{[]string{"log", "--model", "m", "--timestamp", "0001-01-01T00:00:00Z"}, "tokenledger: log: --timestamp is older than the retention window (90 days, oldest day kept is "},
+		{[]string{"log", "--model", "m", "--timestamp", "2026-11-27T12:00:00+24:00"}, `tokenledger: log: --timestamp must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not "2026-11-27T12:00:00+24:00"`},
+		{[]string{"log", "--model", "m", "--timestamp", "2026-11-27T12:00:00,5Z"}, `tokenledger: log: --timestamp must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not "2026-11-27T12:00:00,5Z"`},
 		{[]string{"log", "--model", "m", "--id", "has space"}, "tokenledger: log: --id must contain only printable ASCII characters without spaces"},
 		{[]string{"log", "--stdin", "--model", "m"}, "tokenledger: log: --stdin cannot be combined with --model"},
 		{[]string{"report", "--days", "x"}, `tokenledger: report: invalid value "x" for flag -days: parse error (see tokenledger report --help)`},

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/app"
@@ -164,11 +163,11 @@ func fillEvent(ev *tokenledger.Event, total int64, cost, ts string) error {
 		ev.Cost = n
 	}
 	if ts != "" {
-		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(ts))
+		t, err := tokenledger.ParseTimestamp(strings.TrimSpace(ts))
 		if err != nil {
 			return usagef("log: --timestamp must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not %q", ts)
 		}
-		ev.Timestamp = t.UTC()
+		ev.SetTimestamp(t)
 	}
 	return nil
 }
