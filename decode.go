@@ -301,7 +301,9 @@ func (e *Event) SetTimestamp(t time.Time) {
 // byte, and time.Parse is left to check the ranges of the date and the
 // time of day.
 func parseTimestamp(s string) (time.Time, error) {
-	bad := invalid("timestamp", "must be an RFC 3339 time such as 2026-11-27T12:00:00Z")
+	// bad builds the usual error only when needed: this runs for every
+	// event, and most timestamps are fine.
+	bad := func() error { return invalid("timestamp", "must be an RFC 3339 time such as 2026-11-27T12:00:00Z") }
 	digits := func(from, to int) bool {
 		if to > len(s) {
 			return false
@@ -316,7 +318,7 @@ func parseTimestamp(s string) (time.Time, error) {
 	at := func(i int, c byte) bool { return i < len(s) && s[i] == c }
 	if !digits(0, 4) || !at(4, '-') || !digits(5, 7) || !at(7, '-') || !digits(8, 10) || !at(10, 'T') ||
 		!digits(11, 13) || !at(13, ':') || !digits(14, 16) || !at(16, ':') || !digits(17, 19) {
-		return time.Time{}, bad
+		return time.Time{}, bad()
 	}
 	i := 19
 	if at(i, ',') {
@@ -328,13 +330,13 @@ func parseTimestamp(s string) (time.Time, error) {
 			i++
 		}
 		if i == 20 {
-			return time.Time{}, bad
+			return time.Time{}, bad()
 		}
 	}
 	zone := s[i:]
 	if zone != "Z" {
 		if len(zone) != 6 || (zone[0] != '+' && zone[0] != '-') || !digits(i+1, i+3) || zone[3] != ':' || !digits(i+4, i+6) {
-			return time.Time{}, bad
+			return time.Time{}, bad()
 		}
 		if zone[1:3] > "23" || zone[4:6] > "59" {
 			return time.Time{}, invalid("timestamp", "has the UTC offset %q; an offset runs from -23:59 to +23:59, with minutes below 60", zone)
@@ -342,7 +344,7 @@ func parseTimestamp(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, bad
+		return time.Time{}, bad()
 	}
 	return t, nil
 }
