@@ -61,14 +61,7 @@ func EmptyDay(d Date) Day {
 // caller decides whether e is new (idempotency) and maintains the unique
 // user and session counts, which need sets.
 func (d *Day) AddCounters(e *Event) {
-	d.TotalTokens += e.TotalTokens
-	d.CompletionTokens += e.CompletionTokens
-	d.PromptTokens += e.PromptTokens
-	d.RequestCount++
-	d.CacheReadTokens += e.CacheReadTokens
-	d.CacheWriteTokens += e.CacheWriteTokens
-	d.ReasoningTokens += e.ReasoningTokens
-	d.Cost += e.Cost
+	d.addDayLevel(e)
 	if d.Models == nil {
 		d.Models = map[string]Totals{}
 	}
@@ -149,6 +142,13 @@ func (d *Day) CountEvent(e *Event) error {
 			return &CounterOverflowError{Date: d.Date, Counter: c.name}
 		}
 	}
+	d.addDayLevel(e)
+	return nil
+}
+
+// addDayLevel adds e to d's day-level counters (not Models, Users or the
+// unique counts).
+func (d *Day) addDayLevel(e *Event) {
 	d.TotalTokens += e.TotalTokens
 	d.CompletionTokens += e.CompletionTokens
 	d.PromptTokens += e.PromptTokens
@@ -157,5 +157,4 @@ func (d *Day) CountEvent(e *Event) error {
 	d.CacheWriteTokens += e.CacheWriteTokens
 	d.ReasoningTokens += e.ReasoningTokens
 	d.Cost += e.Cost
-	return nil
 }
