@@ -82,18 +82,28 @@ func DecodeRecord(line []byte) ([]byte, error) {
 		return nil, errIncomplete
 	}
 	line = line[:len(line)-1]
-	if len(line) < 10 || line[8] != ' ' {
-		return nil, errNoChecksum
-	}
-	var sum [4]byte
-	if _, err := hex.Decode(sum[:], line[:8]); err != nil {
+	want, ok := checksumOf(line)
+	if !ok {
 		return nil, errNoChecksum
 	}
 	payload := line[9:]
-	if crc32.Checksum(payload, castagnoli) != uint32(sum[0])<<24|uint32(sum[1])<<16|uint32(sum[2])<<8|uint32(sum[3]) {
+	if crc32.Checksum(payload, castagnoli) != want {
 		return nil, errChecksum
 	}
 	return payload, nil
+}
+
+// checksumOf reads the checksum that starts line ("xxxxxxxx " and at least
+// one payload byte), and reports whether there is one.
+func checksumOf(line []byte) (uint32, bool) {
+	if len(line) < 10 || line[8] != ' ' {
+		return 0, false
+	}
+	var sum [4]byte
+	if _, err := hex.Decode(sum[:], line[:8]); err != nil {
+		return 0, false
+	}
+	return uint32(sum[0])<<24 | uint32(sum[1])<<16 | uint32(sum[2])<<8 | uint32(sum[3]), true
 }
 
 // Torn is a bad record with nothing after it at the end of a journal:
@@ -189,14 +199,10 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // the line) and goes on after it. The checksum is updated byte by byte, so
 // this is linear in the line's length.
 func startsWithRecord(line []byte) bool {
-	if len(line) < 11 || line[8] != ' ' {
+	want, ok := checksumOf(line)
+	if !ok {
 		return false
 	}
-	var sum [4]byte
-	if _, err := hex.Decode(sum[:], line[:8]); err != nil {
-		return false
-	}
-	want := uint32(sum[0])<<24 | uint32(sum[1])<<16 | uint32(sum[2])<<8 | uint32(sum[3])
 	var crc uint32
 	for i := 9; i < len(line)-1; i++ {
 		crc = crc32.Update(crc, castagnoli, line[i:i+1])
