@@ -21,6 +21,7 @@ import (
 // is made without connecting, down says why, and the fallback spool takes
 // the events until it answers.
 func openDatabase(ctx context.Context, cfg config.Config, o Options, log *slog.Logger) (db tokenledger.Store, down error, err error) {
+	allowDown := o.Spool || o.AllowDown
 	switch cfg.Store {
 	case config.Redis:
 		opts := redisstore.Options{
@@ -28,41 +29,41 @@ func openDatabase(ctx context.Context, cfg config.Config, o Options, log *slog.L
 			RetentionDays: cfg.RetentionDays, DialTimeout: cfg.DBTimeout, ReadTimeout: cfg.DBTimeout,
 			WriteTimeout: cfg.DBTimeout, Logger: log, Now: o.Now,
 		}
-		octx, cancel := context.WithTimeout(ctx, 2*cfg.DBTimeout)
-		defer cancel()
-		st, err := redisstore.Open(octx, opts)
-		if err == nil {
-			return st, nil, nil
-		}
-		if !(o.Spool || o.AllowDown) || !errors.Is(err, tokenledger.ErrUnavailable) {
-			return nil, nil, err
-		}
-		st, nerr := redisstore.New(opts)
-		if nerr != nil {
-			return nil, nil, nerr
-		}
-		return st, err, nil
+		return openOrDown(ctx, 2*cfg.DBTimeout, allowDown,
+			func(ctx context.Context) (*redisstore.Store, error) { return redisstore.Open(ctx, opts) },
+			func() (*redisstore.Store, error) { return redisstore.New(opts) })
 	case config.KV:
 		opts := kvrest.Options{
 			URL: cfg.KVRestURL, Token: cfg.KVRestToken, Prefix: cfg.KeyPrefix,
 			RetentionDays: cfg.RetentionDays, Timeout: cfg.DBTimeout, Logger: log, Now: o.Now,
 		}
-		octx, cancel := context.WithTimeout(ctx, 2*cfg.DBTimeout)
-		defer cancel()
-		st, err := kvrest.Open(octx, opts)
-		if err == nil {
-			return st, nil, nil
-		}
-		if !(o.Spool || o.AllowDown) || !errors.Is(err, tokenledger.ErrUnavailable) {
-			return nil, nil, err
-		}
-		st, nerr := kvrest.New(opts)
-		if nerr != nil {
-			return nil, nil, nerr
-		}
-		return st, err, nil
+		return openOrDown(ctx, 2*cfg.DBTimeout, allowDown,
+			func(ctx context.Context) (*kvrest.Store, error) { return kvrest.Open(ctx, opts) },
+			func() (*kvrest.Store, error) { return kvrest.New(opts) })
 	}
 	return nil, nil, fmt.Errorf("unknown database store %q", cfg.Store)
+}
+
+// openOrDown opens a database store with open, which connects, within
+// timeout. When the database is unavailable and allowDown is set, it makes
+// the store with create instead, without connecting, and returns why the
+// database is down.
+func openOrDown[S tokenledger.Store](ctx context.Context, timeout time.Duration, allowDown bool,
+	open func(context.Context) (S, error), create func() (S, error)) (db tokenledger.Store, down error, err error) {
+	octx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := open(octx)
+	if err == nil {
+		return st, nil, nil
+	}
+	if !allowDown || !errors.Is(err, tokenledger.ErrUnavailable) {
+		return nil, nil, err
+	}
+	st, nerr := create()
+	if nerr != nil {
+		return nil, nil, nerr
+	}
+	return st, err, nil
 }
 
 // withSpool wraps the database store in the fallback spool in cfg.SpoolDir.
