@@ -68,7 +68,7 @@ func openOrDown[S tokenledger.Store](ctx context.Context, timeout time.Duration,
 
 // withSpool wraps the database store in the fallback spool in cfg.SpoolDir.
 func withSpool(db tokenledger.Store, down error, cfg config.Config, log *slog.Logger) (*fallback.Store, error) {
-	fb, err := fallback.New(db, cfg.SpoolDir, fallback.Options{Logger: log})
+	fb, err := fallback.New(db, cfg.SpoolDir, fallback.Options{Logger: log, ReadWait: cfg.DBTimeout})
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +37,15 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait between delivery attempts
 	// while the database stays down (defaults 250 ms and 5 s).
 	MinBackoff, MaxBackoff time.Duration
+	// ReadWait bounds how long a read waits for spooled events to be
+	// delivered before it is refused with the count still waiting
+	// (default 2 s): a read never waits out the delivery of a long
+	// outage's spool, nor a delivery another caller is running.
+	ReadWait time.Duration
 }
+
+// defaultReadWait is Options.ReadWait when zero.
+const defaultReadWait = 2 * time.Second
 
 // Store is a database store with a durable local spool in front.
 type Store struct {
@@ -47,10 +54,15 @@ type Store struct {
 	log     *slog.Logger
 	minWait time.Duration
 	maxWait time.Duration
+	// readWait is Options.ReadWait.
+	readWait time.Duration
 
-	active  atomic.Bool   // the database failed and has not answered since
-	kick    chan struct{} // wakes the background replayer
-	deliver sync.Mutex    // one delivery at a time
+	active atomic.Bool   // the database failed and has not answered since
+	kick   chan struct{} // wakes the background replayer
+	// deliver is held (one value in it) by the one delivery, reset or
+	// close running: a channel, so that a caller waits for it only as
+	// long as its context allows.
+	deliver chan struct{}
 	closed  atomic.Bool
 
 	// refusal is why the database last refused spooled events (not an
@@ -72,7 +84,8 @@ func New(primary tokenledger.Store, spoolDir string, o Options) (*Store, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{primary: primary, spool: sp, log: o.Logger, minWait: o.MinBackoff, maxWait: o.MaxBackoff, kick: make(chan struct{}, 1)}
+	s := &Store{primary: primary, spool: sp, log: o.Logger, minWait: o.MinBackoff, maxWait: o.MaxBackoff, kick: make(chan struct{}, 1),
+		deliver: make(chan struct{}, 1), readWait: o.ReadWait}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -81,6 +94,9 @@ func New(primary tokenledger.Store, spoolDir string, o Options) (*Store, error) 
 	}
 	if s.maxWait <= 0 {
 		s.maxWait = 5 * time.Second
+	}
+	if s.readWait <= 0 {
+		s.readWait = defaultReadWait
 	}
 	if n := sp.Pending(); n > 0 {
 		s.log.Warn(fmt.Sprintf("📦 %d events from an earlier run wait in the spool %s; delivering them to the database", n, sp.Dir()))
@@ -172,9 +188,9 @@ func (s *Store) wake() {
 }
 
 // Days reads from the database. While events wait in the spool it first
-// tries to deliver them within ctx; if some still wait it returns an error
-// (matching ErrUnavailable) that says how many, rather than numbers that
-// leave them out.
+// tries to deliver them, for at most Options.ReadWait and within ctx; if
+// some still wait it returns an error (matching ErrUnavailable) that says
+// how many, rather than numbers that leave them out.
 func (s *Store) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {
 	if s.closed.Load() {
 		return nil, tokenledger.ErrClosed
@@ -192,20 +208,43 @@ func (s *Store) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger
 	return days, err
 }
 
-// settle delivers what waits in the spool, or explains why it cannot.
+// settle delivers what waits in the spool, waiting for it at most
+// s.readWait, or explains why it cannot.
 func (s *Store) settle(ctx context.Context) error {
 	if s.spool.Pending() == 0 {
 		return nil
 	}
-	_, err := s.Drain(ctx)
+	wctx, cancel := context.WithTimeout(ctx, s.readWait)
+	defer cancel()
+	_, err := s.Drain(wctx)
 	if n := s.spool.Pending(); n > 0 {
-		if err == nil {
-			err = errors.New("delivery is in progress")
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err == nil || wctx.Err() != nil {
+			// The wait ran out while events were being delivered (by this
+			// read or by another caller): not an outage.
+			err = errDelivering
 		}
 		return s.withheld(n, err)
 	}
 	return nil
 }
+
+// errDelivering is why a read found events in the spool after its wait.
+var errDelivering = errors.New("delivery is in progress")
+
+// lock takes s.deliver, waiting for it no longer than ctx allows.
+func (s *Store) lock(ctx context.Context) error {
+	select {
+	case s.deliver <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) unlock() { <-s.deliver }
 
 // refused records and logs that the database refused spooled events with
 // err, which is not an outage: delivery stops at those events (they keep
@@ -228,7 +267,7 @@ func (s *Store) refused(err error) {
 // API callers.
 func (s *Store) withheld(n int, cause error) error {
 	msg := fmt.Sprintf("%d events from the local spool are still being delivered to the database; reports would leave them out, so try again in a moment", n)
-	if errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded) {
+	if cause != errDelivering && (errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded)) {
 		msg = fmt.Sprintf("The database is unreachable and %d events wait in the local spool; reports would leave them out, so none are given until they are delivered", n)
 	} else if s.refusal.Load() != nil {
 		msg = fmt.Sprintf("The database refuses the %d events that wait in the local spool; reports would leave them out, so none are given until it takes them (the server's log and /api/test say why)", n)
@@ -241,8 +280,10 @@ func (s *Store) Reset(ctx context.Context) error {
 	if s.closed.Load() {
 		return tokenledger.ErrClosed
 	}
-	s.deliver.Lock()
-	defer s.deliver.Unlock()
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
 	if err := s.primary.Reset(ctx); err != nil {
 		return err
 	}
@@ -264,10 +305,13 @@ func (s *Store) Check(ctx context.Context) error {
 // Drain delivers spooled events to the database in order until the spool
 // is empty, ctx ends or the database fails, and returns how many it
 // delivered. When the spool is empty and the database answered, fallback
-// ends. Only one Drain runs at a time; a second waits for the first.
+// ends. Only one Drain runs at a time; a second waits for the first, as
+// long as its ctx allows.
 func (s *Store) Drain(ctx context.Context) (int, error) {
-	s.deliver.Lock()
-	defer s.deliver.Unlock()
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.unlock()
 	delivered, fresh := 0, 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -371,7 +415,7 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	s.deliver.Lock()
-	defer s.deliver.Unlock()
+	s.deliver <- struct{}{} // waits for a delivery in progress
+	defer s.unlock()
 	return errors.Join(s.spool.Close(), s.primary.Close())
 }

@@ -1,0 +1,98 @@
+package fallback
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+// stalled is a flaky database whose Add, once armed, waits until released
+// (or its ctx ends): a delivery that takes long, as a large spool's does.
+type stalled struct {
+	*flaky
+	armed   chan struct{} // closed: Add waits for release
+	entered chan struct{} // receives when an armed Add starts waiting
+	release chan struct{}
+}
+
+func (d *stalled) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+	select {
+	case <-d.armed:
+		d.entered <- struct{}{}
+		select {
+		case <-d.release:
+		case <-ctx.Done():
+			return tokenledger.AddResult{}, ctx.Err()
+		}
+	default:
+	}
+	return d.flaky.Add(ctx, evs)
+}
+
+// A read while spooled events are being delivered waits for them at most
+// ReadWait, then answers 503-style with the count, instead of waiting out
+// the delivery (which, after a long outage, can take minutes).
+func TestReadDuringLongDeliveryIsRefusedPromptly(t *testing.T) {
+	ctx := context.Background()
+	db := &stalled{flaky: newFlaky(), armed: make(chan struct{}), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	s, err := New(db, t.TempDir(), Options{Logger: quiet, ReadWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	db.down.Store(true)
+	if res, err := s.Add(ctx, events("spooled", 10, now)); err != nil || !res.Degraded {
+		t.Fatalf("Add during the outage: %+v, %v", res, err)
+	}
+	db.down.Store(false)
+	close(db.armed)
+
+	// A delivery in progress (the background replayer's, say) holds the
+	// spool for as long as the database takes.
+	drained := make(chan error, 1)
+	go func() {
+		_, err := s.Drain(ctx)
+		drained <- err
+	}()
+	<-db.entered
+
+	q := tokenledger.DayQuery{From: tokenledger.DateOf(now), To: tokenledger.DateOf(now)}
+	read := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := s.Days(ctx, q)
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if !errors.Is(err, tokenledger.ErrUnavailable) || !strings.Contains(err.Error(), "10 events from the local spool are still being delivered") {
+			t.Fatalf("read during delivery: err = %v, want ErrUnavailable saying 10 events are still being delivered", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("read took %v, want about ReadWait (200ms)", d)
+		}
+	case <-time.After(10 * time.Second):
+		close(db.release)
+		t.Fatal("read still waiting for the delivery after 10s; ReadWait is 200ms")
+	}
+
+	// A caller's own shorter deadline is kept too, and says it ran out.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Days(short, q); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read with a 50ms deadline during delivery: err = %v, want its deadline", err)
+	}
+
+	close(db.release)
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if _, req := total(t, s, now); req != 10 {
+		t.Fatalf("requestCount after the delivery = %d, want 10", req)
+	}
+}
