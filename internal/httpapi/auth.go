@@ -123,7 +123,7 @@ func (s *server) requireKey(what access, next http.Handler) http.Handler {
 			return
 		}
 		if !g.keys.match(key) {
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "refused a request with a wrong key",
+			s.logRefusal(r.Context(), slog.LevelWarn, "refused a request with a wrong key",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
 			writeError(w, http.StatusForbidden, g.wrong)
 			return

@@ -91,7 +91,7 @@ func (s *server) writeServiceError(w http.ResponseWriter, r *http.Request, what 
 		writeError(w, http.StatusBadRequest, oe.Error())
 	case errors.Is(err, tokenledger.ErrUnavailable), errors.Is(err, tokenledger.ErrClosed),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, what+": storage unavailable",
+		s.logRefusal(r.Context(), slog.LevelWarn, what+": storage unavailable",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.redact(err.Error())))
 		msg := msgUnavailable
 		if ue := (*tokenledger.UnavailableError)(nil); errors.As(err, &ue) {
@@ -99,7 +99,7 @@ func (s *server) writeServiceError(w http.ResponseWriter, r *http.Request, what 
 		}
 		writeError(w, http.StatusServiceUnavailable, msg)
 	default:
-		s.log.LogAttrs(r.Context(), slog.LevelError, what+" failed",
+		s.logRefusal(r.Context(), slog.LevelError, what+" failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.redact(err.Error())))
 		writeError(w, http.StatusInternalServerError, msgInternal)
 	}

@@ -94,6 +94,7 @@ type server struct {
 	storageType string
 	info        tokenledger.StoreInfo
 	limiter     *limiter // nil without a rate limit
+	throttle    *throttle
 }
 
 // NewServer returns the HTTP API over d.Service. It panics when d.Service
@@ -118,6 +119,7 @@ func newServer(d Deps) *server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.throttle = &throttle{log: s.log}
 	if s.CheckTimeout <= 0 {
 		s.CheckTimeout = DefaultCheckTimeout
 	}
