@@ -486,9 +486,9 @@ type outcome struct {
 	acked    []event
 	unacked  []event
 	degraded int // batches answered 200 with degraded: true
-	// duplicates counts fresh events answered as duplicates: the database
-	// counted them in an earlier attempt of the same call whose reply was
-	// lost (only the REST store retries a call that may have run).
+	// duplicates counts fresh events answered as duplicates: the events
+	// are all fresh, so there must be none — not even when the REST store
+	// sent a call again whose first reply was lost (its claim token).
 	duplicates int
 	failures   []string
 	maxLatency time.Duration
@@ -574,8 +574,7 @@ func ids(events []event) []string {
 	return out
 }
 
-// noDuplicates fails t when a fresh event was answered as a duplicate:
-// with the Redis protocol no call is retried, so none may be.
+// noDuplicates fails t when a fresh event was answered as a duplicate.
 func (o *outcome) noDuplicates(t testing.TB) {
 	t.Helper()
 	if o.duplicates > 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"regexp"
 	"slices"
 	"strconv"
@@ -40,6 +41,14 @@ type Config struct {
 	// Server names the database in every error, without credentials, e.g.
 	// "redis 127.0.0.1:6379". Required.
 	Server string
+	// ClaimTokens gives every Add a random claim token, sent with each of
+	// its script calls, for a Doer that sends a request again when its
+	// reply was lost (store/kvrest): the script then answers an event the
+	// lost attempt counted as counted now, as that attempt would have,
+	// instead of as counted before. Each such claim keeps the token (an
+	// integer, about 16 bytes more than "1"). A Doer that never repeats a
+	// request does not need it.
+	ClaimTokens bool
 }
 
 // Core is a tokenledger store over a Doer, minus Close and Info, which
@@ -50,6 +59,7 @@ type Core struct {
 	retention int
 	now       tokenledger.Clock
 	server    string
+	tokens    bool                    // Config.ClaimTokens
 	lastDay   atomic.Pointer[dayKeys] // see dayKeysOf
 }
 
@@ -80,7 +90,7 @@ func New(cfg Config) (*Core, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Core{doer: cfg.Doer, keys: keys, retention: r, now: now, server: cfg.Server}, nil
+	return &Core{doer: cfg.Doer, keys: keys, retention: r, now: now, server: cfg.Server, tokens: cfg.ClaimTokens}, nil
 }
 
 // Keys returns the key layout.
@@ -290,12 +300,16 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 		}
 		groups[g].idx = append(groups[g].idx, i)
 	}
+	var token string
+	if c.tokens {
+		token = newClaimToken()
+	}
 	var calls []call
 	for _, g := range groups {
 		for start := 0; start < len(g.idx); start += MaxEventsPerCall {
 			idx := g.idx[start:min(start+MaxEventsPerCall, len(g.idx))]
 			n := len(idx)
-			cmd := make([]any, 0, 3+DayKeys+n+1+ArgsPerEvent*n)
+			cmd := make([]any, 0, 3+DayKeys+n+1+ArgsPerEvent*n+1)
 			cmd = append(cmd, "EVALSHA", addSHA, strconv.Itoa(DayKeys+n))
 			cmd = append(cmd, g.day.keys[:]...)
 			for _, i := range idx {
@@ -308,10 +322,21 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 					e.PromptTokens, e.CompletionTokens, e.TotalTokens,
 					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost))
 			}
+			if token != "" {
+				cmd = append(cmd, token)
+			}
 			calls = append(calls, call{idx: idx, cmd: cmd})
 		}
 	}
 	return calls, nil
+}
+
+// newClaimToken returns a random claim token for one Add: a decimal
+// integer from 10^4 to 2^62, which Redis stores as an integer (below 10^4
+// it would share its preallocated small integers with other keys' values,
+// and "1" is what a call without a token stores).
+func newClaimToken() string {
+	return strconv.FormatInt(10_000+mrand.Int64N(1<<62-10_000), 10)
 }
 
 // dayKeys is what every script call of one day carries: the day's five

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -437,6 +438,67 @@ func TestExpireAtByDayNumber(t *testing.T) {
 	} {
 		if got, want := c.expireAt(dayNumber(ts)), c.ExpireAt(tokenledger.DateOf(ts)).Unix(); got != want {
 			t.Errorf("%s: expireAt = %d, ExpireAt = %d", ts, got, want)
+		}
+	}
+}
+
+// TestClaimTokens: with Config.ClaimTokens, every script call of one Add
+// ends with the same token, another Add gets another, and such calls are
+// never merged with others (their token is theirs alone); without it no
+// call carries one.
+func TestClaimTokens(t *testing.T) {
+	var sent [][][]any
+	d := doerFunc(func(cmds [][]any) ([]any, error) {
+		sent = append(sent, cmds)
+		out := make([]any, len(cmds))
+		for i, cmd := range cmds {
+			n, _ := strconv.Atoi(cmd[2].(string))
+			ones := make([]any, n-DayKeys)
+			for j := range ones {
+				ones[j] = int64(1)
+			}
+			out[i] = ones
+		}
+		return out, nil
+	})
+	c, err := New(Config{Doer: d, Prefix: "tl", Now: func() time.Time { return fixedNow }, Server: "test", ClaimTokens: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := []tokenledger.Event{
+		{ID: "a", Timestamp: fixedNow, Model: "m"},
+		{ID: "b", Timestamp: fixedNow.AddDate(0, 0, -1), Model: "m"},
+	}
+	for range 2 {
+		if _, err := c.Add(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokenOf := func(cmd []any) string {
+		n, _ := strconv.Atoi(cmd[2].(string))
+		if len(cmd) != 3+n+1+ArgsPerEvent*(n-DayKeys)+1 {
+			t.Fatalf("call %v has no claim token", cmd)
+		}
+		return cmd[len(cmd)-1].(string)
+	}
+	t1, t2 := tokenOf(sent[0][0]), tokenOf(sent[1][0])
+	if tokenOf(sent[0][1]) != t1 || tokenOf(sent[1][1]) != t2 {
+		t.Errorf("the calls of one Add carry different tokens")
+	}
+	if t1 == t2 {
+		t.Errorf("two Adds share the token %s", t1)
+	}
+	for _, tok := range []string{t1, t2} {
+		if v, err := strconv.ParseInt(tok, 10, 64); err != nil || v < 10_000 || v >= 1<<62 || strconv.FormatInt(v, 10) != tok {
+			t.Errorf("token %q is not a decimal integer from 10^4 to 2^62", tok)
+		}
+	}
+	if _, _, ok := AddCall(sent[0][0]); ok {
+		t.Errorf("a call with a claim token counts as mergeable")
+	}
+	for _, cmd := range builtCalls(t, evs) {
+		if n, _ := strconv.Atoi(cmd[2].(string)); len(cmd) != 3+n+1+ArgsPerEvent*(n-DayKeys) {
+			t.Errorf("without ClaimTokens a call carries %d values more", len(cmd)-(3+n+1+ArgsPerEvent*(n-DayKeys)))
 		}
 	}
 }

@@ -38,20 +38,37 @@ const MaxEventsPerCall = 256
 // holding anything else (written by hand, or by another program) failed
 // its HINCRBY after the claims: Redis does not roll a script back, and the
 // ids of every caller merged into the call stayed claimed without counters.
-const addScript = `-- tokenledger add v4: count one UTC day's new events.
+//
+// v5, against v4: an optional last ARGV, the call's claim token (see
+// AddCall below). A call that carries one stores it as the claim's value
+// instead of "1", and answers 1 for an event whose claim already holds that
+// token: the event was counted by an earlier attempt of the same call,
+// whose reply was lost, so the retry reports it as counted now, as that
+// attempt would have. Without a token nothing changes.
+const addScript = `-- tokenledger add v5: count one UTC day's new events.
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
 -- KEYS[4] user set, KEYS[5] session set, KEYS[6..] one claim key per event.
 -- ARGV[1] expiry of every key (unix seconds: start of day D+R+1), then per
 -- event: model, userId, sessionId, promptTokens, completionTokens,
 -- totalTokens, cacheReadTokens, cacheWriteTokens, reasoningTokens, cost
--- (nano-dollars). An empty userId or sessionId means none.
--- Returns one integer per event: 1 counted now, 0 counted before (an id
--- twice in one call counts at its first place only).
+-- (nano-dollars). An empty userId or sessionId means none. Optionally a
+-- last value: the call's claim token (a decimal integer of 5 to 19 digits),
+-- the same in every attempt of one call.
+-- Returns one integer per event: 1 counted now (or, with a token, by an
+-- earlier attempt of this call), 0 counted before (an id twice in one call
+-- counts at its first place only).
 local n = #KEYS - 5
-if n < 1 or #ARGV ~= 1 + 10 * n then
-  return redis.error_reply('ERR tokenledger add: expected 5 day keys, a claim key per event and 1 + 10 values per event')
+if n < 1 or (#ARGV ~= 1 + 10 * n and #ARGV ~= 2 + 10 * n) then
+  return redis.error_reply('ERR tokenledger add: expected 5 day keys, a claim key per event and 1 + 10 values per event, and optionally a claim token')
 end
 local exp = ARGV[1]
+local token = nil
+if #ARGV == 2 + 10 * n then
+  token = ARGV[#ARGV]
+  if not string.match(token, '^[1-9]%d%d%d%d%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?$') then
+    return redis.error_reply('ERR tokenledger add: the claim token is not a decimal integer of 5 to 19 digits')
+  end
+end
 -- Event e (1-based) has its values at ARGV[b + 1 .. b + 10], b = 1 + 10(e - 1).
 
 -- Preconditions, checked before the first write.
@@ -146,15 +163,23 @@ for h = 1, 2 do
   end
 end
 
--- Writes. First the claims: new lists the b of each new event.
-local out, new = {}, {}
+-- Writes. First the claims: new lists the b of each new event. With a
+-- token, a claim already holding it was made by an earlier attempt of this
+-- call (its reply lost), which counted the event: answered 1, not counted
+-- again. seen keeps an id's second place in the call at 0 either way.
+local out, new, seen = {}, {}, {}
+local value = token or '1'
 for e = 1, n do
-  if redis.call('SET', KEYS[5 + e], '1', 'NX', 'EXAT', exp) then
+  local k = KEYS[5 + e]
+  if redis.call('SET', k, value, 'NX', 'EXAT', exp) then
     new[#new + 1] = 1 + 10 * (e - 1)
+    out[e] = 1
+  elseif token and not seen[k] and redis.pcall('GET', k) == token then
     out[e] = 1
   else
     out[e] = 0
   end
+  seen[k] = true
 end
 if #new == 0 then return out end
 

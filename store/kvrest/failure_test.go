@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,8 +167,9 @@ func listen(t *testing.T, handle func(net.Conn)) string {
 }
 
 // TestRetries: a 5xx answer, a dropped connection and a lost reply are
-// retried, and the script's id claim makes every event count once; a 400
-// and a 401 are not retried.
+// retried, and the script's id claim makes every event count once, and
+// its claim token report it as counted by this Add; a 400 and a 401 are
+// not retried.
 func TestRetries(t *testing.T) {
 	f := front(t)
 	ctx := context.Background()
@@ -182,8 +184,8 @@ func TestRetries(t *testing.T) {
 			t.Errorf("%s: Add: %v", kind, err)
 			return
 		}
-		if res.Accepted()+res.Duplicates() != 1 {
-			t.Errorf("%s: result %+v", kind, res)
+		if res.Accepted() != 1 {
+			t.Errorf("%s: result %+v, want the event reported new", kind, res)
 		}
 		st := f.Stats()
 		if st.Single != 2 || st.Commands != wantCommands || st.Faults[kind] != 1 {
@@ -202,14 +204,26 @@ func TestRetries(t *testing.T) {
 	t.Run("dropped before", func(t *testing.T) { one(kvresttest.DropBefore, 1) })
 	t.Run("dropped after the command ran", func(t *testing.T) { one(kvresttest.DropAfter, 2) })
 
-	t.Run("lost reply reports a duplicate", func(t *testing.T) {
-		// The retry finds the id claimed by the lost attempt: the event is
-		// counted once and reported as not new (documented on Add).
+	t.Run("lost reply still reports new and duplicate exactly", func(t *testing.T) {
+		// The retry finds the ids claimed by the lost attempt with its
+		// token: counted once, reported as new. An id counted before the
+		// Add, and an id's second place in the batch, stay duplicates.
 		s := open(t, f, kvrest.Options{})
+		old := batch("lost-old", 1)
+		if res, err := s.Add(ctx, old); err != nil || res.Accepted() != 1 {
+			t.Fatalf("first Add: %+v, %v", res, err)
+		}
+		evs := append(batch("lost", 3), old[0])
+		evs = append(evs, evs[0])
+		before := today(t, s).RequestCount
 		f.Inject(kvresttest.Fault{Kind: kvresttest.DropAfter})
-		res, err := s.Add(ctx, batch("lost", 1))
-		if err != nil || res.Accepted() != 0 || res.Duplicates() != 1 {
-			t.Errorf("Add after a lost reply: %+v, %v", res, err)
+		res, err := s.Add(ctx, evs)
+		want := []bool{true, true, true, false, false}
+		if err != nil || !slices.Equal(res.New, want) {
+			t.Errorf("Add after a lost reply: %+v, %v; want New %v", res, err, want)
+		}
+		if d := today(t, s); d.RequestCount != before+3 {
+			t.Errorf("requestCount grew by %d, want 3", d.RequestCount-before)
 		}
 	})
 
@@ -221,8 +235,8 @@ func TestRetries(t *testing.T) {
 		}
 		f.ResetStats()
 		f.Inject(kvresttest.Fault{Kind: kvresttest.DropAfter})
-		if _, err := s.Add(ctx, evs); err != nil {
-			t.Fatal(err)
+		if res, err := s.Add(ctx, evs); err != nil || res.Accepted() != 10 {
+			t.Fatalf("Add: %+v, %v; want all 10 reported new", res, err)
 		}
 		if st := f.Stats(); st.Pipeline != 2 || st.Commands != 4 {
 			t.Errorf("front saw %+v, want 2 pipeline requests of 2 script calls", st)

@@ -129,6 +129,10 @@ func New(opts Options) (*Store, error) {
 	core, err := redismodel.New(redismodel.Config{
 		Doer: cl, Prefix: strings.TrimSpace(opts.Prefix), RetentionDays: opts.RetentionDays,
 		Now: opts.Now, Server: Kind + " " + cl.Host(),
+		// The client sends a request again when its reply was lost: with a
+		// claim token, the events the lost attempt counted are still
+		// reported as counted by this call.
+		ClaimTokens: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kv rest store for %s: %w", cl.Host(), err)
@@ -246,8 +250,10 @@ func (s *Store) readOnlyErr(op string) error {
 // an event that breaks the contract; ErrReadOnly with only a read-only
 // token; or tokenledger.ErrClosed after Close. Retrying the same events
 // after an error never counts one twice. When a reply was lost and the
-// client retried, an event counted by the lost attempt is reported as not
-// new (it was counted, once).
+// client sent the request again, an event the lost attempt counted is
+// reported as new all the same: each Add's script calls carry a claim
+// token (redismodel.Config.ClaimTokens) that tells its own claims from
+// earlier ones.
 func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
 	if s.closed.Load() {
 		return tokenledger.AddResult{}, tokenledger.ErrClosed

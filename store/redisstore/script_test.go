@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -557,5 +558,83 @@ func TestScriptChecksOnlyWhatItWrites(t *testing.T) {
 	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "", "", 1, 1, 2, 0, 0, 0, 0).Result()
 	if err != nil || fmt.Sprint(got) != "[1]" {
 		t.Errorf("a call without user or session over strings at their keys: %v, %v; want [1]", got, err)
+	}
+}
+
+// TestClaimTokens: a call with a claim token (as store/kvrest sends, and
+// sends again when a reply was lost) answers 1 for an event whose claim
+// holds its own token — counted by its lost attempt — without counting it
+// again; an id claimed by anyone else, or at its second place in the call,
+// answers 0; a malformed token is refused before any write.
+func TestClaimTokens(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	p := redistest.Prefix()
+	day := p + ":{2026-11-27}:"
+	dayKeys := []string{day + "totals", day + "models", day + "users", day + "userset", day + "sessions"}
+	exp := time.Now().Add(time.Hour).Unix()
+	call := func(ids []string, token string) (any, error) {
+		keys := append(slices.Clone(dayKeys), make([]string, 0, len(ids))...)
+		args := []any{exp}
+		for _, id := range ids {
+			keys = append(keys, day+"id:"+id)
+			args = append(args, "m", "u", "s", 1, 2, 3, 0, 0, 0, 0)
+		}
+		if token != "" {
+			args = append(args, token)
+		}
+		return c.Eval(ctx, redismodel.AddScript(), keys, args...).Result()
+	}
+	requests := func() string { return c.HGet(ctx, day+"totals", "n").Val() }
+	if err := c.Set(ctx, day+"id:foreign", "x", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HSet(ctx, day+"id:hash", "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, bad := range []string{"1234", "01234", "12345678901234567890", "12a45", "-12345"} {
+		if _, err := call([]string{"bad"}, bad); err == nil || !strings.Contains(err.Error(), "claim token") {
+			t.Errorf("token %q: err = %v, want the script's refusal", bad, err)
+		}
+	}
+	if left := scanKeys(t, c, day+"*"); len(left) != 2 {
+		t.Fatalf("refused tokens wrote: %v", left)
+	}
+
+	const tok = "4611686018427387000"
+	if got, err := call([]string{"a", "b", "a"}, tok); err != nil || fmt.Sprint(got) != "[1 1 0]" {
+		t.Fatalf("first attempt: %v, %v; want [1 1 0]", got, err)
+	}
+	if v := c.Get(ctx, day+"id:a").Val(); v != tok {
+		t.Errorf("claim holds %q, want the token", v)
+	}
+	if n := requests(); n != "2" {
+		t.Fatalf("requestCount %s after the first attempt, want 2", n)
+	}
+	// The same call again (its reply was lost): reported as counted, not
+	// counted again; the ids claimed by others stay duplicates.
+	if got, err := call([]string{"a", "b", "a", "foreign", "hash"}, tok); err != nil || fmt.Sprint(got) != "[1 1 0 0 0]" {
+		t.Fatalf("second attempt: %v, %v; want [1 1 0 0 0]", got, err)
+	}
+	if n := requests(); n != "2" {
+		t.Fatalf("requestCount %s after the second attempt, want still 2", n)
+	}
+	// Another call, with another token or none, finds them counted before.
+	for _, other := range []string{"12345", ""} {
+		if got, err := call([]string{"a", "b"}, other); err != nil || fmt.Sprint(got) != "[0 0]" {
+			t.Errorf("token %q: %v, %v; want [0 0]", other, got, err)
+		}
+	}
+	// A claim made without a token holds "1"; a token never matches it.
+	if got, err := call([]string{"plain"}, ""); err != nil || fmt.Sprint(got) != "[1]" {
+		t.Fatalf("call without a token: %v, %v", got, err)
+	}
+	if got, err := call([]string{"plain"}, "10000"); err != nil || fmt.Sprint(got) != "[0]" {
+		t.Errorf("token against a plain claim: %v, %v; want [0]", got, err)
+	}
+	if n := requests(); n != "3" {
+		t.Errorf("requestCount %s at the end, want 3", n)
 	}
 }
