@@ -44,7 +44,10 @@ const MaxEventsPerCall = 256
 // instead of "1", and answers 1 for an event whose claim already holds that
 // token: the event was counted by an earlier attempt of the same call,
 // whose reply was lost, so the retry reports it as counted now, as that
-// attempt would have. Without a token nothing changes.
+// attempt would have. Without a token nothing changes. And a counter
+// field holding a negative number is refused like any other foreign value:
+// v4 let one below -2^63 through its check, whose HINCRBY then failed
+// after the claims (tokenledger never writes a negative counter).
 const addScript = `-- tokenledger add v5: count one UTC day's new events.
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
 -- KEYS[4] user set, KEYS[5] session set, KEYS[6..] one claim key per event.
@@ -110,7 +113,8 @@ if not bad and anyUser then bad = check(3, 'hash') or check(4, 'set') end
 if not bad and anySession then bad = check(5, 'set') end
 if bad then return bad end
 -- Every counter the call may write holds an integer that HINCRBY takes
--- (a decimal without leading zeros) and that the call cannot take to 2^62:
+-- (a decimal without sign or leading zeros: tokenledger writes no
+-- negative counter) and that the call cannot take to 2^62:
 -- a HINCRBY failing after the claims would leave ids claimed without
 -- their counters. 2^62 leaves a margin far above the rounding of Lua's
 -- doubles, so no call can take a counter past 2^63 - 1. Each hash's
@@ -124,8 +128,8 @@ local function counters(i, fields, sums)
   end
   for f = 1, #fields do
     local v = cur[f]
-    if v and v ~= '0' and not (#v <= 20 and string.match(v, '^%-?[1-9]%d*$')) then
-      return redis.error_reply('ERR tokenledger add: field ' .. fields[f] .. ' of ' .. KEYS[i] .. ' does not hold an integer')
+    if v and v ~= '0' and not (#v <= 20 and string.match(v, '^[1-9]%d*$')) then
+      return redis.error_reply('ERR tokenledger add: field ' .. fields[f] .. ' of ' .. KEYS[i] .. ' does not hold an integer from 0 to 2^62')
     end
     if (tonumber(v) or 0) + sums[f] >= 2^62 then
       return redis.error_reply('ERR tokenledger add: counter ' .. fields[f] .. ' of ' .. KEYS[i] .. ' would overflow')

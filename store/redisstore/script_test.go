@@ -389,6 +389,9 @@ func TestForeignCounterValuesClaimNothing(t *testing.T) {
 		{"models", "n|m2", "007", "does not hold an integer"},
 		{"models", "$|m2", "4611686018427387900", "counter costUsd of day"},
 		{"users", "p|u2", " 1", "does not hold an integer"},
+		{"totals", "t", "-9999999999999999999", "does not hold an integer"},
+		{"models", "t|m2", "-5", "does not hold an integer"},
+		{"users", "c|u2", "-9223372036854775808", "does not hold an integer"},
 		{"users", "c|u2", "4611686018427387903", "counter completionTokens of day"},
 	} {
 		t.Run(tc.kind+" "+tc.field+" "+tc.value, func(t *testing.T) {
