@@ -23,9 +23,10 @@ type goRedis interface {
 // round trip, per master on a cluster) per Do.
 type doer struct {
 	c goRedis
-	// timeout bounds a pipeline: go-redis waits up to twice its read
+	// timeout bounds a round trip: go-redis waits up to twice its read
 	// timeout for the replies of a pipeline from a server that does not
-	// answer, where a lone command waits once. 0: no bound of its own.
+	// answer, and its cluster client sends a lone command that timed out
+	// again, up to MaxRedirects (3) times. 0: no bound of its own.
 	timeout time.Duration
 }
 
@@ -52,15 +53,15 @@ func (d *doer) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 func (d *doer) exec(ctx context.Context, cmds [][]any) (out []any, errs []error, err error) {
 	out = make([]any, len(cmds))
 	errs = make([]error, len(cmds))
-	if len(cmds) == 1 {
-		// One command needs no pipeline (nor go-redis's pipeline pool).
-		out[0], errs[0] = convert(d.c.Do(ctx, cmds[0]...))
-		return out, errs, nil
-	}
 	if d.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d.timeout)
 		defer cancel()
+	}
+	if len(cmds) == 1 {
+		// One command needs no pipeline (nor go-redis's pipeline pool).
+		out[0], errs[0] = convert(d.c.Do(ctx, cmds[0]...))
+		return out, errs, nil
 	}
 	pipe := d.c.Pipeline()
 	rc := make([]*redis.Cmd, len(cmds))
