@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -231,8 +230,10 @@ func (c *Core) readAddReply(op string, r any, idx []int, isNew []bool) error {
 }
 
 // overflowRe matches the script's refusal of a counter that would reach
-// 2^62: "… counter <field> of <prefix>:{<date>}:<kind> would overflow".
-var overflowRe = regexp.MustCompile(`^ERR tokenledger add: counter (\S+) of \S*:\{(\d{4}-\d{2}-\d{2})\}:\S+ would overflow`)
+// 2^62: "… counter <field> of <prefix>:{<date>}:<kind> would overflow",
+// where a model's or user's field is "<code>|<name>" and the name may hold
+// spaces (even " of "); only the code before the "|" is needed.
+var overflowRe = regexp.MustCompile(`^ERR tokenledger add: counter ([a-z$]+)(?:\|.*)? of \S*:\{(\d{4}-\d{2}-\d{2})\}:[a-z]+ would overflow$`)
 
 // counterNames maps the script's hash fields to the JSON names of the
 // counters.
@@ -247,7 +248,7 @@ func overflowError(e ReplyError) *tokenledger.CounterOverflowError {
 	if m == nil {
 		return nil
 	}
-	field, _, _ := strings.Cut(m[1], "|") // a model's or user's field: its kind
+	field := m[1]
 	name, ok := counterNames[field]
 	if !ok {
 		name = field

@@ -641,3 +641,29 @@ func TestClaimTokens(t *testing.T) {
 		t.Errorf("requestCount %s at the end, want 3", n)
 	}
 }
+
+// TestOverflowOfANameWithSpaces: the script's overflow refusal for a model
+// or user whose name has spaces is still the CounterOverflowError every
+// store returns (a 400), not an unexplained failure.
+func TestOverflowOfANameWithSpaces(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	s := open(t, redisstore.Options{URL: srv.URL()})
+	now := noon()
+	day := tokenledger.DateOf(now)
+	for _, tc := range []struct{ kind, field, counter string }{
+		{"models", "p|gpt 4o of mini", "promptTokens"},
+		{"users", "t|Ada Lovelace", "totalTokens"},
+	} {
+		if err := c.HSet(ctx, s.Prefix()+":{"+string(day)+"}:"+tc.kind, tc.field, "4611686018427387900").Err(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Add(ctx, []tokenledger.Event{event("sp-"+tc.kind, now, "gpt 4o of mini", "Ada Lovelace", "s", 100, 1)})
+		var oe *tokenledger.CounterOverflowError
+		if !errors.As(err, &oe) || oe.Counter != tc.counter || oe.Date != day {
+			t.Errorf("%s field %q near 2^62: err = %v, want a CounterOverflowError for %s of %s", tc.kind, tc.field, err, tc.counter, day)
+		}
+		c.HDel(ctx, s.Prefix()+":{"+string(day)+"}:"+tc.kind, tc.field)
+	}
+}
