@@ -211,6 +211,7 @@ func syntaxOffset(path string, off int64) int64 {
 func (s *snapFile) readHeader() error {
 	var sawFormat, sawVersion bool
 	var unknown error // the first unknown field before "version"
+	seen := map[string]bool{}
 	for s.dec.More() {
 		keyOff := s.dec.InputOffset()
 		tok, err := s.dec.Token()
@@ -218,6 +219,10 @@ func (s *snapFile) readHeader() error {
 			return s.syntax(err)
 		}
 		key, _ := tok.(string)
+		if seen[key] {
+			return corruptAt(s.path, keyOff, "the field %q appears twice", key)
+		}
+		seen[key] = true
 		switch key {
 		case "format":
 			var v string
@@ -247,8 +252,8 @@ func (s *snapFile) readHeader() error {
 				return err
 			}
 			n, err := strconv.ParseUint(v.String(), 10, 64)
-			if err != nil {
-				return corruptAt(s.path, keyOff, "\"foldedJournal\" must be a whole number")
+			if err != nil || n > maxJournalSeq {
+				return corruptAt(s.path, keyOff, "\"foldedJournal\" must be a whole number from 0 to 2^62")
 			}
 			s.folded = n
 		case "updatedAt", "retentionDays":
@@ -391,13 +396,19 @@ func (s *snapFile) readDay() (tokenledger.Date, []tokenledger.Event, error) {
 	var date tokenledger.Date
 	var evs []tokenledger.Event
 	var sawEvents bool
+	seen := map[string]bool{}
 	for s.dec.More() {
 		keyOff := s.dec.InputOffset()
 		tok, err := s.dec.Token()
 		if err != nil {
 			return "", nil, s.syntax(err)
 		}
-		switch key, _ := tok.(string); key {
+		key, _ := tok.(string)
+		if seen[key] {
+			return "", nil, corruptAt(s.path, keyOff, "the field %q appears twice in a day", key)
+		}
+		seen[key] = true
+		switch key {
 		case "date":
 			var v string
 			if err := s.decode(&v); err != nil {

@@ -121,6 +121,11 @@ func TestHostileFiles(t *testing.T) {
 		{"ours: negative tokens", oursFile("", strings.Replace(goodEvent, `"promptTokens":10`, `"promptTokens":-10`, 1)), nil, corrupt, nil},
 		{"ours: cost beyond int64 nanos", oursFile("", strings.Replace(goodEvent, `"totalTokens":12`, `"totalTokens":12,"costUsd":99999999999999999999`, 1)), nil, corrupt, nil},
 		{"ours: foldedJournal beyond uint64", oursFile(`"foldedJournal":99999999999999999999,`, goodEvent), nil, corrupt, nil},
+		// A folded journal number that cannot be incremented would make the
+		// next journal look folded already, and its events be lost.
+		{"ours: foldedJournal 2^64-1", oursFile(`"foldedJournal":18446744073709551615,`, goodEvent), nil, corrupt, nil},
+		{"ours: foldedJournal 2^62+1", oursFile(`"foldedJournal":4611686018427387905,`, goodEvent), nil, corrupt, nil},
+		{"ours: foldedJournal 2^62", oursFile(`"foldedJournal":4611686018427387904,`, goodEvent), nil, loads, nil},
 		{"ours: version beyond int64", []byte(`{"format":"tokenledger","version":99999999999999999999,"days":[]}`), nil, unknownVersion, nil},
 		{"original: tokensUsed beyond int64", originalFile(originalRecord("r1", "99999999999999999999"), originalRecord("r2", "7")), nil, loads,
 			func(t *testing.T, o hostileOutcome) {
@@ -164,7 +169,13 @@ func TestHostileFiles(t *testing.T) {
 					}
 				}
 			}},
-		{"ours: a repeated header field", []byte(`{"format":"tokenledger","format":"tokenledger","version":1,"version":1,"days":[]}`), nil, loads, nil},
+		// Outside events, a repeated key is refused: tokenledger never
+		// writes one, and which of two values would count is a guess (a
+		// day's second "date" moved its events to another day).
+		{"ours: a repeated header field", []byte(`{"format":"tokenledger","format":"tokenledger","version":1,"version":1,"days":[]}`), nil, corrupt, nil},
+		{"ours: a repeated foldedJournal", oursFile(`"foldedJournal":0,"foldedJournal":5,`, goodEvent), nil, corrupt, nil},
+		{"ours: a day's date twice", []byte(`{"format":"tokenledger","version":1,"days":[{"date":"2026-11-27","events":[` + goodEvent + `],"date":"2026-11-26"}]}`), nil, corrupt, nil},
+		{"ours: a day's events twice", []byte(`{"format":"tokenledger","version":1,"days":[{"date":"2026-11-27","events":[` + goodEvent + `],"events":[]}]}`), nil, corrupt, nil},
 		{"ours: repeated days", []byte(`{"format":"tokenledger","version":1,"days":[],"days":[]}`), nil, corrupt, nil},
 		{"ours: a repeated date", []byte(`{"format":"tokenledger","version":1,"days":[{"date":"2026-11-27","events":[]},{"date":"2026-11-27","events":[]}]}`), nil, corrupt, nil},
 		{"original: a repeated field", originalFile(strings.Replace(originalRecord("r1", "5"), `"tokenType":"prompt"`, `"tokenType":"prompt","tokensUsed":6`, 1)), nil, loads,
@@ -548,5 +559,21 @@ func TestOneHugeValue(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d requests, want 1", n)
+	}
+}
+
+// TestJournalNumberBeyondBound: a journal whose number could wrap around
+// is refused by name, and nothing is changed.
+func TestJournalNumberBeyondBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token_usage.json")
+	huge := path + journalInfix + "18446744073709551615"
+	writeFile(t, huge, journalLine(`[`+goodEvent+`]`))
+	before := snapshotFiles(t, filepath.Dir(path))
+	_, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+	if err == nil || !strings.Contains(err.Error(), huge) || !strings.Contains(err.Error(), "at most 2^63") {
+		t.Fatalf("Open with journal %s: err = %v, want a refusal naming it", huge, err)
+	}
+	if after := snapshotFiles(t, filepath.Dir(path)); !equalFiles(before, after) {
+		t.Errorf("the refused Open changed the files: %v → %v", keys(before), keys(after))
 	}
 }
