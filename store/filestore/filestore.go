@@ -487,7 +487,10 @@ func (s *Store) commit(group []*request) {
 	if len(fresh) == 0 {
 		return
 	}
-	if s.kind == kindOriginal && !s.compacting {
+	if s.kind == kindOriginal && !s.compacting && s.retryAt == 0 {
+		// Once: after a failed conversion, compaction retries it when the
+		// journal has grown by the threshold (maybeCompactLocked), not
+		// every write — each try rereads the whole original file.
 		s.convertLocked()
 	}
 	for start := 0; start < len(fresh); start += maxLineEvents {

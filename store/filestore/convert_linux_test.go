@@ -1,0 +1,80 @@
+package filestore
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+// TestFailedConversionIsNotRedoneOnEveryWrite: when converting an
+// original-format file fails (here the file size limit lets journal lines
+// through but not the converted file; a nearly full disk does the same),
+// the events still go to the journal, and the conversion is retried by a
+// later compaction — not again on every write, which would reread the
+// whole file each time and start a new journal per write. Nothing is
+// lost: after the limit is lifted, Close converts and every event is there.
+// (RLIMIT_FSIZE is process-wide, so this test is not parallel.)
+func TestFailedConversionIsNotRedoneOnEveryWrite(t *testing.T) {
+	original, err := os.ReadFile(filepath.Join(fixtureDir, "token_usage.json"))
+	if err != nil {
+		t.Fatalf("the shared fixture is missing: %v", err)
+	}
+	path := tempPath(t)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, original)
+	var logs logBuffer
+	st, err := Open(path, Options{Now: clockAt(fixedNow), Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := allDays(t, st, fixedNow, tokenledger.DefaultRetentionDays)
+
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 64 << 10, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	const writes = 10
+	var addErr error
+	for i := range writes {
+		e := testEvent("conv", i, 1, fixedNow)
+		if _, err := st.Add(t.Context(), []tokenledger.Event{e}); err != nil && addErr == nil {
+			addErr = err
+		}
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if addErr != nil {
+		t.Fatalf("Add while the conversion cannot be written: %v (the journal lines fit the limit)", addErr)
+	}
+	if n := strings.Count(logs.String(), "could not convert"); n != 1 {
+		t.Errorf("the conversion was tried %d times for %d writes, want once", n, writes)
+	}
+	if js, _ := listJournals(path); len(js) != 1 {
+		t.Errorf("%d journals after %d writes, want 1", len(js), writes)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close (converts now that it can): %v", err)
+	}
+	st = mustOpen(t, path, Options{Now: clockAt(fixedNow)})
+	after := allDays(t, st, fixedNow, tokenledger.DefaultRetentionDays)
+	var was, is int64
+	for _, d := range before {
+		was += d.RequestCount
+	}
+	for _, d := range after {
+		is += d.RequestCount
+	}
+	if is != was+writes {
+		t.Errorf("after reopening: %d requests, want %d (the file's %d + %d written)", is, was+writes, was, writes)
+	}
+}
