@@ -272,6 +272,10 @@ func (s *Spool) ack(pos position, n int) error {
 	if err := journal.WriteFileAtomic(s.cursorPath(), b); err != nil {
 		return fmt.Errorf("move spool cursor: %w", err)
 	}
+	// Taking the write lock waits for every Append in progress: each holds
+	// the read lock until its events are counted, so a record delivered
+	// the moment it was committed is counted before it is subtracted here,
+	// and the count never reads below what waits on disk.
 	s.mu.Lock()
 	old := s.cursor.Segment
 	s.cursor = pos
