@@ -216,14 +216,16 @@ func (s *Store) settle(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.readWait)
 	defer cancel()
-	_, err := s.Drain(wctx)
+	delivered, err := s.Drain(wctx)
 	if n := s.spool.Pending(); n > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err == nil || wctx.Err() != nil {
-			// The wait ran out while events were being delivered (by this
-			// read or by another caller): not an outage.
+		if err == nil || (wctx.Err() != nil && delivered > 0) {
+			// More arrived, or the wait ran out while this read delivered:
+			// not an outage. (Waiting for another caller's delivery is
+			// errDelivering already; running out while the database had
+			// taken nothing of this read is a database that did not answer.)
 			err = errDelivering
 		}
 		return s.withheld(n, err)
@@ -231,7 +233,8 @@ func (s *Store) settle(ctx context.Context) error {
 	return nil
 }
 
-// errDelivering is why a read found events in the spool after its wait.
+// errDelivering is why a read found events in the spool after its wait
+// although the database takes them.
 var errDelivering = errors.New("delivery is in progress")
 
 // lock takes s.deliver, waiting for it no longer than ctx allows.
@@ -267,7 +270,7 @@ func (s *Store) refused(err error) {
 // API callers.
 func (s *Store) withheld(n int, cause error) error {
 	msg := fmt.Sprintf("%d events from the local spool are still being delivered to the database; reports would leave them out, so try again in a moment", n)
-	if cause != errDelivering && (errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded)) {
+	if !errors.Is(cause, errDelivering) && (errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded)) {
 		msg = fmt.Sprintf("The database is unreachable and %d events wait in the local spool; reports would leave them out, so none are given until they are delivered", n)
 	} else if s.refusal.Load() != nil {
 		msg = fmt.Sprintf("The database refuses the %d events that wait in the local spool; reports would leave them out, so none are given until it takes them (the server's log and /api/test say why)", n)
@@ -309,9 +312,13 @@ func (s *Store) Check(ctx context.Context) error {
 // long as its ctx allows.
 func (s *Store) Drain(ctx context.Context) (int, error) {
 	if err := s.lock(ctx); err != nil {
-		return 0, err
+		// Another caller's delivery held the spool for all of ctx.
+		return 0, fmt.Errorf("%w: %w", errDelivering, err)
 	}
 	defer s.unlock()
+	if s.closed.Load() {
+		return 0, tokenledger.ErrClosed // Close waits for this lock, then closes the database
+	}
 	delivered, fresh := 0, 0
 	for {
 		if err := ctx.Err(); err != nil {

@@ -3,7 +3,9 @@ package fallback
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,4 +97,74 @@ func TestReadDuringLongDeliveryIsRefusedPromptly(t *testing.T) {
 	if _, req := total(t, s, now); req != 10 {
 		t.Fatalf("requestCount after the delivery = %d, want 10", req)
 	}
+}
+
+// A read whose own delivery attempt gets no answer from the database
+// within ReadWait says the database is unreachable (not that delivery is
+// under way), with the count.
+func TestReadWithAHungDatabaseSaysUnreachable(t *testing.T) {
+	ctx := context.Background()
+	db := &stalled{flaky: newFlaky(), armed: make(chan struct{}), entered: make(chan struct{}, 8), release: make(chan struct{})}
+	defer close(db.release)
+	s, err := New(db, t.TempDir(), Options{Logger: quiet, ReadWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	db.down.Store(true)
+	if _, err := s.Add(ctx, events("spooled", 3, now)); err != nil {
+		t.Fatal(err)
+	}
+	db.down.Store(false)
+	close(db.armed) // the database takes the call and never answers
+
+	d := tokenledger.DateOf(now)
+	_, err = s.Days(ctx, tokenledger.DayQuery{From: d, To: d})
+	if !errors.Is(err, tokenledger.ErrUnavailable) || !strings.Contains(err.Error(), "The database is unreachable and 3 events wait in the local spool") {
+		t.Fatalf("read with a hung database: err = %v, want ErrUnavailable saying it is unreachable and 3 events wait", err)
+	}
+}
+
+// After Close, a delivery (the background replayer's last wake-up) does
+// not call the closed database, and so logs no refusal.
+func TestDrainAfterCloseDoesNotCallTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	db := &counting{flaky: newFlaky()}
+	var logs strings.Builder
+	s, err := New(db, t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	db.down.Store(true)
+	if _, err := s.Add(ctx, events("left", 2, now)); err != nil {
+		t.Fatal(err)
+	}
+	db.down.Store(false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	calls := db.calls.Load()
+	n, err := s.Drain(ctx)
+	if n != 0 || !errors.Is(err, tokenledger.ErrClosed) {
+		t.Errorf("Drain after Close = %d, %v; want 0, ErrClosed", n, err)
+	}
+	if got := db.calls.Load() - calls; got != 0 {
+		t.Errorf("Drain after Close called the closed database's Add %d times", got)
+	}
+	if strings.Contains(logs.String(), "The database refused") {
+		t.Errorf("Drain after Close logged a refusal:\n%s", logs.String())
+	}
+}
+
+// counting is a flaky database that counts its Add calls.
+type counting struct {
+	*flaky
+	calls atomic.Int32
+}
+
+func (d *counting) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+	d.calls.Add(1)
+	return d.flaky.Add(ctx, evs)
 }
