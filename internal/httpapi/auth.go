@@ -45,7 +45,8 @@ func (k keyring) match(key string) bool {
 
 // credential returns the key r carries: "Authorization: Bearer <key>"
 // (the scheme in any case), else the X-API-Key header. It returns "" when
-// there is none; another Authorization scheme counts as none.
+// there is none. An Authorization header of another scheme (a proxy's
+// Basic, say) is not a key and is ignored.
 func credential(r *http.Request) string {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, key, _ := strings.Cut(auth, " ")

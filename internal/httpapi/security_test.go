@@ -414,3 +414,31 @@ func TestResetIsBounded(t *testing.T) {
 		t.Fatal("DELETE did not return: a reset that never ends holds the request")
 	}
 }
+
+// TestCredentialPrecedence: a Bearer key wins over X-API-Key; an
+// Authorization header of another scheme (a proxy's Basic) is ignored, so
+// X-API-Key still counts (docs/api.md, "Keys").
+func TestCredentialPrecedence(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header []string
+		want   string
+	}{
+		{"bearer and X-API-Key", []string{"Authorization", "Bearer " + apiKey, "X-API-Key", readKey}, apiKey},
+		{"basic and X-API-Key", []string{"Authorization", "Basic dXNlcjpwYXNz", "X-API-Key", readKey}, readKey},
+		{"basic alone", []string{"Authorization", "Basic dXNlcjpwYXNz"}, ""},
+		{"empty bearer and X-API-Key", []string{"Authorization", "Bearer ", "X-API-Key", readKey}, readKey},
+	} {
+		r := withHeaders(httptest.NewRequest("GET", "/api/tokens", nil), tc.header...)
+		if got := credential(r); got != tc.want {
+			t.Errorf("%s: credential = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	f := newFixture(t, func(d *Deps) { d.APIKey = apiKey })
+	if a := f.do("POST", "/api/tokens", "application/json", `{"model":"m"}`, "Authorization", "Bearer wrong-key-0123456789abcdef", "X-API-Key", apiKey); a.status != 403 {
+		t.Errorf("a wrong Bearer key with the right X-API-Key = %d, want 403 (the Bearer key wins)", a.status)
+	}
+	if a := f.do("POST", "/api/tokens", "application/json", `{"model":"m"}`, "Authorization", "Basic dXNlcjpwYXNz", "X-API-Key", apiKey); a.status != 200 {
+		t.Errorf("Basic with the right X-API-Key = %d, want 200", a.status)
+	}
+}
