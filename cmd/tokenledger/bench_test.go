@@ -225,7 +225,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "http://x", "--resend", "1"}, "bench: --resend must be a share from 0 to below 1, such as 0.05, not 1"},
 		{[]string{"bench", "--url", "http://x", "--models", "0"}, "bench: --models must be from 1 to 10000, not 0"},
 		{[]string{"bench", "--url", "http://x", "--timeout", "0s"}, "bench: --timeout must be a positive duration such as 10s, not 0s"},
-		{[]string{"bench", "--url", "http://x", "-c", "x"}, `bench: invalid value "x" for flag -c: parse error (see tokenledger bench --help)`},
+		{[]string{"bench", "--url", "http://x", "-c", "x"}, `bench: invalid value "x" for flag -c: must be a whole number written with the digits 0-9 only, such as 1500 (see tokenledger bench --help)`},
 		{[]string{"bench", "--url", "http://x", "extra"}, `bench: unexpected argument "extra" (see tokenledger bench --help)`},
 	} {
 		r := cli(t, memoryEnv, "", tc.args...)

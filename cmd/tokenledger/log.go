@@ -45,12 +45,13 @@ func runLog(ctx context.Context, args []string, e env) error {
 	fs.StringVar(&ev.Provider, "provider", "", "the provider, such as openai or anthropic")
 	fs.StringVar(&ev.UserID, "user", "", "the user's `id`")
 	fs.StringVar(&ev.SessionID, "session", "", "the session's `id`")
-	fs.Int64Var(&ev.PromptTokens, "prompt", 0, "prompt (input) `tokens`, cached ones included")
-	fs.Int64Var(&ev.CompletionTokens, "completion", 0, "completion (output) `tokens`, reasoning included")
-	total := fs.Int64("total", -1, "total `tokens` (default prompt + completion)")
-	fs.Int64Var(&ev.CacheReadTokens, "cache-read", 0, "cache-read `tokens` (part of --prompt)")
-	fs.Int64Var(&ev.CacheWriteTokens, "cache-write", 0, "cache-write `tokens` (part of --prompt)")
-	fs.Int64Var(&ev.ReasoningTokens, "reasoning", 0, "reasoning `tokens` (part of --completion)")
+	int64Flag(fs, &ev.PromptTokens, "prompt", 0, "prompt (input) `tokens`, cached ones included")
+	int64Flag(fs, &ev.CompletionTokens, "completion", 0, "completion (output) `tokens`, reasoning included")
+	var totalTokens int64
+	total := int64Flag(fs, &totalTokens, "total", 0, "total `tokens` (default prompt + completion)")
+	int64Flag(fs, &ev.CacheReadTokens, "cache-read", 0, "cache-read `tokens` (part of --prompt)")
+	int64Flag(fs, &ev.CacheWriteTokens, "cache-write", 0, "cache-write `tokens` (part of --prompt)")
+	int64Flag(fs, &ev.ReasoningTokens, "reasoning", 0, "reasoning `tokens` (part of --completion)")
 	cost := fs.String("cost", "", "the call's cost in US `dollars`, such as 0.0025")
 	fs.StringVar(&ev.ID, "id", "", "idempotency `key`: the same id is counted once per UTC day (default a new UUIDv7)")
 	ts := fs.String("timestamp", "", "when the call happened, RFC 3339 (default now)")
@@ -82,7 +83,7 @@ func runLog(ctx context.Context, args []string, e env) error {
 			return usagef("log: %s", err)
 		}
 	} else {
-		if err := fillEvent(&ev, *total, *cost, *ts); err != nil {
+		if err := fillEvent(&ev, total, *cost, *ts); err != nil {
 			return err
 		}
 		events = []tokenledger.Event{ev}
@@ -146,14 +147,14 @@ func precheck(events []tokenledger.Event, retentionDays int) error {
 }
 
 // fillEvent completes ev from the flags that need parsing.
-func fillEvent(ev *tokenledger.Event, total int64, cost, ts string) error {
+func fillEvent(ev *tokenledger.Event, total *wholeNumber[int64], cost, ts string) error {
 	ev.Model = strings.TrimSpace(ev.Model)
 	if ev.Model == "" {
 		return usagef("log: --model is required (see tokenledger log --help)")
 	}
 	ev.TotalTokens = ev.PromptTokens + ev.CompletionTokens
-	if total != -1 {
-		ev.TotalTokens = total
+	if total.set {
+		ev.TotalTokens = *total.p
 	}
 	if cost != "" {
 		n, err := tokenledger.ParseDollars(strings.TrimSpace(cost))

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"strconv"
+	"strings"
+)
+
+// wholeNumber is a flag that takes a whole number written as the HTTP API
+// takes numbers: decimal digits only. Go's own integer flags also take
+// 010 (as octal 8), 0x10 and 1_000, which would count something other
+// than what the user meant without saying so.
+type wholeNumber[T int | int64] struct {
+	p   *T
+	set bool // given on the command line
+}
+
+// intFlag and int64Flag define a wholeNumber flag with a default value.
+func intFlag(fs *flag.FlagSet, p *int, name string, value int, usage string) *wholeNumber[int] {
+	*p = value
+	w := &wholeNumber[int]{p: p}
+	fs.Var(w, name, usage)
+	return w
+}
+
+func int64Flag(fs *flag.FlagSet, p *int64, name string, value int64, usage string) *wholeNumber[int64] {
+	*p = value
+	w := &wholeNumber[int64]{p: p}
+	fs.Var(w, name, usage)
+	return w
+}
+
+func (w *wholeNumber[T]) String() string {
+	if w == nil || w.p == nil {
+		return "0" // flag's zero value: a default of 0 is not shown in --help
+	}
+	return strconv.FormatInt(int64(*w.p), 10)
+}
+
+// Set takes decimal digits without leading zeros, with an optional minus
+// sign: a negative number is left to the command's own check, which says
+// what range it takes.
+func (w *wholeNumber[T]) Set(s string) error {
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return errors.New("must be a whole number written with the digits 0-9 only, such as 1500")
+	}
+	if len(digits) > 1 && digits[0] == '0' {
+		return errors.New("must be written without leading zeros")
+	}
+	var zero T
+	n, err := strconv.ParseInt(s, 10, strconv.IntSize)
+	if _, is64 := any(zero).(int64); is64 {
+		n, err = strconv.ParseInt(s, 10, 64)
+	}
+	if err != nil {
+		return errors.New("is too large")
+	}
+	*w.p, w.set = T(n), true
+	return nil
+}
