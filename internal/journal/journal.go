@@ -139,7 +139,32 @@ func Scan(path string, start int64, fn func(payload []byte, next int64) error) (
 	if _, err := f.Seek(start, io.SeekStart); err != nil {
 		return 0, nil, fmt.Errorf("seek journal %s: %w", path, err)
 	}
-	return ScanReader(path, f, start, fn)
+	end, torn, err = ScanReader(path, f, start, fn)
+	if ce := (*CorruptError)(nil); start > 0 && errors.As(err, &ce) {
+		// ScanReader counts lines from start; the error names the file's.
+		if n, cerr := countLines(f, start); cerr == nil {
+			ce.Line += n
+		}
+	}
+	return end, torn, err
+}
+
+// countLines returns how many line ends the first n bytes of f hold.
+func countLines(f *os.File, n int64) (int, error) {
+	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, n), 1<<16)
+	lines := 0
+	for {
+		b, err := br.ReadSlice('\n')
+		if len(b) > 0 && b[len(b)-1] == '\n' {
+			lines++
+		}
+		if errors.Is(err, io.EOF) {
+			return lines, nil
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return 0, err
+		}
+	}
 }
 
 // ScanReader is Scan on a journal already open as r and positioned at

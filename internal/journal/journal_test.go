@@ -122,6 +122,28 @@ func TestDamageInTheMiddleIsCorrupt(t *testing.T) {
 	}
 }
 
+// TestDamageFoundFromAnOffsetNamesTheFilesLine: a scan that starts in the
+// middle of a journal (the spool, from its cursor) reports damage at the
+// file's line number, not one counted from where it started.
+func TestDamageFoundFromAnOffsetNamesTheFilesLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.log")
+	w, _ := OpenWriter(path, 0)
+	var offs []int64
+	for _, p := range []string{"one", "two", "three", "four"} {
+		w.Append(context.Background(), []byte(p))
+		offs = append(offs, w.Size())
+	}
+	w.Close()
+	b, _ := os.ReadFile(path)
+	b[offs[1]+10] ^= 0x01 // flip a bit inside "three", line 3
+	os.WriteFile(path, b, 0o644)
+	_, _, err := Scan(path, offs[0], func([]byte, int64) error { return nil })
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Line != 3 || ce.Offset != offs[1] {
+		t.Fatalf("err = %v, want *CorruptError at line 3, offset %d", err, offs[1])
+	}
+}
+
 func TestScanFromOffset(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.log")
 	w, _ := OpenWriter(path, 0)
