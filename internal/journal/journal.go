@@ -223,19 +223,38 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // valid record (its checksum matches a payload that ends before the end of
 // the line) and goes on after it. The checksum is updated byte by byte, so
 // this is linear in the line's length.
-func startsWithRecord(line []byte) bool {
+func startsWithRecord(line []byte) bool { return recordEnd(line) > 0 }
+
+// recordEnd returns where the whole valid record that line begins with
+// ends (the index of the byte after its payload, which the line goes on
+// past), or -1 when it does not begin with one.
+func recordEnd(line []byte) int {
 	want, ok := checksumOf(line)
 	if !ok {
-		return false
+		return -1
 	}
 	var crc uint32
 	for i := 9; i < len(line)-1; i++ {
 		crc = crc32.Update(crc, castagnoli, line[i:i+1])
 		if crc == want {
-			return true
+			return i + 1
 		}
 	}
-	return false
+	return -1
+}
+
+// SplitMerged splits a bad line that begins with a whole valid record
+// (two records merged by an overwritten newline, say) into that record,
+// returned as a line of its own with its newline, and the rest after the
+// byte that should have been the newline. ok is false when line does not
+// begin with a valid record.
+func SplitMerged(line []byte) (record, rest []byte, ok bool) {
+	end := recordEnd(line)
+	if end < 0 {
+		return nil, nil, false
+	}
+	record = append(line[:end:end], '\n')
+	return record, line[end+1:], true
 }
 
 // atEnd reports whether the reader has no bytes left.

@@ -350,3 +350,22 @@ func TestMergedLastLinesAreDamageNotTorn(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitMerged(t *testing.T) {
+	one, _ := AppendRecord(nil, []byte("first record"))
+	two, _ := AppendRecord(nil, []byte("second"))
+	merged := append(append([]byte{}, one...), two...)
+	merged[len(one)-1] = 'x' // the newline between them overwritten
+	rec, rest, ok := SplitMerged(merged)
+	if !ok || string(rec) != string(one) || string(rest) != string(two) {
+		t.Fatalf("SplitMerged = %q, %q, %v; want %q, %q", rec, rest, ok, one, two)
+	}
+	if merged[len(one)-1] != 'x' {
+		t.Errorf("SplitMerged changed its input")
+	}
+	for _, bad := range [][]byte{[]byte("garbage line\n"), one[:len(one)-3], []byte("00000000 x\n")} {
+		if _, _, ok := SplitMerged(bad); ok {
+			t.Errorf("SplitMerged(%q) found a record it does not begin with", bad)
+		}
+	}
+}

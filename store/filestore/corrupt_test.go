@@ -399,3 +399,29 @@ func TestCorruptOriginalFile(t *testing.T) {
 		t.Errorf("after Repair the store holds %+v, want nothing", days)
 	}
 }
+
+// TestRepairKeepsRecordsMergedByADamagedNewline: when the newline between
+// two journal lines is overwritten, the journal is refused (damage, not a
+// torn tail), and Repair keeps both records — every byte of each is still
+// readable and its checksum matches — and the lines around them.
+func TestRepairKeepsRecordsMergedByADamagedNewline(t *testing.T) {
+	a, b := corruptionEvents()
+	path := tempPath(t)
+	j := healthy(t, path, a, b)
+	data := readFile(t, j)
+	data[lineStart(data, 2)-1] = ' ' // lines 1 and 2 merged; line 3 intact
+	writeFile(t, j, data)
+	if _, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open with merged journal lines: %v, want ErrCorrupt", err)
+	}
+	if _, err := Repair(path); err != nil {
+		t.Fatal(err)
+	}
+	st := mustOpen(t, path, Options{Now: clockAt(fixedNow)})
+	var all []tokenledger.Event
+	all = append(all, a...)
+	for _, l := range b {
+		all = append(all, l...)
+	}
+	sameDays(t, "after Repair", allDays(t, st, fixedNow, tokenledger.DefaultRetentionDays), referenceDays(t, fixedNow, tokenledger.DefaultRetentionDays, all))
+}

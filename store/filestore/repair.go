@@ -213,7 +213,18 @@ func salvageJournal(path, tmpPattern string) (_ *journal.AtomicFile, err error) 
 		if rerr != nil && rerr != io.EOF {
 			return nil, rerr
 		}
-		if payload, err := journal.DecodeRecord(line); err == nil {
+		// A bad line that begins with a whole record is records merged by
+		// a damaged newline: each whole one is kept.
+		for len(line) > 0 {
+			rec, rest := line, []byte(nil)
+			payload, err := journal.DecodeRecord(line)
+			if err != nil {
+				var ok bool
+				if rec, rest, ok = journal.SplitMerged(line); !ok {
+					break
+				}
+				payload, _ = journal.DecodeRecord(rec)
+			}
 			if _, reason := decodeJournalEvents(payload); reason == "" {
 				if tmp == nil {
 					if tmp, err = journal.CreateAtomic(path, tmpPattern, 0o600); err != nil {
@@ -221,10 +232,11 @@ func salvageJournal(path, tmpPattern string) (_ *journal.AtomicFile, err error) 
 					}
 					bw = bufio.NewWriter(tmp.File())
 				}
-				if _, err := bw.Write(line); err != nil {
+				if _, err := bw.Write(rec); err != nil {
 					return nil, err
 				}
 			}
+			line = rest
 		}
 		if rerr == io.EOF {
 			break
