@@ -175,16 +175,27 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 		slog.Int("skippedExpired", res.SkippedExpired), slog.Int("skippedInvalid", res.SkippedInvalid),
 		slog.Int("duplicatesInFile", res.DuplicatesInFile))
 
+	// The marker is left even when the file can be renamed: a copy of the
+	// same file elsewhere (say, in a read-only deployment too large to
+	// import within a serverless request's budget) is then skipped at
+	// once instead of being imported again.
+	var merr error
+	if canMark {
+		merr = marker.SetMark(ctx, mark)
+		res.Marked = merr == nil
+	}
 	renamed, rerr := renameMigrated(files)
 	switch {
 	case rerr == nil:
 		res.RenamedTo = renamed
 		log.Info(fmt.Sprintf("📦 Renamed %s to %s so it is not migrated again", path, renamed))
-	case canMark:
-		if err := marker.SetMark(ctx, mark); err != nil {
-			return res, fmt.Errorf("migrated %s but could neither rename it (%v) nor mark it in the database: %w", path, rerr, err)
+		if merr != nil {
+			log.Warn(fmt.Sprintf("⚠️ Could not leave a marker for %s in the database (%v); a copy of it elsewhere would be imported again (harmless: every record counts once)", path, merr))
 		}
-		res.Marked = true
+	case canMark:
+		if merr != nil {
+			return res, fmt.Errorf("migrated %s but could neither rename it (%v) nor mark it in the database: %w", path, rerr, merr)
+		}
 		log.Info(fmt.Sprintf("📦 Could not rename %s (%v); left a marker in the database so it is not migrated again", path, rerr))
 	default:
 		log.Warn(fmt.Sprintf("⚠️ Could not rename %s after migrating it (%v); it will be read again on the next start (harmless: every record counts once)", path, rerr))

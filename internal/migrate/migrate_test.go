@@ -152,6 +152,21 @@ func TestReadOnlyFileLeavesAMarker(t *testing.T) {
 	}
 }
 
+// TestRenamedFileIsMarkedToo: a migration that renames its file also
+// leaves the marker, so that a copy of the same file elsewhere (a
+// read-only deployment carrying it) is skipped without importing again.
+func TestRenamedFileIsMarkedToo(t *testing.T) {
+	db := &marked{Store: memstore.New(nil, 0), marks: map[string]bool{}}
+	res, err := Run(context.Background(), fixture(t, t.TempDir()), db, opts(io.Discard))
+	if err != nil || res.RenamedTo == "" || !res.Marked {
+		t.Fatalf("first run: %+v, %v; want the file renamed and marked", res, err)
+	}
+	res, err = Run(context.Background(), fixture(t, t.TempDir()), db, opts(io.Discard))
+	if err != nil || !res.AlreadyMigrated || res.Migrated != 0 || res.AlreadyThere != 0 {
+		t.Fatalf("a copy elsewhere: %+v, %v; want it skipped by the marker, nothing imported", res, err)
+	}
+}
+
 func TestDryRunWritesNothing(t *testing.T) {
 	path := fixture(t, t.TempDir())
 	db := memstore.New(nil, 0)
