@@ -340,6 +340,9 @@ func (c *Config) loadDatabase(get func(string) string) error {
 			}
 			c.RedisClusterNodes = append(c.RedisClusterNodes, n)
 		}
+		if c.RedisURL != "" {
+			return fmt.Errorf("REDIS_CLUSTER_NODES and %s are both set; set one: the cluster's seed nodes or one server's URL", c.RedisURLFrom)
+		}
 	}
 	return nil
 }

@@ -197,6 +197,8 @@ func TestLoadErrors(t *testing.T) {
 			`KV_URL has a bad port: port "99999" is not a number from 0 to 65535`},
 		{"redis URL bad db", map[string]string{"REDIS_URL": "redis://host:6379/x"},
 			`REDIS_URL must name the database as a number after the host (redis://host:6379/0), not "x"`},
+		{"cluster nodes and a URL", map[string]string{"REDIS_CLUSTER_NODES": "a:7000", "KV_URL": "redis://b:6379"},
+			"REDIS_CLUSTER_NODES and KV_URL are both set; set one: the cluster's seed nodes or one server's URL"},
 		{"cluster node without port", map[string]string{"REDIS_CLUSTER_NODES": "a:7000,b"},
 			`REDIS_CLUSTER_NODES must be a comma-separated list of host:port seed nodes, and "b" is not one`},
 		{"cluster node empty", map[string]string{"REDIS_CLUSTER_NODES": "a:7000,,b:7001"},
