@@ -176,26 +176,26 @@ func (a *App) Run(ctx context.Context) error {
 // instance before its own: migration and delivering spooled events.
 const serverlessBudget = 2 * time.Second
 
-// Prepare does, within a short budget, what a serverless instance has no
-// background time for: the migration on its first requests, and delivering
-// spooled events. Failures are logged and retried on the next request; the
-// request itself goes on.
+// Prepare does, within one short budget (serverlessBudget, for both),
+// what a serverless instance has no background time for: the migration on
+// its first requests, and delivering spooled events. Failures are logged
+// and retried on the next request; the request itself goes on.
 func (a *App) Prepare(ctx context.Context) {
 	if a.db == nil {
 		return
 	}
+	budget, cancel := context.WithTimeout(ctx, serverlessBudget)
+	defer cancel()
 	if a.migrate {
 		a.migrateMu.Lock()
 		pending := !a.migrated
 		a.migrateMu.Unlock()
 		if pending {
-			mctx, cancel := context.WithTimeout(ctx, serverlessBudget)
-			_ = a.Migrate(mctx)
-			cancel()
+			_ = a.Migrate(budget)
 		}
 	}
 	if a.fb != nil {
-		if _, err := a.fb.DrainFor(ctx, serverlessBudget); err != nil && ctx.Err() == nil {
+		if _, err := a.fb.DrainFor(budget, serverlessBudget); err != nil && ctx.Err() == nil {
 			a.log.Warn("📦 Spooled events not delivered yet; trying again on the next request", slog.String("error", a.redact(err.Error())))
 		}
 	}

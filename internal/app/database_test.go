@@ -73,3 +73,43 @@ func TestDatabaseStoresWithSpoolAndMigration(t *testing.T) {
 		})
 	}
 }
+
+// TestPrepareKeepsToOneBudget: a serverless request spends at most one
+// budget (2 s) on the instance's work — the migration and the delivery of
+// spooled events together — however slow the database: here both the
+// migration's first call and the delivery hang past the database timeout.
+// Each used to get a budget of its own (4 s), before the request itself.
+func TestPrepareKeepsToOneBudget(t *testing.T) {
+	srv := redistest.Shared(t)
+	front := kvresttest.Start(t, srv.Addr(), kvresttest.Options{Token: "kv-test-token-0123456789"})
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token_usage.json")
+	now := time.Now().UTC().Truncate(24 * time.Hour)
+	legacy := `[{"id":"budget-1","date":"` + now.Format("2006-01-02") + `","timestamp":"` + now.Format(time.RFC3339) +
+		`","model":"gpt-4o","tokensUsed":40,"tokenType":"prompt","metadata":{}}]`
+	if err := os.WriteFile(file, []byte(legacy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := open(t, load(t, map[string]string{
+		"KV_REST_API_URL": front.URL(), "KV_REST_API_TOKEN": front.Token(),
+		"TOKENLEDGER_FILE": file, "TOKENLEDGER_KEY_PREFIX": redistest.Prefix(),
+	}), Options{Spool: true, Migrate: true})
+	ctx := context.Background()
+
+	// One event spooled: its write hangs past the database timeout.
+	front.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second})
+	res, err := a.Service.Log(ctx, []tokenledger.Event{{Model: "gpt-4o", PromptTokens: 2, TotalTokens: 2}})
+	if err != nil || !res.Degraded {
+		t.Fatalf("Log with a hung database = %+v, %v; want it spooled", res, err)
+	}
+
+	// The migration's first call and the delivery both hang.
+	front.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second}, kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second})
+	start := time.Now()
+	a.Prepare(ctx)
+	took := time.Since(start)
+	t.Logf("Prepare with a hung database took %s", took)
+	if took > serverlessBudget+time.Second {
+		t.Errorf("Prepare took %s, want at most about the %s budget for migration and delivery together", took, serverlessBudget)
+	}
+}
