@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -92,10 +93,15 @@ func httpPhase(r *report, tl, ceilBin, dir string, rounds int, dur time.Duration
 	r.serveCmd = "TOKENLEDGER_STORE=redis REDIS_URL=redis://127.0.0.1:PORT tokenledger serve --addr 127.0.0.1:0"
 	r.ceilCmd = "go run ./internal/loadgen/ceiling --addr 127.0.0.1:0 --redis 127.0.0.1:PORT"
 	d := dur.String()
+	r.redisCommands = map[string]int64{}
 	for i := range rounds {
 		note("HTTP round %d/%d: tokenledger", i+1, rounds)
+		redisCLI(rs.addr, "CONFIG", "RESETSTAT")
 		r.single = append(r.single, runBench(tl, env(), map[string]int{"server": srv.pid(), "redis": rs.pid()}, "",
 			"--url", srv.url, "-c", "64", "-d", d))
+		for name, calls := range commandCalls(rs.addr) {
+			r.redisCommands[name] += calls
+		}
 		note("  %.0f requests/s; ceiling", r.single[i].res.RequestsPerSec)
 		r.ceiling = append(r.ceiling, runBench(tl, env(), map[string]int{"server": ceil.pid(), "redis": rs.pid()}, "",
 			"--url", ceil.url, "-c", "64", "-d", d, "--verify=false"))
@@ -280,6 +286,35 @@ func fileDataPhase(r *report, tl, dir string) {
 			srv.stop(syscall.SIGTERM)
 		}
 	}
+}
+
+// redisCLI runs one redis-cli command against addr and returns its output
+// ("" when it fails).
+func redisCLI(addr string, args ...string) string {
+	out, err := exec.Command("redis-cli", append([]string{"-h", "127.0.0.1", "-p", strings.TrimPrefix(addr, "127.0.0.1:")}, args...)...).Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// commandCalls returns the calls of each command since the last CONFIG
+// RESETSTAT, from INFO commandstats ("cmdstat_hincrby:calls=12,usec=…"),
+// by lower-case command name; commands a script runs count too.
+func commandCalls(addr string) map[string]int64 {
+	out := map[string]int64{}
+	for _, line := range strings.Split(redisCLI(addr, "INFO", "commandstats"), "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		name = strings.TrimPrefix(name, "cmdstat_")
+		calls, _, _ := strings.Cut(rest, ",")
+		if n, err := strconv.ParseInt(calls, 10, 64); err == nil {
+			out[name] = n
+		}
+	}
+	return out
 }
 
 // redisUsedMemory returns INFO memory's used_memory_human.

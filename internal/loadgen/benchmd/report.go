@@ -20,6 +20,9 @@ type report struct {
 	batches           []benchRun
 	serveHWM, ceilHWM int64
 	profile           string
+	// redisCommands counts the commands Redis ran during the tokenledger
+	// rounds (INFO commandstats), by name.
+	redisCommands map[string]int64
 
 	redisAll50, redisAll99         time.Duration
 	redisSeedTook, redisClaimsTook time.Duration
@@ -32,6 +35,66 @@ type report struct {
 	fileGrowth                 []growth
 
 	goBench []*goBenchRun
+}
+
+// commandsPerEvent says how many Redis commands one event cost over the
+// tokenledger rounds, from INFO commandstats: the script call, and the
+// commands the script ran.
+func commandsPerEvent(r *report) string {
+	var events int64
+	for _, b := range r.single {
+		events += b.res.Events
+	}
+	calls := r.redisCommands["evalsha"] + r.redisCommands["eval"]
+	if events == 0 || calls == 0 {
+		return ""
+	}
+	type cmd struct {
+		name  string
+		calls int64
+	}
+	var inScript []cmd
+	var total int64
+	for name, n := range r.redisCommands {
+		switch name {
+		case "evalsha", "eval", "config|resetstat", "info", "ping", "hello", "script|load", "client|setinfo", "command|docs":
+			continue
+		}
+		inScript = append(inScript, cmd{name, n})
+		total += n
+	}
+	slices.SortFunc(inScript, func(a, b cmd) int { return int(b.calls - a.calls) })
+	var parts []string
+	for _, c := range inScript {
+		if per := float64(c.calls) / float64(events); per >= 0.05 {
+			parts = append(parts, fmt.Sprintf("%.2f `%s`", per, strings.ToUpper(c.name)))
+		}
+	}
+	return fmt.Sprintf("Where Redis's share goes, counted in this run (`INFO commandstats` over the tokenledger rounds, reset before each; the few reads of `bench`'s verification included): %s events took %s script calls, %.1f events a call, and the scripts ran %.1f commands per event — %s — where the ceiling runs one `INCR` per request. A command run from Lua costs about as much as one sent by a client, less the network, so the Redis column above follows this count.\n\n",
+		n0(float64(events)), n0(float64(calls)), float64(events)/float64(calls), float64(total)/float64(events), strings.Join(parts, ", "))
+}
+
+// roundOne compares Redis's CPU per request in the first round with the
+// later rounds', for tokenledger (whose first round creates the day's
+// keys) and for the ceiling.
+func roundOne(r *report) string {
+	if len(r.single) < 2 || len(r.ceiling) < 2 {
+		return ""
+	}
+	split := func(runs []benchRun) (first, later float64) {
+		var rest []float64
+		for _, b := range runs[1:] {
+			rest = append(rest, b.perReq(b.cpu["redis"]))
+		}
+		return runs[0].perReq(runs[0].cpu["redis"]), median(rest)
+	}
+	tf, tl := split(r.single)
+	cf, cl := split(r.ceiling)
+	out := fmt.Sprintf("Redis's CPU per request in round 1 against the median of the later rounds: tokenledger %.0f µs against %.0f µs, the ceiling %.0f µs against %.0f µs.", tf, tl, cf, cl)
+	if tf > 1.3*tl && cf < 1.3*cl {
+		out += " tokenledger's first round creates the day's keys and grows Redis's memory from nothing, which the ceiling's one counter never does; the medians above include that round."
+	}
+	return out + "\n\n"
 }
 
 func median(v []float64) float64 {
@@ -200,6 +263,8 @@ func (r *report) markdown() string {
 	w("the largest remaining difference is still Redis's CPU for the script. Measured on Redis 7.0 with `INFO commandstats` (`usec_per_call` of `EVALSHA`, `redis-benchmark -c 32`): an empty script costs about 2 µs a call and each `HINCRBY` from Lua about 1 µs, so an event alone in its call, with about twenty counters, costs about 30 µs; ")
 	w("reading the counters with one `HMGET` and writing them with one `HSET` measured slower (9–11 µs against 7–8 µs for five fields), and leaving out the `EXPIREAT` of keys that already exist saved nothing measurable. ")
 	w("Over HTTP fewer calls arrive together than from the Go benchmark's 64 goroutines, so fewer are merged: the server's own CPU spreads them out.\n\n")
+	w("%s", commandsPerEvent(r))
+	w("%s", roundOne(r))
 	w("The first column's Redis figure is from this script's run before the merging (the BENCHMARKS.md of commit cd67a4e), on a busier machine (load average 2.5–5.7). CPU per request moves with the load too (a shared machine's caches and clock), so the figure to compare across runs is the ratio measured side by side: 48 %% by requests/s and 52 %% by CPU per request in that run.\n\n")
 
 	// Batches.
