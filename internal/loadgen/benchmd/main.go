@@ -93,14 +93,17 @@ func httpPhase(r *report, tl, ceilBin, dir string, rounds int, dur time.Duration
 	r.serveCmd = "TOKENLEDGER_STORE=redis REDIS_URL=redis://127.0.0.1:PORT tokenledger serve --addr 127.0.0.1:0"
 	r.ceilCmd = "go run ./internal/loadgen/ceiling --addr 127.0.0.1:0 --redis 127.0.0.1:PORT"
 	d := dur.String()
-	r.redisCommands = map[string]int64{}
+	r.redisCommands = map[string]cmdStat{}
 	for i := range rounds {
 		note("HTTP round %d/%d: tokenledger", i+1, rounds)
 		redisCLI(rs.addr, "CONFIG", "RESETSTAT")
 		r.single = append(r.single, runBench(tl, env(), map[string]int{"server": srv.pid(), "redis": rs.pid()}, "",
 			"--url", srv.url, "-c", "64", "-d", d))
-		for name, calls := range commandCalls(rs.addr) {
-			r.redisCommands[name] += calls
+		for name, st := range commandStats(rs.addr) {
+			c := r.redisCommands[name]
+			c.calls += st.calls
+			c.usec += st.usec
+			r.redisCommands[name] = c
 		}
 		note("  %.0f requests/s; ceiling", r.single[i].res.RequestsPerSec)
 		r.ceiling = append(r.ceiling, runBench(tl, env(), map[string]int{"server": ceil.pid(), "redis": rs.pid()}, "",
@@ -298,21 +301,38 @@ func redisCLI(addr string, args ...string) string {
 	return string(out)
 }
 
-// commandCalls returns the calls of each command since the last CONFIG
-// RESETSTAT, from INFO commandstats ("cmdstat_hincrby:calls=12,usec=…"),
-// by lower-case command name; commands a script runs count too.
-func commandCalls(addr string) map[string]int64 {
-	out := map[string]int64{}
+// cmdStat is one command's line of INFO commandstats.
+type cmdStat struct {
+	calls int64
+	usec  int64 // Redis's own clock: time in the command, descheduled time included
+}
+
+// commandStats returns each command's calls and time since the last
+// CONFIG RESETSTAT, from INFO commandstats
+// ("cmdstat_hincrby:calls=12,usec=30,…"), by lower-case command name;
+// commands a script runs count too (and their time is also the script's).
+func commandStats(addr string) map[string]cmdStat {
+	out := map[string]cmdStat{}
 	for _, line := range strings.Split(redisCLI(addr, "INFO", "commandstats"), "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
 			continue
 		}
-		name = strings.TrimPrefix(name, "cmdstat_")
-		calls, _, _ := strings.Cut(rest, ",")
-		if n, err := strconv.ParseInt(calls, 10, 64); err == nil {
-			out[name] = n
+		var st cmdStat
+		for _, kv := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				continue
+			}
+			switch k {
+			case "calls":
+				st.calls = n
+			case "usec":
+				st.usec = n
+			}
 		}
+		out[strings.TrimPrefix(name, "cmdstat_")] = st
 	}
 	return out
 }

@@ -22,7 +22,7 @@ type report struct {
 	profile           string
 	// redisCommands counts the commands Redis ran during the tokenledger
 	// rounds (INFO commandstats), by name.
-	redisCommands map[string]int64
+	redisCommands map[string]cmdStat
 
 	redisAll50, redisAll99         time.Duration
 	redisSeedTook, redisClaimsTook time.Duration
@@ -39,29 +39,34 @@ type report struct {
 
 // commandsPerEvent says how many Redis commands one event cost over the
 // tokenledger rounds, from INFO commandstats: the script call, and the
-// commands the script ran.
+// commands the script ran, with Redis's own clock for both.
 func commandsPerEvent(r *report) string {
 	var events int64
 	for _, b := range r.single {
 		events += b.res.Events
 	}
-	calls := r.redisCommands["evalsha"] + r.redisCommands["eval"]
-	if events == 0 || calls == 0 {
+	script := r.redisCommands["evalsha"]
+	if e := r.redisCommands["eval"]; e.calls > 0 {
+		script.calls += e.calls
+		script.usec += e.usec
+	}
+	if events == 0 || script.calls == 0 {
 		return ""
 	}
 	type cmd struct {
-		name  string
-		calls int64
+		name string
+		cmdStat
 	}
 	var inScript []cmd
-	var total int64
-	for name, n := range r.redisCommands {
+	var total cmdStat
+	for name, st := range r.redisCommands {
 		switch name {
 		case "evalsha", "eval", "config|resetstat", "info", "ping", "hello", "script|load", "client|setinfo", "command|docs":
 			continue
 		}
-		inScript = append(inScript, cmd{name, n})
-		total += n
+		inScript = append(inScript, cmd{name, st})
+		total.calls += st.calls
+		total.usec += st.usec
 	}
 	slices.SortFunc(inScript, func(a, b cmd) int { return int(b.calls - a.calls) })
 	var parts []string
@@ -70,8 +75,10 @@ func commandsPerEvent(r *report) string {
 			parts = append(parts, fmt.Sprintf("%.2f `%s`", per, strings.ToUpper(c.name)))
 		}
 	}
-	return fmt.Sprintf("Where Redis's share goes, counted in this run (`INFO commandstats` over the tokenledger rounds, reset before each; the few reads of `bench`'s verification included): %s events took %s script calls, %.1f events a call, and the scripts ran %.1f commands per event — %s — where the ceiling runs one `INCR` per request. A command run from Lua costs about as much as one sent by a client, less the network, so the Redis column above follows this count.\n\n",
-		n0(float64(events)), n0(float64(calls)), float64(events)/float64(calls), float64(total)/float64(events), strings.Join(parts, ", "))
+	ev := float64(events)
+	return fmt.Sprintf("Where Redis's share goes, counted in this run (`INFO commandstats` over the tokenledger rounds, reset before each; the few reads of `bench`'s verification included): %s events took %s script calls, %.1f events a call, and the scripts ran %.1f commands per event — %s — where the ceiling runs one `INCR` per request. By Redis's own clock (which also counts time the process was descheduled, so read it as a split, not a CPU figure) the scripts took %.0f µs per event, %.0f µs of it in those commands and the rest in the Lua around them.\n\n",
+		n0(ev), n0(float64(script.calls)), ev/float64(script.calls), float64(total.calls)/ev, strings.Join(parts, ", "),
+		float64(script.usec)/ev, float64(total.usec)/ev)
 }
 
 // roundOne compares Redis's CPU per request in the first round with the
