@@ -76,9 +76,11 @@ func commandsPerEvent(r *report) string {
 		}
 	}
 	ev := float64(events)
-	return fmt.Sprintf("Where Redis's share goes, counted in this run (`INFO commandstats` over the tokenledger rounds, reset before each; the few reads of `bench`'s verification included): %s events took %s script calls, %.1f events a call, and the scripts ran %.1f commands per event — %s — where the ceiling runs one `INCR` per request. By Redis's own clock (which also counts time the process was descheduled, so read it as a split, not a CPU figure) the scripts took %.0f µs per event, %.0f µs of it in those commands and the rest in the Lua around them.\n\n",
+	guards := float64(r.redisCommands["hmget"].calls+r.redisCommands["type"].calls) / ev
+	return fmt.Sprintf("Where Redis's share goes, counted in this run (`INFO commandstats` over the tokenledger rounds, reset before each; the few reads of `bench`'s verification included): %s events took %s script calls, %.1f events a call, and the scripts ran %.1f commands per event — %s — where the ceiling runs one `INCR` per request. By Redis's own clock (which also counts time the process was descheduled, so read it as a split, not a CPU figure) the scripts took %.0f µs per event, %.0f µs of it in the commands themselves; the rest is the Lua around them, most of it the work of each `redis.call` (arguments in, reply back), so Redis's share follows the number of commands. "+
+		"Of those, %.1f per event (`HMGET`, `TYPE`) are the checks that keep a claim from ever existing without its counters; undoing a failed call's writes inside the script instead would save at most that share, and was not done: that undo path is where a mistake would count an event twice or lose it. Most of the rest is one `HINCRBY` per counter of each user (users rarely repeat within one call, so merging saves little there) and the claim's `SET`.\n\n",
 		n0(ev), n0(float64(script.calls)), ev/float64(script.calls), float64(total.calls)/ev, strings.Join(parts, ", "),
-		float64(script.usec)/ev, float64(total.usec)/ev)
+		float64(script.usec)/ev, float64(total.usec)/ev, guards)
 }
 
 // roundOne compares Redis's CPU per request in the first round with the
