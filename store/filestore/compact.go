@@ -252,6 +252,10 @@ func fold(ctx context.Context, p foldParams) (foldResult, error) {
 	})
 }
 
+// createSnapshot creates the temp file of a new usage file; a test makes
+// it fail, as a full disk does, to see what a failed compaction leaves.
+var createSnapshot = journal.CreateAtomic
+
 // writeSnapshot writes a new usage file with body between the header and
 // the end, then installs it: temp file "<file>.tmp-*", fsync, (backup of
 // an original-format file), rename over the file, fsync of the directory.
@@ -263,7 +267,7 @@ func writeSnapshot(ctx context.Context, p foldParams, body func(w *snapWriter) (
 	if st, err := os.Stat(p.path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	tmp, err := journal.CreateAtomic(p.path, p.base+".tmp-*", mode)
+	tmp, err := createSnapshot(p.path, p.base+".tmp-*", mode)
 	if err != nil {
 		return foldResult{}, fmt.Errorf("write token usage file: %w", err)
 	}

@@ -19,6 +19,10 @@ import (
 	"github.com/tokenledger/tokenledger"
 )
 
+// childModes are helper modes that do not open the store first, by name;
+// files for one platform add theirs.
+var childModes = map[string]func(path string){}
+
 // TestHelperProcess is not a test: it is the body of the child processes
 // the tests below start (the test binary re-executed with helperEnv set).
 func TestHelperProcess(t *testing.T) {
@@ -30,6 +34,10 @@ func TestHelperProcess(t *testing.T) {
 	fail := func(code int, format string, args ...any) {
 		fmt.Fprintf(os.Stderr, format+"\n", args...)
 		os.Exit(code)
+	}
+	if run := childModes[mode]; run != nil {
+		run(path)
+		os.Exit(0)
 	}
 	compact, _ := strconv.ParseInt(os.Getenv("FILESTORE_COMPACT"), 10, 64)
 	s, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard, CompactBytes: compact})

@@ -2,8 +2,10 @@ package filestore
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -13,8 +15,8 @@ import (
 // fail; a crash at that moment leaves the same state), the damaged journal
 // is still in place under its name: the store still refuses to open
 // rather than opening without those acknowledged events, and a second
-// Repair keeps them. (RLIMIT_FSIZE is process-wide, so this test is not
-// parallel.)
+// Repair keeps them. The limit is set in a child process: it is
+// process-wide, and would also fail the test framework's own writes.
 func TestRepairThatFailsLosesNothing(t *testing.T) {
 	a, b := corruptionEvents()
 	path := tempPath(t)
@@ -24,22 +26,15 @@ func TestRepairThatFailsLosesNothing(t *testing.T) {
 	writeFile(t, j, data)
 	const readable = 30 + 2*4
 
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
+	c := startChild(t, "repair-under-fsize-limit", "FILESTORE_PATH="+path)
+	line := c.waitLine(t, "repair ")
+	_ = c.cmd.Wait()
+	movedN, failed := strings.CutPrefix(line, "repair failed, moved ")
+	if !failed {
+		t.Fatalf("Repair under a 100-byte file size limit: %s; the test cannot show anything", line)
 	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 100, Max: old.Max}); err != nil {
-		t.Fatal(err)
-	}
-	moved, err := Repair(path)
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	if err == nil {
-		t.Fatalf("Repair under a 100-byte file size limit succeeded (moved %v); the test cannot show anything", moved)
-	}
-	if len(moved) != 0 {
-		t.Errorf("the failed Repair reports moving %v, want nothing moved", moved)
+	if movedN != "0" {
+		t.Errorf("the failed Repair reports moving %s files, want nothing moved", movedN)
 	}
 	if got := readFile(t, j); string(got) != string(data) {
 		t.Errorf("the failed Repair changed the damaged journal")
@@ -51,7 +46,7 @@ func TestRepairThatFailsLosesNothing(t *testing.T) {
 		t.Fatalf("Open after the failed Repair: %v, want the journal still refused", err)
 	}
 
-	moved, err = Repair(path)
+	moved, err := Repair(path)
 	if err != nil || len(moved) != 1 {
 		t.Fatalf("second Repair: moved %v, %v; want the journal kept aside", moved, err)
 	}
@@ -72,5 +67,27 @@ func TestRepairThatFailsLosesNothing(t *testing.T) {
 	}
 	if n != readable {
 		t.Errorf("after Repair the store counts %d events, want the %d readable ones", n, readable)
+	}
+}
+
+func init() {
+	// The child of TestRepairThatFailsLosesNothing: Repair under a file
+	// size limit of 100 bytes, too small for the readable lines.
+	childModes["repair-under-fsize-limit"] = func(path string) {
+		var old syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+			fmt.Println("repair could not read the limit:", err)
+			return
+		}
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 100, Max: old.Max}); err != nil {
+			fmt.Println("repair could not set the limit:", err)
+			return
+		}
+		moved, err := Repair(path)
+		if err == nil {
+			fmt.Printf("repair succeeded, moved %d\n", len(moved))
+			return
+		}
+		fmt.Printf("repair failed, moved %d\n", len(moved))
 	}
 }

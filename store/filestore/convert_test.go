@@ -1,23 +1,24 @@
 package filestore
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/journal"
 )
 
 // TestFailedConversionIsNotRedoneOnEveryWrite: when converting an
-// original-format file fails (here the file size limit lets journal lines
-// through but not the converted file; a nearly full disk does the same),
-// the events still go to the journal, and the conversion is retried by a
-// later compaction — not again on every write, which would reread the
-// whole file each time and start a new journal per write. Nothing is
-// lost: after the limit is lifted, Close converts and every event is there.
-// (RLIMIT_FSIZE is process-wide, so this test is not parallel.)
+// original-format file fails (here its temp file cannot be created, as on
+// a full disk; journal lines still fit), the events still go to the
+// journal, and the conversion is retried by a later compaction — not again
+// on every write, which would reread the whole file each time and start a
+// new journal per write. Nothing is lost: once the disk takes it again,
+// Close converts and every event is there. (createSnapshot is package
+// state, so this test is not parallel.)
 func TestFailedConversionIsNotRedoneOnEveryWrite(t *testing.T) {
 	original, err := os.ReadFile(filepath.Join(fixtureDir, "token_usage.json"))
 	if err != nil {
@@ -35,13 +36,10 @@ func TestFailedConversionIsNotRedoneOnEveryWrite(t *testing.T) {
 	}
 	before := allDays(t, st, fixedNow, tokenledger.DefaultRetentionDays)
 
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
+	createSnapshot = func(string, string, os.FileMode) (*journal.AtomicFile, error) {
+		return nil, errors.New("no space left on device (injected)")
 	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 64 << 10, Max: old.Max}); err != nil {
-		t.Fatal(err)
-	}
+	defer func() { createSnapshot = journal.CreateAtomic }()
 	const writes = 10
 	var addErr error
 	for i := range writes {
@@ -50,9 +48,7 @@ func TestFailedConversionIsNotRedoneOnEveryWrite(t *testing.T) {
 			addErr = err
 		}
 	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
+	createSnapshot = journal.CreateAtomic
 	if addErr != nil {
 		t.Fatalf("Add while the conversion cannot be written: %v (the journal lines fit the limit)", addErr)
 	}
