@@ -204,7 +204,32 @@ func (c *Core) Add(ctx context.Context, events []tokenledger.Event) (tokenledger
 			}
 		}
 	}
+	if c.tokens && len(calls) > 1 {
+		laterPlacesNotNew(events, res.New)
+	}
 	return res, nil
+}
+
+// laterPlacesNotNew clears isNew for every place of an id after its first
+// on the same day. Within one script call the second place answers 0 by
+// itself; across the calls of one Add with a claim token, the later call
+// finds the claim holding its own token and would answer 1 again.
+func laterPlacesNotNew(events []tokenledger.Event, isNew []bool) {
+	type dayID struct {
+		day int64
+		id  string
+	}
+	first := make(map[dayID]bool, len(events))
+	for i := range events {
+		if !isNew[i] {
+			continue
+		}
+		k := dayID{dayNumber(events[i].Timestamp), events[i].ID}
+		if first[k] {
+			isNew[i] = false
+		}
+		first[k] = true
+	}
 }
 
 // readAddReply stores the script's per-event answers into isNew.

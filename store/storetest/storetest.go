@@ -309,6 +309,21 @@ func testSameIDOnce(t *testing.T, newStore Factory) {
 		t.Fatalf("batch Add New = %v, want %v", got, want)
 	}
 
+	// Twice in a large batch, far apart (a store may split a batch into
+	// parts, as the Redis stores do past 256 events of a day): new once.
+	big := make([]tokenledger.Event, 600)
+	for i := range big {
+		big[i] = ev(fmt.Sprintf("dup-big-%d", i), now, "gpt-4o", "u4", "s4", 1, 1)
+	}
+	big[590].ID = big[3].ID
+	res, err = st.Add(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted() != 599 || !res.New[3] || res.New[590] {
+		t.Fatalf("a 600-event batch with one id twice: accepted %d, New[3] %v, New[590] %v; want 599, true, false", res.Accepted(), res.New[3], res.New[590])
+	}
+
 	// Sixteen goroutines race to add the same new event: exactly one wins.
 	e3 := ev("dup-3", now, "claude", "u3", "s3", 7, 3)
 	var wg sync.WaitGroup
@@ -335,7 +350,7 @@ func testSameIDOnce(t *testing.T, newStore Factory) {
 
 	today := tokenledger.DateOf(now)
 	got := readAll(t, st, today, today, false)
-	sameDays(t, got, expect([]tokenledger.Event{e, e2, e3}, false))
+	sameDays(t, got, expect(append([]tokenledger.Event{e, e2, e3}, append(big[:590:590], big[591:]...)...), false))
 
 	// An id is unique within its UTC day: the same id on another day is
 	// another event (documented in docs/api.md).
