@@ -128,14 +128,16 @@ func (a *App) Migrate(ctx context.Context) error {
 }
 
 // MigrateFile imports path into the database now, whatever Migrate did
-// before (tokenledger migrate). Running it again counts nothing twice. It
-// returns an error when the store is not a database.
+// before and whether or not the database holds the file's marker
+// (tokenledger migrate). Running it again counts nothing twice. It returns
+// an error when the store is not a database.
 func (a *App) MigrateFile(ctx context.Context, path string, dryRun bool, progress func(done, total int)) (migrate.Result, error) {
 	if a.db == nil {
 		return migrate.Result{}, fmt.Errorf("migrate imports the local file into a database, and the store is %s (%s); set REDIS_URL, or KV_REST_API_URL and KV_REST_API_TOKEN", a.Config.Store, a.Config.StoreReason)
 	}
 	return migrate.Run(ctx, path, a.db, migrate.Options{
 		Now: a.now, RetentionDays: a.Config.RetentionDays, Logger: a.log, DryRun: dryRun, Progress: progress,
+		IgnoreMark: true,
 	})
 }
 

@@ -44,6 +44,10 @@ type Options struct {
 	RetentionDays int
 	// DryRun reads and counts without writing, renaming or marking.
 	DryRun bool
+	// IgnoreMark imports the file even when the database holds its marker
+	// (an import someone asked for by hand, say after a reset); the marker
+	// is still left afterwards.
+	IgnoreMark bool
 	// Logger receives the result lines; slog.Default() when nil.
 	Logger *slog.Logger
 	// Progress, when set, is called after each batch with the records
@@ -114,7 +118,7 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 	}
 	mark := "migrated:" + sum
 	marker, canMark := db.(Marker)
-	if canMark && !o.DryRun {
+	if canMark && !o.DryRun && !o.IgnoreMark {
 		done, err := marker.HasMark(ctx, mark)
 		if err != nil {
 			return res, fmt.Errorf("check whether %s was migrated: %w", path, err)

@@ -167,6 +167,28 @@ func TestRenamedFileIsMarkedToo(t *testing.T) {
 	}
 }
 
+// TestIgnoreMarkImportsAMarkedFile: an import asked for by hand
+// (tokenledger migrate) reads a file whose marker the database holds —
+// after a reset, say — and counts each record once all the same.
+func TestIgnoreMarkImportsAMarkedFile(t *testing.T) {
+	db := &marked{Store: memstore.New(nil, 0), marks: map[string]bool{}}
+	if _, err := Run(context.Background(), fixture(t, t.TempDir()), db, opts(io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	o := opts(io.Discard)
+	o.IgnoreMark = true
+	res, err := Run(context.Background(), fixture(t, t.TempDir()), db, o)
+	if err != nil || res.AlreadyMigrated || res.Migrated != 2046 {
+		t.Fatalf("import by hand of a marked file: %+v, %v; want 2046 migrated", res, err)
+	}
+	if req, _ := requests(t, db); req != 2046 {
+		t.Errorf("database holds %d requests, want 2046", req)
+	}
+}
+
 func TestDryRunWritesNothing(t *testing.T) {
 	path := fixture(t, t.TempDir())
 	db := memstore.New(nil, 0)

@@ -221,6 +221,9 @@ func (s *Store) settle(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if errors.Is(err, tokenledger.ErrClosed) {
+			return err
+		}
 		if err == nil || (wctx.Err() != nil && delivered > 0) {
 			// More arrived, or the wait ran out while this read delivered:
 			// not an outage. (Waiting for another caller's delivery is
@@ -287,6 +290,9 @@ func (s *Store) Reset(ctx context.Context) error {
 		return err
 	}
 	defer s.unlock()
+	if s.closed.Load() {
+		return tokenledger.ErrClosed // closed while this waited
+	}
 	if err := s.primary.Reset(ctx); err != nil {
 		return err
 	}
