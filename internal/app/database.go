@@ -179,26 +179,28 @@ func (a *App) Run(ctx context.Context) error {
 const serverlessBudget = 2 * time.Second
 
 // Prepare does, within one short budget (serverlessBudget, for both),
-// what a serverless instance has no background time for: the migration on
-// its first requests, and delivering spooled events. Failures are logged
-// and retried on the next request; the request itself goes on.
+// what a serverless instance has no background time for: delivering
+// spooled events first (acknowledged events wait there, and reads are
+// refused until they are delivered), then, with the time left, the
+// migration on its first requests. Failures are logged and retried on the
+// next request; the request itself goes on.
 func (a *App) Prepare(ctx context.Context) {
 	if a.db == nil {
 		return
 	}
 	budget, cancel := context.WithTimeout(ctx, serverlessBudget)
 	defer cancel()
-	if a.migrate {
+	if a.fb != nil {
+		if _, err := a.fb.DrainFor(budget, serverlessBudget); err != nil && ctx.Err() == nil {
+			a.log.Warn("📦 Spooled events not delivered yet; trying again on the next request", slog.String("error", a.redact(err.Error())))
+		}
+	}
+	if a.migrate && budget.Err() == nil {
 		a.migrateMu.Lock()
 		pending := !a.migrated
 		a.migrateMu.Unlock()
 		if pending {
 			_ = a.Migrate(budget)
-		}
-	}
-	if a.fb != nil {
-		if _, err := a.fb.DrainFor(budget, serverlessBudget); err != nil && ctx.Err() == nil {
-			a.log.Warn("📦 Spooled events not delivered yet; trying again on the next request", slog.String("error", a.redact(err.Error())))
 		}
 	}
 }

@@ -113,3 +113,39 @@ func TestPrepareKeepsToOneBudget(t *testing.T) {
 		t.Errorf("Prepare took %s, want at most about the %s budget for migration and delivery together", took, serverlessBudget)
 	}
 }
+
+// TestPrepareDeliversBeforeMigrating: a serverless request delivers the
+// spooled events first and migrates with the time left, so that a
+// migration that cannot finish within the budget (a large file, a slow
+// database) never keeps acknowledged events in the spool, and reads
+// refused, request after request.
+func TestPrepareDeliversBeforeMigrating(t *testing.T) {
+	srv := redistest.Shared(t)
+	front := kvresttest.Start(t, srv.Addr(), kvresttest.Options{Token: "kv-test-token-0123456789"})
+	original, err := os.ReadFile("../../testdata/original-format/token_usage.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "token_usage.json")
+	if err := os.WriteFile(file, original, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := open(t, load(t, map[string]string{
+		"KV_REST_API_URL": front.URL(), "KV_REST_API_TOKEN": front.Token(),
+		"TOKENLEDGER_FILE": file, "TOKENLEDGER_KEY_PREFIX": redistest.Prefix(),
+	}), Options{Spool: true, Migrate: true})
+	ctx := context.Background()
+	front.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second})
+	if res, err := a.Service.Log(ctx, []tokenledger.Event{{Model: "gpt-4o", PromptTokens: 2, TotalTokens: 2}}); err != nil || !res.Degraded {
+		t.Fatalf("Log with a hung database = %+v, %v; want it spooled", res, err)
+	}
+
+	// Every request now takes 700 ms: the migration needs several, more
+	// than the budget; the delivery needs one.
+	front.SetRandomFaults(kvresttest.RandomFaults{Delay: 1, DelayFor: 700 * time.Millisecond, Seed: 1})
+	a.Prepare(ctx)
+	front.ClearFaults()
+	if st := a.fb.FallbackStatus(); st.PendingEvents != 0 {
+		t.Errorf("after one request %d events still wait in the spool; want them delivered before the migration takes the budget", st.PendingEvents)
+	}
+}
