@@ -340,9 +340,6 @@ func (c *Config) loadDatabase(get func(string) string) error {
 			}
 			c.RedisClusterNodes = append(c.RedisClusterNodes, n)
 		}
-		if c.RedisURL != "" {
-			return fmt.Errorf("REDIS_CLUSTER_NODES and %s are both set; set one: the cluster's seed nodes or one server's URL", c.RedisURLFrom)
-		}
 	}
 	return nil
 }
@@ -418,6 +415,9 @@ func (c *Config) chooseStore(v string) error {
 		c.Store, c.StoreReason = kind, "TOKENLEDGER_STORE="+string(kind)
 	default:
 		return fmt.Errorf("TOKENLEDGER_STORE must be auto, file, redis, kv or memory, not %q", v)
+	}
+	if c.Store == Redis && c.RedisURL != "" && len(c.RedisClusterNodes) > 0 {
+		return fmt.Errorf("REDIS_CLUSTER_NODES and %s are both set; set one: the cluster's seed nodes or one server's URL", c.RedisURLFrom)
 	}
 	return nil
 }

@@ -75,6 +75,8 @@ func TestLoad(t *testing.T) {
 				eq(t, "Store", c.Store, Redis)
 				eq(t, "RedisClusterNodes", strings.Join(c.RedisClusterNodes, "|"), "10.0.0.1:7000|10.0.0.2:7001|[::1]:7002")
 			}},
+		{"REST wins; cluster nodes beside Vercel KV's KV_URL do not matter", map[string]string{"KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "t", "KV_URL": "rediss://kv.example.com:6379", "REDIS_CLUSTER_NODES": "a:7000"},
+			func(t *testing.T, c Config) { eq(t, "Store", c.Store, KV) }},
 		{"explicit file despite a database", map[string]string{"TOKENLEDGER_STORE": "file", "REDIS_URL": "redis://x:1"},
 			func(t *testing.T, c Config) {
 				eq(t, "Store", c.Store, File)
@@ -199,6 +201,8 @@ func TestLoadErrors(t *testing.T) {
 			`REDIS_URL must name the database as a number after the host (redis://host:6379/0), not "x"`},
 		{"cluster nodes and a URL", map[string]string{"REDIS_CLUSTER_NODES": "a:7000", "KV_URL": "redis://b:6379"},
 			"REDIS_CLUSTER_NODES and KV_URL are both set; set one: the cluster's seed nodes or one server's URL"},
+		{"cluster nodes and a URL, redis asked for", map[string]string{"TOKENLEDGER_STORE": "redis", "REDIS_CLUSTER_NODES": "a:7000", "REDIS_URL": "redis://b:6379"},
+			"REDIS_CLUSTER_NODES and REDIS_URL are both set; set one: the cluster's seed nodes or one server's URL"},
 		{"cluster node without port", map[string]string{"REDIS_CLUSTER_NODES": "a:7000,b"},
 			`REDIS_CLUSTER_NODES must be a comma-separated list of host:port seed nodes, and "b" is not one`},
 		{"cluster node empty", map[string]string{"REDIS_CLUSTER_NODES": "a:7000,,b:7001"},
