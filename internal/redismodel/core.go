@@ -40,11 +40,13 @@ type Config struct {
 	// Server names the database in every error, without credentials, e.g.
 	// "redis 127.0.0.1:6379". Required.
 	Server string
-	// ClaimTokens gives every Add a random claim token, sent with each of
-	// its script calls, for a Doer that sends a request again when its
-	// reply was lost (store/kvrest): the script then answers an event the
-	// lost attempt counted as counted now, as that attempt would have,
-	// instead of as counted before. Each such claim keeps the token (an
+	// ClaimTokens gives every script call a random claim token of its own,
+	// kept when the call is sent again, for a Doer that sends a request
+	// again when its reply was lost (store/kvrest): the script then answers
+	// an event the lost attempt counted as counted now, as that attempt
+	// would have, instead of as counted before. (One token per call, not
+	// per Add: an id repeated in a later call of the same Add must find
+	// another call's token, and stay a duplicate.) Each such claim keeps the token (an
 	// integer, about 16 bytes more than "1"). A Doer that never repeats a
 	// request does not need it.
 	ClaimTokens bool
@@ -204,32 +206,7 @@ func (c *Core) Add(ctx context.Context, events []tokenledger.Event) (tokenledger
 			}
 		}
 	}
-	if c.tokens && len(calls) > 1 {
-		laterPlacesNotNew(events, res.New)
-	}
 	return res, nil
-}
-
-// laterPlacesNotNew clears isNew for every place of an id after its first
-// on the same day. Within one script call the second place answers 0 by
-// itself; across the calls of one Add with a claim token, the later call
-// finds the claim holding its own token and would answer 1 again.
-func laterPlacesNotNew(events []tokenledger.Event, isNew []bool) {
-	type dayID struct {
-		day int64
-		id  string
-	}
-	first := make(map[dayID]bool, len(events))
-	for i := range events {
-		if !isNew[i] {
-			continue
-		}
-		k := dayID{dayNumber(events[i].Timestamp), events[i].ID}
-		if first[k] {
-			isNew[i] = false
-		}
-		first[k] = true
-	}
 }
 
 // readAddReply stores the script's per-event answers into isNew.
@@ -326,10 +303,6 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 		}
 		groups[g].idx = append(groups[g].idx, i)
 	}
-	var token string
-	if c.tokens {
-		token = newClaimToken()
-	}
 	var calls []call
 	for _, g := range groups {
 		for start := 0; start < len(g.idx); start += MaxEventsPerCall {
@@ -348,8 +321,8 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 					e.PromptTokens, e.CompletionTokens, e.TotalTokens,
 					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost))
 			}
-			if token != "" {
-				cmd = append(cmd, token)
+			if c.tokens {
+				cmd = append(cmd, newClaimToken())
 			}
 			calls = append(calls, call{idx: idx, cmd: cmd})
 		}
@@ -357,7 +330,7 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 	return calls, nil
 }
 
-// newClaimToken returns a random claim token for one Add: a decimal
+// newClaimToken returns a random claim token for one script call: a decimal
 // integer from 10^4 to 2^62, which Redis stores as an integer (below 10^4
 // it would share its preallocated small integers with other keys' values,
 // and "1" is what a call without a token stores).

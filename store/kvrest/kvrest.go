@@ -251,8 +251,8 @@ func (s *Store) readOnlyErr(op string) error {
 // token; or tokenledger.ErrClosed after Close. Retrying the same events
 // after an error never counts one twice. When a reply was lost and the
 // client sent the request again, an event the lost attempt counted is
-// reported as new all the same: each Add's script calls carry a claim
-// token (redismodel.Config.ClaimTokens) that tells its own claims from
+// reported as new all the same: each of its script calls carries a claim
+// token of its own (redismodel.Config.ClaimTokens) that tells its claims from
 // earlier ones.
 func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
 	if s.closed.Load() {
