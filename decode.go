@@ -196,17 +196,14 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 	}
 	// An empty string is not an absent field: "" is no id, no time and
 	// no token type, and must not be taken for "assign one" or "now".
-	for _, name := range [...]string{"id", "timestamp", "tokenType"} {
-		if raw, ok := present(f, name); ok && string(raw) == `""` {
-			switch name {
-			case "id":
-				return e, validateID("")
-			case "timestamp":
-				return e, invalid(name, "must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not an empty string; leave it out for now")
-			default:
-				return e, invalid(name, "must be prompt, completion or total, not an empty string")
-			}
-		}
+	sent := func(name string) bool { _, ok := present(f, name); return ok }
+	switch {
+	case e.ID == "" && sent("id"):
+		return e, validateID("")
+	case ts == "" && sent("timestamp"):
+		return e, invalid("timestamp", "must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not an empty string; leave it out for now")
+	case tokenType == "" && sent("tokenType"):
+		return e, invalid("tokenType", "must be prompt, completion or total, not an empty string")
 	}
 	if ts != "" {
 		t, terr := parseTimestamp(ts)
