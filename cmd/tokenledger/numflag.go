@@ -49,12 +49,8 @@ func (w *wholeNumber[T]) Set(s string) error {
 	if len(digits) > 1 && digits[0] == '0' {
 		return errors.New("must be written without leading zeros")
 	}
-	var zero T
-	n, err := strconv.ParseInt(s, 10, strconv.IntSize)
-	if _, is64 := any(zero).(int64); is64 {
-		n, err = strconv.ParseInt(s, 10, 64)
-	}
-	if err != nil {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || int64(T(n)) != n {
 		return errors.New("is too large")
 	}
 	*w.p, w.set = T(n), true
