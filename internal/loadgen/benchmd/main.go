@@ -339,11 +339,7 @@ func commandStats(addr string) map[string]cmdStat {
 
 // redisUsedMemory returns INFO memory's used_memory_human.
 func redisUsedMemory(addr string) string {
-	out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", strings.TrimPrefix(addr, "127.0.0.1:"), "INFO", "memory").Output()
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(redisCLI(addr, "INFO", "memory"), "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory_human:"); ok {
 			return v
 		}
