@@ -80,28 +80,11 @@ func TestDatabaseStoresWithSpoolAndMigration(t *testing.T) {
 // migration's first call and the delivery hang past the database timeout.
 // Each used to get a budget of its own (4 s), before the request itself.
 func TestPrepareKeepsToOneBudget(t *testing.T) {
-	srv := redistest.Shared(t)
-	front := kvresttest.Start(t, srv.Addr(), kvresttest.Options{Token: "kv-test-token-0123456789"})
-	dir := t.TempDir()
-	file := filepath.Join(dir, "token_usage.json")
 	now := time.Now().UTC().Truncate(24 * time.Hour)
 	legacy := `[{"id":"budget-1","date":"` + now.Format("2006-01-02") + `","timestamp":"` + now.Format(time.RFC3339) +
 		`","model":"gpt-4o","tokensUsed":40,"tokenType":"prompt","metadata":{}}]`
-	if err := os.WriteFile(file, []byte(legacy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := open(t, load(t, map[string]string{
-		"KV_REST_API_URL": front.URL(), "KV_REST_API_TOKEN": front.Token(),
-		"TOKENLEDGER_FILE": file, "TOKENLEDGER_KEY_PREFIX": redistest.Prefix(),
-	}), Options{Spool: true, Migrate: true})
+	a, front := kvAppWithSpooledEvent(t, []byte(legacy))
 	ctx := context.Background()
-
-	// One event spooled: its write hangs past the database timeout.
-	front.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second})
-	res, err := a.Service.Log(ctx, []tokenledger.Event{{Model: "gpt-4o", PromptTokens: 2, TotalTokens: 2}})
-	if err != nil || !res.Degraded {
-		t.Fatalf("Log with a hung database = %+v, %v; want it spooled", res, err)
-	}
 
 	// The migration's first call and the delivery both hang.
 	front.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second}, kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second})
@@ -120,25 +103,12 @@ func TestPrepareKeepsToOneBudget(t *testing.T) {
 // database) never keeps acknowledged events in the spool, and reads
 // refused, request after request.
 func TestPrepareDeliversBeforeMigrating(t *testing.T) {
-	srv := redistest.Shared(t)
-	front := kvresttest.Start(t, srv.Addr(), kvresttest.Options{Token: "kv-test-token-0123456789"})
 	original, err := os.ReadFile("../../testdata/original-format/token_usage.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "token_usage.json")
-	if err := os.WriteFile(file, original, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := open(t, load(t, map[string]string{
-		"KV_REST_API_URL": front.URL(), "KV_REST_API_TOKEN": front.Token(),
-		"TOKENLEDGER_FILE": file, "TOKENLEDGER_KEY_PREFIX": redistest.Prefix(),
-	}), Options{Spool: true, Migrate: true})
+	a, front := kvAppWithSpooledEvent(t, original)
 	ctx := context.Background()
-	front.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second})
-	if res, err := a.Service.Log(ctx, []tokenledger.Event{{Model: "gpt-4o", PromptTokens: 2, TotalTokens: 2}}); err != nil || !res.Degraded {
-		t.Fatalf("Log with a hung database = %+v, %v; want it spooled", res, err)
-	}
 
 	// Every request now takes 700 ms: the migration needs several, more
 	// than the budget; the delivery needs one.
@@ -148,4 +118,28 @@ func TestPrepareDeliversBeforeMigrating(t *testing.T) {
 	if st := a.fb.FallbackStatus(); st.PendingEvents != 0 {
 		t.Errorf("after one request %d events still wait in the spool; want them delivered before the migration takes the budget", st.PendingEvents)
 	}
+}
+
+// kvAppWithSpooledEvent opens serve's configuration on the REST front over
+// a real Redis, with migration on and a local file holding fileContent to
+// migrate, and spools one event (its write hangs past the database
+// timeout). Nothing has been migrated yet.
+func kvAppWithSpooledEvent(t *testing.T, fileContent []byte) (*App, *kvresttest.Server) {
+	t.Helper()
+	srv := redistest.Shared(t)
+	front := kvresttest.Start(t, srv.Addr(), kvresttest.Options{Token: "kv-test-token-0123456789"})
+	file := filepath.Join(t.TempDir(), "token_usage.json")
+	if err := os.WriteFile(file, fileContent, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := open(t, load(t, map[string]string{
+		"KV_REST_API_URL": front.URL(), "KV_REST_API_TOKEN": front.Token(),
+		"TOKENLEDGER_FILE": file, "TOKENLEDGER_KEY_PREFIX": redistest.Prefix(),
+	}), Options{Spool: true, Migrate: true})
+	front.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second})
+	res, err := a.Service.Log(context.Background(), []tokenledger.Event{{Model: "gpt-4o", PromptTokens: 2, TotalTokens: 2}})
+	if err != nil || !res.Degraded {
+		t.Fatalf("Log with a hung database = %+v, %v; want it spooled", res, err)
+	}
+	return a, front
 }

@@ -35,24 +35,34 @@ func (d *stalled) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger
 	return d.flaky.Add(ctx, evs)
 }
 
+// stalledWithSpool returns a fallback Store (ReadWait 200 ms) over a
+// stalled database, with n events spooled during an outage; the database
+// is back and armed: its Add now waits for db.release. The Store is closed
+// at the end of the test.
+func stalledWithSpool(t *testing.T, n int) (*Store, *stalled, time.Time) {
+	t.Helper()
+	db := &stalled{flaky: newFlaky(), armed: make(chan struct{}), entered: make(chan struct{}, 8), release: make(chan struct{})}
+	s, err := New(db, t.TempDir(), Options{Logger: quiet, ReadWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	now := time.Now().UTC()
+	db.down.Store(true)
+	if res, err := s.Add(context.Background(), events("spooled", n, now)); err != nil || !res.Degraded {
+		t.Fatalf("Add during the outage: %+v, %v", res, err)
+	}
+	db.down.Store(false)
+	close(db.armed)
+	return s, db, now
+}
+
 // A read while spooled events are being delivered waits for them at most
 // ReadWait, then answers 503-style with the count, instead of waiting out
 // the delivery (which, after a long outage, can take minutes).
 func TestReadDuringLongDeliveryIsRefusedPromptly(t *testing.T) {
 	ctx := context.Background()
-	db := &stalled{flaky: newFlaky(), armed: make(chan struct{}), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	s, err := New(db, t.TempDir(), Options{Logger: quiet, ReadWait: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	now := time.Now().UTC()
-	db.down.Store(true)
-	if res, err := s.Add(ctx, events("spooled", 10, now)); err != nil || !res.Degraded {
-		t.Fatalf("Add during the outage: %+v, %v", res, err)
-	}
-	db.down.Store(false)
-	close(db.armed)
+	s, db, now := stalledWithSpool(t, 10)
 
 	// A delivery in progress (the background replayer's, say) holds the
 	// spool for as long as the database takes.
@@ -104,23 +114,11 @@ func TestReadDuringLongDeliveryIsRefusedPromptly(t *testing.T) {
 // under way), with the count.
 func TestReadWithAHungDatabaseSaysUnreachable(t *testing.T) {
 	ctx := context.Background()
-	db := &stalled{flaky: newFlaky(), armed: make(chan struct{}), entered: make(chan struct{}, 8), release: make(chan struct{})}
+	s, db, now := stalledWithSpool(t, 3) // the database takes the call and never answers
 	defer close(db.release)
-	s, err := New(db, t.TempDir(), Options{Logger: quiet, ReadWait: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	now := time.Now().UTC()
-	db.down.Store(true)
-	if _, err := s.Add(ctx, events("spooled", 3, now)); err != nil {
-		t.Fatal(err)
-	}
-	db.down.Store(false)
-	close(db.armed) // the database takes the call and never answers
 
 	d := tokenledger.DateOf(now)
-	_, err = s.Days(ctx, tokenledger.DayQuery{From: d, To: d})
+	_, err := s.Days(ctx, tokenledger.DayQuery{From: d, To: d})
 	if !errors.Is(err, tokenledger.ErrUnavailable) || !strings.Contains(err.Error(), "The database is unreachable and 3 events wait in the local spool") {
 		t.Fatalf("read with a hung database: err = %v, want ErrUnavailable saying it is unreachable and 3 events wait", err)
 	}
