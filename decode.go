@@ -310,7 +310,8 @@ func (e *Event) SetTimestamp(t time.Time) {
 // for that: it takes a one-digit hour, a comma before the fraction and
 // offsets such as +24:00 or +00:60. So the layout is checked here byte by
 // byte, and time.Parse is left to check the ranges of the date and the
-// time of day.
+// time of day. RFC 3339 allows "t" and "z" for "T" and "Z" (its section
+// 5.6), which time.Parse does not: they are taken and upper-cased first.
 func parseTimestamp(s string) (time.Time, error) {
 	// bad builds the usual error only when needed: this runs for every
 	// event, and most timestamps are fine.
@@ -327,7 +328,7 @@ func parseTimestamp(s string) (time.Time, error) {
 		return true
 	}
 	at := func(i int, c byte) bool { return i < len(s) && s[i] == c }
-	if !digits(0, 4) || !at(4, '-') || !digits(5, 7) || !at(7, '-') || !digits(8, 10) || !at(10, 'T') ||
+	if !digits(0, 4) || !at(4, '-') || !digits(5, 7) || !at(7, '-') || !digits(8, 10) || !(at(10, 'T') || at(10, 't')) ||
 		!digits(11, 13) || !at(13, ':') || !digits(14, 16) || !at(16, ':') || !digits(17, 19) {
 		return time.Time{}, bad()
 	}
@@ -345,13 +346,21 @@ func parseTimestamp(s string) (time.Time, error) {
 		}
 	}
 	zone := s[i:]
-	if zone != "Z" {
+	if zone != "Z" && zone != "z" {
 		if len(zone) != 6 || (zone[0] != '+' && zone[0] != '-') || !digits(i+1, i+3) || zone[3] != ':' || !digits(i+4, i+6) {
 			return time.Time{}, bad()
 		}
 		if zone[1:3] > "23" || zone[4:6] > "59" {
 			return time.Time{}, invalid("timestamp", "has the UTC offset %q; an offset runs from -23:59 to +23:59, with minutes below 60", zone)
 		}
+	}
+	if s[10] == 't' || zone == "z" {
+		b := []byte(s)
+		b[10] = 'T'
+		if zone == "z" {
+			b[len(b)-1] = 'Z'
+		}
+		s = string(b)
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {

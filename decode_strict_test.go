@@ -37,11 +37,24 @@ func TestTimestampMustBeStrictRFC3339(t *testing.T) {
 	for _, ts := range []string{
 		"2026-11-27T12:00:00Z", "2026-11-27T12:00:00.5Z", "2026-11-27T12:00:00.123456789+23:59",
 		"2026-11-27T12:00:00-23:59", "2026-11-27T12:00:00-00:00", "2026-11-27T12:00:00.000+01:00",
+		// RFC 3339 5.6: "T" and "Z" may be written in lower case.
+		"2026-11-27t12:00:00z", "2026-11-27t12:00:00.5+01:00", "2026-11-27T12:00:00z",
 	} {
 		body := []byte(`{"model":"m","timestamp":"` + ts + `"}`)
 		checkSamePaths(t, body)
 		if _, err := DecodeEvents(body); err != nil {
 			t.Errorf("%s: %v", ts, err)
+		}
+	}
+	// The lower-case forms name the same instant as the upper-case ones.
+	for lower, upper := range map[string]string{
+		"2026-11-27t12:00:00z":        "2026-11-27T12:00:00Z",
+		"2026-11-27t12:00:00.5+01:00": "2026-11-27T12:00:00.5+01:00",
+	} {
+		a, aerr := ParseTimestamp(lower)
+		b, berr := ParseTimestamp(upper)
+		if aerr != nil || berr != nil || !a.Equal(b) {
+			t.Errorf("%s = %v (%v), %s = %v (%v): want the same instant", lower, a, aerr, upper, b, berr)
 		}
 	}
 }
