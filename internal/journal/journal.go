@@ -24,7 +24,9 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // MaxRecord is the largest payload a record may hold.
@@ -430,6 +432,44 @@ func (w *Writer) Close() error {
 	}
 	return w.err
 }
+
+// MkdirAll creates dir and any missing parents, like os.MkdirAll, and
+// fsyncs the parent of every directory it creates, so that a file made
+// durable inside dir cannot vanish with its directory in a crash.
+func MkdirAll(dir string, perm os.FileMode) error {
+	var missing []string // innermost first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("create directory %s: %s is not a directory", dir, d)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("create directory %s: %w", dir, err)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := os.Mkdir(d, perm); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create directory %s: %w", d, err)
+		}
+		// Synced even when another process made d meanwhile: its entry
+		// must be durable before anything inside it is acknowledged.
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDir is SyncDir; tests replace it to see which directories are synced.
+var syncDir = SyncDir
 
 // SyncDir fsyncs the directory holding path, so that a create, rename or
 // remove in it survives a crash.

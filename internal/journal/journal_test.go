@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -367,5 +368,48 @@ func TestSplitMerged(t *testing.T) {
 		if _, _, ok := SplitMerged(bad); ok {
 			t.Errorf("SplitMerged(%q) found a record it does not begin with", bad)
 		}
+	}
+}
+
+// TestMkdirAllSyncsEachNewDirectorysParent: a directory created for a
+// journal must itself be durable in its parent, or a crash can take it,
+// and every acknowledged record inside, away. Directories that existed
+// before are left alone.
+func TestMkdirAllSyncsEachNewDirectorysParent(t *testing.T) {
+	base := t.TempDir()
+	var synced []string
+	syncDir = func(path string) error {
+		synced = append(synced, filepath.Dir(path))
+		return SyncDir(path)
+	}
+	defer func() { syncDir = SyncDir }()
+
+	dir := filepath.Join(base, "a", "b", "c")
+	if err := MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("%s not created: %v", dir, err)
+	}
+	want := []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b")}
+	if !slices.Equal(synced, want) {
+		t.Errorf("synced the parents %q, want %q", synced, want)
+	}
+
+	synced = nil
+	if err := MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if len(synced) != 0 {
+		t.Errorf("an existing directory synced %q, want nothing", synced)
+	}
+
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := MkdirAll(filepath.Join(file, "x"), 0o755)
+	if err == nil || !strings.Contains(err.Error(), "is not a directory") {
+		t.Errorf("a file in the way: error %v, want one saying it is not a directory", err)
 	}
 }

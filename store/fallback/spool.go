@@ -52,8 +52,8 @@ type position struct {
 // naming the file and offset, and nothing is changed. A second process
 // opening the same dir gets an error saying the spool is in use.
 func OpenSpool(dir string) (*Spool, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create spool directory: %w", err)
+	if err := journal.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open spool: %w", err)
 	}
 	lk := flock.New(filepath.Join(dir, "lock"))
 	ok, err := lk.TryLock()

@@ -211,8 +211,8 @@ func Open(path string, o Options) (*Store, error) {
 	if s.chunkEvents <= 0 {
 		s.chunkEvents = defaultChunkEvents
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open token usage file: create directory: %w", err)
+	if err := journal.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open token usage file: %w", err)
 	}
 	lk, err := lockFile(path)
 	if err != nil {
