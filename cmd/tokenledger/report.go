@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -63,17 +64,18 @@ func runReport(ctx context.Context, args []string, e env) error {
 // added across days, so their total is "-".
 func writeTable(w io.Writer, days []tokenledger.Day) {
 	rows := [][]string{{"Date", "Requests", "Prompt", "Completion", "Total", "Users", "Sessions", "Top model"}}
-	var sum tokenledger.Day
+	// The days' sums can pass int64 (each day's counters stay below 2^62),
+	// so they are added as big integers and printed exactly.
+	var sum [4]big.Int
 	for _, d := range days {
 		rows = append(rows, []string{string(d.Date), itoa(d.RequestCount), itoa(d.PromptTokens), itoa(d.CompletionTokens),
 			itoa(d.TotalTokens), itoa(d.UniqueUsers), itoa(d.UniqueSessions), topModel([]tokenledger.Day{d})})
-		sum.RequestCount += d.RequestCount
-		sum.PromptTokens += d.PromptTokens
-		sum.CompletionTokens += d.CompletionTokens
-		sum.TotalTokens += d.TotalTokens
+		for i, n := range []int64{d.RequestCount, d.PromptTokens, d.CompletionTokens, d.TotalTokens} {
+			sum[i].Add(&sum[i], big.NewInt(n))
+		}
 	}
-	rows = append(rows, []string{"Total", itoa(sum.RequestCount), itoa(sum.PromptTokens), itoa(sum.CompletionTokens),
-		itoa(sum.TotalTokens), "-", "-", topModel(days)})
+	rows = append(rows, []string{"Total", sum[0].String(), sum[1].String(), sum[2].String(),
+		sum[3].String(), "-", "-", topModel(days)})
 
 	width := make([]int, len(rows[0]))
 	for _, r := range rows {
