@@ -33,13 +33,17 @@ var errCostLength = errors.New("must be written in at most 64 characters")
 // MaxEventCost, text longer than MaxCostChars and anything that is not a
 // JSON number.
 func ParseDollars(s string) (Nanos, error) {
-	if strings.HasPrefix(s, "-") {
-		return 0, errors.New("must not be negative")
-	}
 	// Bound the text before big.Rat reads it: its parsing costs more than
 	// linear time, and one 1 MiB costUsd took seconds of CPU per request.
 	if len(s) > MaxCostChars {
 		return 0, errCostLength
+	}
+	if rest, neg := strings.CutPrefix(s, "-"); neg {
+		// Negative zero (Python writes -0.0) is zero; any other is refused.
+		if isJSONNumber(rest) && isZero(rest) {
+			return 0, nil
+		}
+		return 0, errors.New("must not be negative")
 	}
 	if !isJSONNumber(s) {
 		return 0, errCostSyntax
@@ -130,6 +134,20 @@ func magnitude(s string) (q int, zero bool) {
 		return 0, true
 	}
 	return -(len(frac) - len(t) + 1) + exp, false
+}
+
+// isZero reports whether s, a JSON number, is zero: every digit of its
+// mantissa (before any exponent) is 0.
+func isZero(s string) bool {
+	for _, c := range s {
+		switch {
+		case c == 'e' || c == 'E':
+			return true
+		case c != '0' && c != '.':
+			return false
+		}
+	}
+	return true
 }
 
 // isJSONNumber reports whether s is a non-negative number in JSON's grammar:

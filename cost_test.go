@@ -22,6 +22,8 @@ func TestParseDollars(t *testing.T) {
 		{"1E2", 100_000_000_000},
 		{"1e-50", 0},
 		{"1000000", 1_000_000 * tokenledger.NanosPerDollar},
+		// Negative zero is zero (Python's json.dumps writes -0.0).
+		{"-0", 0}, {"-0.0", 0}, {"-0.000e7", 0}, {"-0E-2", 0},
 	}
 	for _, tc := range tests {
 		got, err := tokenledger.ParseDollars(tc.in)
@@ -33,7 +35,8 @@ func TestParseDollars(t *testing.T) {
 			t.Errorf("ParseDollars(%q) = %d, want %d", tc.in, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "-1", "1000000.000000001", "1e41", "1e999999999", "01", ".5", "5.", "1/2", "0x10", "NaN", "Inf", "1e", "1.5.5", " 1"} {
+	for _, bad := range []string{"", "-1", "1000000.000000001", "1e41", "1e999999999", "01", ".5", "5.", "1/2", "0x10", "NaN", "Inf", "1e", "1.5.5", " 1",
+		"-1e-50", "-0.0000000001", "-", "-01", "--0", "-.0", "-0.", "-0x0"} {
 		if got, err := tokenledger.ParseDollars(bad); err == nil {
 			t.Errorf("ParseDollars(%q) = %d, want an error", bad, got)
 		}

@@ -75,3 +75,22 @@ func TestEmptyKeyIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestNegativeZeroCostIsZero: both decoders take a cost of -0.0 (what
+// Python's json.dumps writes for a negative zero) as zero, and still
+// refuse every cost below zero.
+func TestNegativeZeroCostIsZero(t *testing.T) {
+	for _, c := range []string{"-0", "-0.0", "-0e3"} {
+		body := []byte(`{"model":"m","costUsd":` + c + `}`)
+		checkSamePaths(t, body)
+		ev, err := DecodeEvents(body)
+		if err != nil || ev[0].Cost != 0 {
+			t.Errorf("%s: %+v, %v; want a cost of 0", body, ev, err)
+		}
+	}
+	body := []byte(`{"model":"m","costUsd":-0.000000001}`)
+	checkSamePaths(t, body)
+	if _, err := DecodeEvents(body); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+		t.Errorf("%s: error %v, want it refused as negative", body, err)
+	}
+}
