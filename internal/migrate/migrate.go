@@ -17,9 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/filestore"
@@ -108,6 +110,13 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 	}
 	if len(files) == 0 {
 		return res, nil
+	}
+	if !o.DryRun {
+		unlock, err := lock(path)
+		if err != nil {
+			return res, err
+		}
+		defer unlock()
 	}
 	sum, err := fingerprint(files)
 	if errors.Is(err, os.ErrNotExist) {
@@ -205,6 +214,26 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 		log.Warn(fmt.Sprintf("⚠️ Could not rename %s after migrating it (%v); it will be read again on the next start (harmless: every record counts once)", path, rerr))
 	}
 	return res, nil
+}
+
+// lock takes the usage file's process lock for the migration: a file
+// store still running on the file (a file-mode serve) appends to its
+// journal, and renaming that from under it would send every event it
+// acknowledges afterwards into a file nobody reads. Where the lock file
+// cannot be created because the directory is read-only, no store can be
+// writing there either, and the migration goes on without it.
+func lock(path string) (unlock func(), err error) {
+	release, err := filestore.Lock(path)
+	switch {
+	case err == nil:
+		return func() { _ = release() }, nil
+	case errors.Is(err, filestore.ErrLocked):
+		return nil, fmt.Errorf("%s is in use by another tokenledger process (it holds %s.lock): a serve on the file, or another migration of it; migrate it once that process has stopped (serve, on a database, tries again by itself)", path, path)
+	case errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission):
+		return func() {}, nil
+	default:
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
 }
 
 // fingerprint returns the SHA-256 of the files' names and contents, in

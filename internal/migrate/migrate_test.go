@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -279,11 +280,26 @@ func TestJournalOnlyStoreIsMigrated(t *testing.T) {
 	if _, err := fs.Add(context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fs.Close() })
-	// No Close yet: as if the process died here; only the journal is on disk.
+	// As if the process died here: what is on disk now (the journal only)
+	// is copied to a second directory, and the store is closed (which
+	// would compact the first).
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the usage file exists before any compaction (%v); the test needs a journal-only store", err)
 	}
+	files, err := filestore.Files(path)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("files of the store: %v, %v", files, err)
+	}
+	crashed := t.TempDir()
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(crashed, filepath.Base(f)), readFile(t, f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(crashed, "token_usage.json")
 	db := memstore.New(func() time.Time { return fixtureNow }, 90)
 	var logs bytes.Buffer
 	res, err := Run(context.Background(), path, db, opts(&logs))
@@ -338,4 +354,69 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestMigrationRefusesAFileInUse: a file store that still runs on the file
+// (a file-mode serve, during a rolling deploy, say) appends to its
+// journal; renaming that journal from under it would send every event it
+// acknowledges afterwards into a file nobody reads. So a migration takes
+// the file's lock, and while a store holds it, refuses with a sentence
+// saying so, importing and renaming nothing. Once the store has stopped,
+// the migration imports everything it acknowledged.
+func TestMigrationRefusesAFileInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token_usage.json")
+	fo := filestore.Options{Now: func() time.Time { return fixtureNow }, Logger: slog.New(slog.DiscardHandler)}
+	fs, err := filestore.Open(path, fo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := func(id string) []tokenledger.Event {
+		return []tokenledger.Event{{ID: id, Timestamp: fixtureNow.Add(-time.Hour), Model: "m", PromptTokens: 10, TotalTokens: 10}}
+	}
+	ctx := context.Background()
+	if _, err := fs.Add(ctx, event("e1")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := filestore.Files(path)
+	db := memstore.New(func() time.Time { return fixtureNow }, 90)
+	res, err := Run(ctx, path, db, opts(io.Discard))
+	if err == nil || !strings.Contains(err.Error(), "in use by another tokenledger process") {
+		t.Fatalf("migration of a file in use: %+v, %v; want an error saying it is in use", res, err)
+	}
+	if after, _ := filestore.Files(path); !slices.Equal(after, before) {
+		t.Errorf("files %v became %v; want nothing renamed", before, after)
+	}
+	if req, _ := requests(t, db); req != 0 {
+		t.Errorf("database holds %d requests, want none imported", req)
+	}
+	if _, err := fs.Add(ctx, event("e2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err = Run(ctx, path, db, opts(io.Discard))
+	if err != nil || res.Migrated != 2 {
+		t.Fatalf("migration after the store stopped: %+v, %v; want both events", res, err)
+	}
+	if req, _ := requests(t, db); req != 2 {
+		t.Errorf("database holds %d requests, want 2", req)
+	}
+}
+
+// TestDryRunOfAFileInUse: a dry run writes, renames and marks nothing, so
+// it reads a file a store is using (a snapshot of it) instead of refusing.
+func TestDryRunOfAFileInUse(t *testing.T) {
+	path := fixture(t, t.TempDir())
+	fs, err := filestore.Open(path, filestore.Options{Now: func() time.Time { return fixtureNow }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	o := opts(io.Discard)
+	o.DryRun = true
+	res, err := Run(context.Background(), path, memstore.New(func() time.Time { return fixtureNow }, 90), o)
+	if err != nil || res.Migrated == 0 {
+		t.Errorf("dry run of a file in use: %+v, %v; want it read", res, err)
+	}
 }

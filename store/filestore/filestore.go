@@ -161,6 +161,19 @@ func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{tokenledger.ErrUnavailable}, args...)...)
 }
 
+// Lock takes the process lock of the usage file at path, as Open does,
+// for a program that must keep every file store off the file while it
+// works on it (a migration, which renames the file and its journals). It
+// returns ErrLocked when a store or another such program holds it, and
+// the function that releases it.
+func Lock(path string) (unlock func() error, err error) {
+	lk, err := lockFile(filepath.Clean(path))
+	if err != nil {
+		return nil, err
+	}
+	return lk.Close, nil
+}
+
 // lockFile takes the process lock of the usage file at path.
 func lockFile(path string) (*flock.Flock, error) {
 	lk := flock.New(path + ".lock")
