@@ -251,7 +251,7 @@ func (s *Store) oldest() tokenledger.Date {
 // incomplete last journal line, temporary files.
 func (s *Store) load() error {
 	var res ScanResult
-	sc, err := scanFiles(s.path, s.oldest(), 4096, &res, func(evs []tokenledger.Event) error {
+	sc, err := scanFiles(s.path, s.now(), s.oldest(), 4096, &res, func(evs []tokenledger.Event) error {
 		r, err := s.mem.Add(context.Background(), evs)
 		if err != nil {
 			return err

@@ -514,6 +514,11 @@ func originalEvent(raw json.RawMessage) (tokenledger.Event, string, string) {
 	if v, ok := f["id"]; ok && json.Unmarshal(v, &id) != nil {
 		id = ""
 	}
+	// The map keeps a repeated field's last value; the API refuses a
+	// record with one, and so does the conversion.
+	if k, ok := repeatedKey(raw); ok {
+		return tokenledger.Event{}, id, fmt.Sprintf("%q appears more than once", k)
+	}
 	for _, name := range []string{"id", "timestamp"} {
 		if v, ok := f[name]; !ok || string(v) == "null" || string(v) == `""` {
 			return tokenledger.Event{}, id, name + " is missing"
@@ -534,6 +539,32 @@ func originalEvent(raw json.RawMessage) (tokenledger.Event, string, string) {
 		return e, id, "timestamp must be between the years 1 and 9999"
 	}
 	return e, id, ""
+}
+
+// repeatedKey returns a key that appears more than once at the top level
+// of obj, a valid JSON object, and whether there is one.
+func repeatedKey(obj []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil { // '{'
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // snapWriter writes our format, one day at a time, one event per line.

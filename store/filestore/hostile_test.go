@@ -178,17 +178,37 @@ func TestHostileFiles(t *testing.T) {
 		{"ours: a day's events twice", []byte(`{"format":"tokenledger","version":1,"days":[{"date":"2026-11-27","events":[` + goodEvent + `],"events":[]}]}`), nil, corrupt, nil},
 		{"ours: repeated days", []byte(`{"format":"tokenledger","version":1,"days":[],"days":[]}`), nil, corrupt, nil},
 		{"ours: a repeated date", []byte(`{"format":"tokenledger","version":1,"days":[{"date":"2026-11-27","events":[]},{"date":"2026-11-27","events":[]}]}`), nil, corrupt, nil},
-		{"original: a repeated field", originalFile(strings.Replace(originalRecord("r1", "5"), `"tokenType":"prompt"`, `"tokenType":"prompt","tokensUsed":6`, 1)), nil, loads,
+		// An original record is checked by the API's rules, which refuse a
+		// repeated field: the record is invalid, the others are read.
+		{"original: a repeated field", originalFile(strings.Replace(originalRecord("r1", "5"), `"tokenType":"prompt"`, `"tokenType":"prompt","tokensUsed":999999`, 1), originalRecord("r2", "7")), nil, loads,
 			func(t *testing.T, o hostileOutcome) {
-				if o.res.Valid != 1 || len(o.days) == 0 {
-					t.Fatalf("Valid %d", o.res.Valid)
+				if o.res.Invalid != 1 || o.res.Valid != 1 {
+					t.Fatalf("Valid %d, Invalid %d; want the record with a repeated field skipped and the other read", o.res.Valid, o.res.Invalid)
+				}
+				if r := o.res.InvalidRecords[0]; r.ID != "r1" || r.Reason != `"tokensUsed" appears more than once` {
+					t.Errorf("invalid record %+v, want r1 with the repeated field named", r)
 				}
 				var total int64
 				for _, d := range o.days {
 					total += d.TotalTokens
 				}
-				if total != 6 {
-					t.Errorf("total %d, want 6 (the last tokensUsed)", total)
+				if total != 7 {
+					t.Errorf("total %d, want 7 (only r2)", total)
+				}
+			}},
+		// And the API refuses a timestamp more than 5 minutes ahead.
+		{"original: a timestamp in the future", originalFile(strings.Replace(originalRecord("r1", "5"), `2026-11-27T10:00:00Z`, `2099-01-01T00:00:00Z`, 1), originalRecord("r2", "7")), nil, loads,
+			func(t *testing.T, o hostileOutcome) {
+				if o.res.Invalid != 1 || o.res.Valid != 1 {
+					t.Fatalf("Valid %d, Invalid %d; want the record from 2099 skipped and the other read", o.res.Valid, o.res.Invalid)
+				}
+				if r := o.res.InvalidRecords[0]; r.ID != "r1" || !strings.Contains(r.Reason, "future") {
+					t.Errorf("invalid record %+v, want r1 refused for its future timestamp", r)
+				}
+				for _, d := range o.days {
+					if d.Date > "2026-11-27" && d.RequestCount > 0 {
+						t.Errorf("day %s holds %d requests", d.Date, d.RequestCount)
+					}
 				}
 			}},
 

@@ -103,7 +103,8 @@ func Scan(path string, o ScanOptions, fn func([]tokenledger.Event) error) (ScanR
 	}
 	seen := map[tokenledger.Date]map[string]struct{}{}
 	var res ScanResult
-	_, err := scanFiles(path, tokenledger.DateOf(now()).AddDays(-retention), batch, &res, func(evs []tokenledger.Event) error {
+	at := now()
+	_, err := scanFiles(path, at, tokenledger.DateOf(at).AddDays(-retention), batch, &res, func(evs []tokenledger.Event) error {
 		unique := make([]tokenledger.Event, 0, len(evs))
 		for i := range evs {
 			d := evs[i].Day()
@@ -150,14 +151,16 @@ type scanned struct {
 
 // scanFiles reads the usage file and its unfolded journals and calls emit
 // with batches of valid, unexpired events (not deduplicated), counting
-// Records, Expired, Invalid and TornTail in res. It changes nothing.
+// Records, Expired, Invalid and TornTail in res. It changes nothing. A
+// record of the original format is invalid where the API would refuse it
+// at now: its timestamp more than MaxFutureSkew ahead, too.
 //
 // Journals are opened before the usage file, so that a compaction running
 // meanwhile in another process cannot make a journal vanish between
 // reading the file and reading the journal: an open journal stays
 // readable, and one folded meanwhile is skipped by the file's
 // "foldedJournal".
-func scanFiles(path string, oldest tokenledger.Date, batchSize int, res *ScanResult, emit func([]tokenledger.Event) error) (scanned, error) {
+func scanFiles(path string, now time.Time, oldest tokenledger.Date, batchSize int, res *ScanResult, emit func([]tokenledger.Event) error) (scanned, error) {
 	var sc scanned
 	list, err := listJournals(path)
 	if err != nil {
@@ -229,7 +232,11 @@ func scanFiles(path string, oldest tokenledger.Date, batchSize int, res *ScanRes
 			return nil
 		})
 	case kindOriginal:
+		latest := now.Add(tokenledger.MaxFutureSkew)
 		err = snap.eachRecord(func(index int, e *tokenledger.Event, id, reason string) error {
+			if reason == "" && e.Timestamp.After(latest) {
+				reason = "timestamp must not be more than 5 minutes in the future"
+			}
 			if reason != "" {
 				res.Records++
 				res.Invalid++
