@@ -543,6 +543,9 @@ func (s *Store) commit(group []*request) {
 // state of the written data is then unknown.
 func (s *Store) appendLocked(line []byte) error {
 	if s.jf == nil {
+		if s.seq > maxJournalSeq {
+			return unavailable("the journal numbers of %s are used up (the next would be above 2^63); stop tokenledger, move the file's journals aside and set its \"foldedJournal\" to 0", s.path)
+		}
 		name := journalName(s.path, s.seq)
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {

@@ -253,7 +253,7 @@ func (s *snapFile) readHeader() error {
 			}
 			n, err := strconv.ParseUint(v.String(), 10, 64)
 			if err != nil || n > maxJournalSeq {
-				return corruptAt(s.path, keyOff, "\"foldedJournal\" must be a whole number from 0 to 2^62")
+				return corruptAt(s.path, keyOff, "\"foldedJournal\" must be a whole number from 0 to 2^63")
 			}
 			s.folded = n
 		case "updatedAt", "retentionDays":

@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -124,8 +125,8 @@ func TestHostileFiles(t *testing.T) {
 		// A folded journal number that cannot be incremented would make the
 		// next journal look folded already, and its events be lost.
 		{"ours: foldedJournal 2^64-1", oursFile(`"foldedJournal":18446744073709551615,`, goodEvent), nil, corrupt, nil},
-		{"ours: foldedJournal 2^62+1", oursFile(`"foldedJournal":4611686018427387905,`, goodEvent), nil, corrupt, nil},
-		{"ours: foldedJournal 2^62", oursFile(`"foldedJournal":4611686018427387904,`, goodEvent), nil, loads, nil},
+		{"ours: foldedJournal 2^63+1", oursFile(`"foldedJournal":9223372036854775809,`, goodEvent), nil, corrupt, nil},
+		{"ours: foldedJournal 2^63", oursFile(`"foldedJournal":9223372036854775808,`, goodEvent), nil, loads, nil},
 		{"ours: version beyond int64", []byte(`{"format":"tokenledger","version":99999999999999999999,"days":[]}`), nil, unknownVersion, nil},
 		{"original: tokensUsed beyond int64", originalFile(originalRecord("r1", "99999999999999999999"), originalRecord("r2", "7")), nil, loads,
 			func(t *testing.T, o hostileOutcome) {
@@ -596,4 +597,51 @@ func TestJournalNumberBeyondBound(t *testing.T) {
 	if after := snapshotFiles(t, filepath.Dir(path)); !equalFiles(before, after) {
 		t.Errorf("the refused Open changed the files: %v → %v", keys(before), keys(after))
 	}
+}
+
+// TestFoldedJournalNearTheBound: every "foldedJournal" the store writes is
+// one it reads back. From 2^63 − 1 the next journal is 2^63, the largest
+// number a journal may have, and folding it writes 2^63; from 2^63 no
+// journal can follow, and a write is refused with a sentence saying so,
+// changing nothing.
+func TestFoldedJournalNearTheBound(t *testing.T) {
+	ctx := context.Background()
+	t.Run("2^63-1", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "token_usage.json")
+		writeFile(t, path, oursFile(`"foldedJournal":9223372036854775807,`, goodEvent))
+		s := mustOpen(t, path, Options{})
+		if _, err := s.Add(ctx, []tokenledger.Event{testEvent("x", 1, 1, fixedNow)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s2, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+		if err != nil {
+			t.Fatalf("reopen of the store's own file: %v", err)
+		}
+		days := allDays(t, s2, fixedNow, tokenledger.DefaultRetentionDays)
+		s2.Close()
+		var n int64
+		for _, d := range days {
+			n += d.RequestCount
+		}
+		if n != 2 {
+			t.Errorf("%d requests after reopening, want 2", n)
+		}
+	})
+	t.Run("2^63", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "token_usage.json")
+		writeFile(t, path, oursFile(`"foldedJournal":9223372036854775808,`, goodEvent))
+		s := mustOpen(t, path, Options{})
+		before := snapshotFiles(t, filepath.Dir(path))
+		_, err := s.Add(ctx, []tokenledger.Event{testEvent("x", 1, 1, fixedNow)})
+		if err == nil || !strings.Contains(err.Error(), "journal numbers") {
+			t.Errorf("Add after journal 2^63: %v, want a refusal saying the journal numbers are used up", err)
+		}
+		if after := snapshotFiles(t, filepath.Dir(path)); !equalFiles(before, after) {
+			t.Errorf("the refused Add changed the files: %v → %v", keys(before), keys(after))
+		}
+		s.Close()
+	})
 }

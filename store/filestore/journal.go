@@ -37,16 +37,13 @@ type journalFile struct {
 	seq  uint64
 }
 
-// maxJournalSeq bounds the file's "foldedJournal", and maxJournalName the
-// number in a journal's name (2^63: room for 2^62 more journals after
-// the largest "foldedJournal"). A number that cannot be incremented would
-// make new journals look folded already, and their events be dropped; a
-// store starting one journal a second would take 146 billion years to
-// reach either bound.
-const (
-	maxJournalSeq  = 1 << 62
-	maxJournalName = 1 << 63
-)
+// maxJournalSeq bounds the number in a journal's name and so the file's
+// "foldedJournal", the number of a journal folded into it. A store
+// starting one journal a second would take 292 billion years to reach
+// it; past it, a write is refused rather than a number wrapped around (a
+// wrapped number would make new journals look folded already, and their
+// events be dropped).
+const maxJournalSeq = 1 << 63
 
 // journalName returns the name of journal seq of the usage file at path.
 func journalName(path string, seq uint64) string {
@@ -77,7 +74,7 @@ func listJournals(path string) ([]journalFile, error) {
 			continue
 		}
 		seq, err := strconv.ParseUint(digits, 10, 64)
-		if err != nil || seq > maxJournalName {
+		if err != nil || seq > maxJournalSeq {
 			return nil, fmt.Errorf("%s: a journal's number must be at most 2^63; this file was not written by tokenledger (move it aside)", filepath.Join(dir, name))
 		}
 		out = append(out, journalFile{path: filepath.Join(dir, name), seq: seq})
