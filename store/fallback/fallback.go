@@ -296,7 +296,12 @@ func (s *Store) Reset(ctx context.Context) error {
 	if err := s.primary.Reset(ctx); err != nil {
 		return err
 	}
-	return s.spool.clear()
+	if err := s.spool.clear(); err != nil {
+		return err
+	}
+	// The refused events are gone, and their refusal with them.
+	s.refusal.Store(nil)
+	return nil
 }
 
 // Check checks the database; on success it also wakes the replayer.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,5 +104,64 @@ func TestRefusedDeliveryIsKeptAndShown(t *testing.T) {
 		if len(days) != 1 || days[0].RequestCount != want {
 			t.Errorf("day %s: %+v, want %d requests", d, days, want)
 		}
+	}
+}
+
+// refusing is a flaky database that can refuse writes for a reason that is
+// not an outage, as Redis does with WRONGTYPE.
+type refusing struct {
+	*flaky
+	refuse atomic.Bool
+}
+
+func (d *refusing) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+	if d.refuse.Load() {
+		return tokenledger.AddResult{}, errors.New("WRONGTYPE tokenledger key holds a string, not a hash")
+	}
+	return d.flaky.Add(ctx, evs)
+}
+
+// TestResetForgetsARefusal: Reset empties the spool whose events the
+// database refused, so the refusal goes with them; a later plain outage
+// must not be shown (in /api/test, or a read's 503) as the database
+// refusing events.
+func TestResetForgetsARefusal(t *testing.T) {
+	ctx := context.Background()
+	db := &refusing{flaky: newFlaky()}
+	s, err := New(db, t.TempDir(), Options{Logger: quiet, ReadWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	db.down.Store(true)
+	if _, err := s.Add(ctx, events("a", 2, now)); err != nil {
+		t.Fatal(err)
+	}
+	db.down.Store(false)
+	db.refuse.Store(true)
+	if _, err := s.Drain(ctx); err == nil {
+		t.Fatal("Drain: want the refusal")
+	}
+	if st := s.FallbackStatus(); st.DeliveryError == "" {
+		t.Fatalf("status %+v after the refusal, want its reason (the test needs it)", st)
+	}
+	db.refuse.Store(false)
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.down.Store(true)
+	if _, err := s.Add(ctx, events("b", 3, now)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.FallbackStatus(); st.DeliveryError != "" {
+		t.Errorf("status during a plain outage after Reset %+v, want no deliveryError", st)
+	}
+	// A read while another caller's delivery holds the spool.
+	s.deliver <- struct{}{}
+	_, err = s.Days(ctx, tokenledger.DayQuery{From: tokenledger.DateOf(now), To: tokenledger.DateOf(now)})
+	<-s.deliver
+	if err == nil || strings.Contains(err.Error(), "refuses") {
+		t.Errorf("read during a plain outage after Reset: %v, want a 503 that does not say the database refuses events", err)
 	}
 }
