@@ -191,7 +191,9 @@ func (a *App) Prepare(ctx context.Context) {
 	budget, cancel := context.WithTimeout(ctx, serverlessBudget)
 	defer cancel()
 	if a.fb != nil {
-		if _, err := a.fb.DrainFor(budget, serverlessBudget); err != nil && ctx.Err() == nil {
+		// With nothing spooled, a failure is only the database's check:
+		// the fallback has logged the outage already.
+		if _, err := a.fb.DrainFor(budget, serverlessBudget); err != nil && ctx.Err() == nil && a.fb.Spool().Pending() > 0 {
 			a.log.Warn("📦 Spooled events not delivered yet; trying again on the next request", slog.String("error", a.redact(err.Error())))
 		}
 	}

@@ -143,3 +143,29 @@ func kvAppWithSpooledEvent(t *testing.T, fileContent []byte) (*App, *kvresttest.
 	}
 	return a, front
 }
+
+// TestPrepareSaysSpooledEventsWaitOnlyWhenTheyDo: with the database down
+// and nothing spooled, a serverless request's delivery attempt has nothing
+// to deliver, and its log line must not send an operator looking for
+// spooled events; once events wait, it says so.
+func TestPrepareSaysSpooledEventsWaitOnlyWhenTheyDo(t *testing.T) {
+	srv := redistest.Server(t)
+	srv.Kill(t)
+	env := map[string]string{"REDIS_URL": srv.URL(), "TOKENLEDGER_FILE": filepath.Join(t.TempDir(), "token_usage.json"),
+		"TOKENLEDGER_KEY_PREFIX": redistest.Prefix(), "TOKENLEDGER_DB_TIMEOUT": "200ms"}
+	a, logs := open(t, load(t, env), Options{Spool: true})
+	ctx := context.Background()
+	const line = "Spooled events not delivered yet"
+	a.Prepare(ctx)
+	if strings.Contains(logs.String(), line) {
+		t.Errorf("with nothing spooled, the log says %q:\n%s", line, logs.String())
+	}
+	res, err := a.Service.Log(ctx, []tokenledger.Event{{Model: "m", PromptTokens: 1, TotalTokens: 1}})
+	if err != nil || !res.Degraded {
+		t.Fatalf("Log with the database down: %+v, %v; want it spooled", res, err)
+	}
+	a.Prepare(ctx)
+	if !strings.Contains(logs.String(), line) {
+		t.Errorf("with an event spooled, the log lacks %q:\n%s", line, logs.String())
+	}
+}
