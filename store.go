@@ -103,6 +103,11 @@ type FallbackStatus struct {
 	// events (an error that is not an outage, such as a key of the wrong
 	// type): they stay in the spool until the database is fixed.
 	DeliveryError string `json:"deliveryError,omitempty"`
+	// RejectedEvents counts spooled events the database refused for
+	// themselves (each would take a day's counter past 2^62): they are
+	// kept in the spool's rejected file, not counted, and no longer
+	// hold up the events behind them.
+	RejectedEvents int `json:"rejectedEvents,omitempty"`
 }
 
 // FallbackReporter is implemented by stores that spool events locally

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -122,7 +123,7 @@ func (s *Store) Info() tokenledger.StoreInfo {
 // many events wait there.
 func (s *Store) FallbackStatus() tokenledger.FallbackStatus {
 	n := s.spool.Pending()
-	st := tokenledger.FallbackStatus{Active: s.active.Load() || n > 0, PendingEvents: n}
+	st := tokenledger.FallbackStatus{Active: s.active.Load() || n > 0, PendingEvents: n, RejectedEvents: s.spool.Rejected()}
 	if r := s.refusal.Load(); r != nil && n > 0 {
 		st.DeliveryError = *r
 	}
@@ -347,6 +348,9 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 			s.log.Info(fmt.Sprintf("✅ Database reachable again; delivering %d spooled events", s.spool.Pending()))
 		}
 		res, err := s.primary.Add(ctx, evs)
+		if overflow := (*tokenledger.CounterOverflowError)(nil); errors.As(err, &overflow) {
+			res, err = s.deliverEach(ctx, evs)
+		}
 		if err != nil {
 			if unavailable(ctx, err) {
 				s.enter(err)
@@ -383,6 +387,34 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 		}
 	}
 	return delivered, nil
+}
+
+// deliverEach delivers evs, a batch the database refused because an event
+// of it would take a day's counter past its bound, one event at a time.
+// An event refused so is kept in the spool's rejected file and logged
+// (the database would answer the same on every attempt, and it would hold
+// up every event behind it for good); it counts as not new. Any other
+// error stops it: the batch stays in the spool, and the events already
+// delivered count once when it is delivered again. Called with s.deliver
+// held.
+func (s *Store) deliverEach(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+	res := tokenledger.AddResult{New: make([]bool, len(evs))}
+	for i := range evs {
+		r, err := s.primary.Add(ctx, evs[i:i+1])
+		if overflow := (*tokenledger.CounterOverflowError)(nil); errors.As(err, &overflow) {
+			if err := s.spool.reject(ctx, evs[i], err.Error()); err != nil {
+				return res, err
+			}
+			s.log.Error(fmt.Sprintf("📦 The database refused spooled event %q for itself, so it is set aside in %s and not counted; the events behind it are delivered (see docs/operations.md, \"Delivery refused\")",
+				evs[i].ID, filepath.Join(s.spool.Dir(), RejectedFile)), "error", err.Error())
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		res.New[i] = r.New[0]
+	}
+	return res, nil
 }
 
 // DrainFor runs Drain with a time budget; serverless handlers call it at

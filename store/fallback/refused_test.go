@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,5 +165,97 @@ func TestResetForgetsARefusal(t *testing.T) {
 	<-s.deliver
 	if err == nil || strings.Contains(err.Error(), "refuses") {
 		t.Errorf("read during a plain outage after Reset: %v, want a 503 that does not say the database refuses events", err)
+	}
+}
+
+// TestEventTheDatabaseCanNeverTakeIsSetAside: an event spooled during an
+// outage that the database then refuses for itself — it would take a day's
+// counter past 2^62, which the database answers with the same refusal
+// every time — cannot block the events behind it for good. Delivery
+// counts every other event of its batch, keeps the refused one durably in
+// the spool's rejected file (it was acknowledged, so it is not thrown
+// away), logs its id and why, shows the count in the fallback status, and
+// fallback ends. (A real redis-server: the refusal is the script's own.)
+func TestEventTheDatabaseCanNeverTakeIsSetAside(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Server(t)
+	const timeout = 300 * time.Millisecond
+	db, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(), KeyPrefix: redistest.Prefix(), Logger: quiet,
+		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	dir := t.TempDir()
+	s, err := New(db, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	keys, err := redismodel.NewKeys(db.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Today's cost is 1 µ$ short of the bound: an event costing 0.000001
+	// dollars (1,000 nano-dollars) or more can never be counted today.
+	totals := keys.Day(tokenledger.DateOf(now), redismodel.KindTotals)
+	if _, err := redistest.Command(srv.Addr(), "HSET", totals, "$", "4611686018427386904"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redistest.Command(srv.Addr(), "EXPIRE", totals, "86400"); err != nil {
+		t.Fatal(err)
+	}
+	batch := events("ok", 5, now)
+	batch[2].ID, batch[2].Cost = "too-costly", 1000
+	srv.Pause(t)
+	if res, err := s.Add(ctx, batch); err != nil || !res.Degraded {
+		t.Fatalf("Add during the outage: %+v, %v; want spooled", res, err)
+	}
+	if res, err := s.Add(ctx, events("later", 3, now)); err != nil || !res.Degraded {
+		t.Fatalf("Add during the outage: %+v, %v; want spooled", res, err)
+	}
+	srv.Resume(t)
+
+	if n, err := s.Drain(ctx); err != nil || n != 8 {
+		t.Fatalf("Drain = %d, %v; want all 8 spooled events handled", n, err)
+	}
+	st := s.FallbackStatus()
+	if st.Active || st.PendingEvents != 0 || st.RejectedEvents != 1 || st.DeliveryError != "" {
+		t.Errorf("status %+v, want fallback ended, nothing pending, 1 rejected", st)
+	}
+	d := tokenledger.DateOf(now)
+	days, err := s.Days(ctx, tokenledger.DayQuery{From: d, To: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(days) != 1 || days[0].RequestCount != 7 {
+		t.Errorf("today %+v, want the 7 other events counted", days)
+	}
+	for _, want := range []string{`too-costly`, "would overflow", "rejected"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	kept, err := os.ReadFile(filepath.Join(dir, RejectedFile))
+	if err != nil || !strings.Contains(string(kept), `"id":"too-costly"`) || !strings.Contains(string(kept), "would overflow") {
+		t.Errorf("rejected file: %q, %v; want the event and the reason", kept, err)
+	}
+
+	// The count survives a restart, read back from the file.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(), KeyPrefix: db.Prefix(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := New(db2, dir, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if st := s2.FallbackStatus(); st.RejectedEvents != 1 {
+		t.Errorf("after a restart: status %+v, want 1 rejected", st)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gofrs/flock"
 
@@ -38,7 +39,15 @@ type Spool struct {
 	pending atomic.Int64 // events appended and not yet acknowledged
 	cursor  position
 	closed  bool
+
+	rejectMu sync.Mutex      // guards rejectW
+	rejectW  *journal.Writer // the rejected file, opened on its first record
+	rejected atomic.Int64    // records in the rejected file
 }
+
+// RejectedFile is the file in the spool directory that keeps the spooled
+// events the database refused for themselves (see Spool.reject).
+const RejectedFile = "rejected.journal"
 
 // position is a place in the spool: a segment and a byte offset in it.
 type position struct {
@@ -139,6 +148,58 @@ func (s *Spool) load() error {
 		return err
 	}
 	s.w = w
+	// The rejected file is only counted here; a torn last record (a crash
+	// while setting an event aside, whose cursor never moved) is cut when
+	// it is next written to, and the event is set aside again.
+	_, _, err = journal.Scan(s.rejectedPath(), 0, func([]byte, int64) error {
+		s.rejected.Add(1)
+		return nil
+	})
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("read the spool's rejected events: %w", err)
+	}
+	return nil
+}
+
+func (s *Spool) rejectedPath() string { return filepath.Join(s.dir, RejectedFile) }
+
+// Rejected returns how many events the spool has set aside (see reject).
+func (s *Spool) Rejected() int { return int(s.rejected.Load()) }
+
+// rejectedRecord is one line of the rejected file.
+type rejectedRecord struct {
+	At     time.Time         `json:"at"`
+	Reason string            `json:"reason"`
+	Event  tokenledger.Event `json:"event"`
+}
+
+// reject keeps e, a spooled event the database refuses for itself (it
+// would take a day's counter past its bound: the same answer on every
+// attempt), durably in the rejected file with the reason, so that the
+// events behind it can be delivered. It returns once the record is on
+// disk; the caller acknowledges e in the spool only after that.
+func (s *Spool) reject(ctx context.Context, e tokenledger.Event, reason string) error {
+	e.Metadata = nil
+	payload, err := json.Marshal(rejectedRecord{At: time.Now().UTC(), Reason: reason, Event: e})
+	if err != nil {
+		return fmt.Errorf("encode a rejected event: %w", err)
+	}
+	s.rejectMu.Lock()
+	defer s.rejectMu.Unlock()
+	if s.rejectW == nil {
+		end, _, err := journal.Scan(s.rejectedPath(), 0, func([]byte, int64) error { return nil })
+		if err != nil {
+			return fmt.Errorf("read the spool's rejected events: %w", err)
+		}
+		if s.rejectW, err = journal.OpenWriter(s.rejectedPath(), end); err != nil {
+			return err
+		}
+	}
+	if err := s.rejectW.Append(ctx, payload); err != nil {
+		return fmt.Errorf("keep a rejected event: %w", err)
+	}
+	s.rejected.Add(1)
 	return nil
 }
 
@@ -314,6 +375,11 @@ func (s *Spool) Close() error {
 	}
 	s.closed = true
 	err := s.w.Close()
+	s.rejectMu.Lock()
+	if s.rejectW != nil {
+		err = errors.Join(err, s.rejectW.Close())
+	}
+	s.rejectMu.Unlock()
 	if uerr := s.lock.Unlock(); err == nil && uerr != nil {
 		err = fmt.Errorf("unlock spool: %w", uerr)
 	}
