@@ -392,6 +392,24 @@ func TestErrors(t *testing.T) {
 			404, "No such endpoint: /api/token (see docs/api.md)", "", -1},
 		{"trailing slash", "POST", "/api/tokens/", "application/json", `{"model":"m"}`,
 			404, "No such endpoint: /api/tokens/ (see docs/api.md)", "", -1},
+		// A path that is not in clean form is not redirected (ServeMux
+		// would answer 307 text/html): it is an unknown path like any other.
+		{"double slash", "GET", "//api/tokens", "", "",
+			404, "No such endpoint: //api/tokens (see docs/api.md)", "", -1},
+		{"double slash POST", "POST", "//api/tokens", "application/json", `{"model":"m"}`,
+			404, "No such endpoint: //api/tokens (see docs/api.md)", "", -1},
+		{"dot segment", "GET", "/api/./tokens", "", "",
+			404, "No such endpoint: /api/./tokens (see docs/api.md)", "", -1},
+		{"dot segment POST", "POST", "/api/./tokens", "application/json", `{"model":"m"}`,
+			404, "No such endpoint: /api/./tokens (see docs/api.md)", "", -1},
+		{"dot-dot segment POST", "POST", "/x/../api/tokens", "application/json", `{"model":"m"}`,
+			404, "No such endpoint: /x/../api/tokens (see docs/api.md)", "", -1},
+		{"dot-dot segment DELETE", "DELETE", "/x/../api/tokens", "", "",
+			404, "No such endpoint: /x/../api/tokens (see docs/api.md)", "", -1},
+		{"trailing dot", "GET", "/api/tokens/.", "", "",
+			404, "No such endpoint: /api/tokens/. (see docs/api.md)", "", -1},
+		{"inner double slash on test", "GET", "/api//test", "", "",
+			404, "No such endpoint: /api//test (see docs/api.md)", "", -1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
