@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -461,6 +462,70 @@ func TestOversizedChunkedBody(t *testing.T) {
 	a.wantStatus(t, 413)
 	if f.state() != before {
 		t.Error("the store changed")
+	}
+}
+
+// TestContentEncodingMustBeIdentity: the server never decompresses a
+// body, so a POST with any Content-Encoding other than identity is 415
+// and stores nothing, whether the body really is compressed (which would
+// otherwise be refused as "not valid UTF-8") or is plain JSON mislabelled
+// (which would otherwise be stored).
+func TestContentEncodingMustBeIdentity(t *testing.T) {
+	const event = `{"model":"m","promptTokens":1}`
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(event))
+	_ = zw.Close()
+
+	refused := []struct {
+		name, body string
+		encodings  []string // one Content-Encoding header per element
+		msg        string
+	}{
+		{"plain body labelled gzip", event, []string{"gzip"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not gzip"},
+		{"gzip body", gz.String(), []string{"gzip"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not gzip"},
+		{"deflate", event, []string{"deflate"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not deflate"},
+		{"br in upper case", event, []string{"BR"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not BR"},
+		{"identity then gzip", event, []string{"identity, gzip"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not identity, gzip"},
+		{"gzip in a second header", event, []string{"identity", "gzip"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not identity, gzip"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			before := f.state()
+			req := httptest.NewRequest("POST", "/api/tokens", strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			for _, enc := range tc.encodings {
+				req.Header.Add("Content-Encoding", enc)
+			}
+			a := f.serve(req)
+			a.wantStatus(t, 415)
+			if a.body["error"] != tc.msg || len(a.body) != 1 {
+				t.Errorf("body %s, want {\"error\": %q}", a.raw, tc.msg)
+			}
+			if got := a.header.Get("Accept-Encoding"); got != "identity" {
+				t.Errorf("Accept-Encoding = %q, want identity", got)
+			}
+			if f.state() != before {
+				t.Error("the store changed")
+			}
+		})
+	}
+
+	for _, enc := range []string{"identity", "IDENTITY", " identity "} {
+		f := newFixture(t)
+		req := httptest.NewRequest("POST", "/api/tokens", strings.NewReader(event))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", enc)
+		if a := f.serve(req); a.status != 200 {
+			t.Errorf("Content-Encoding %q: %d %s, want 200", enc, a.status, a.raw)
+		}
 	}
 }
 
