@@ -335,6 +335,8 @@ func TestErrors(t *testing.T) {
 			400, "event 1: timestamp must not be more than 5 minutes in the future", "timestamp", 1},
 		{"expired timestamp", "POST", "/api/tokens", "application/json", `{"model":"m","timestamp":"2026-08-28T23:59:59Z"}`,
 			400, "event 0: timestamp is older than the retention window (90 days, oldest day kept is 2026-08-29)", "timestamp", 0},
+		{"lone surrogate", "POST", "/api/tokens", "application/json", `[{"model":"m","userId":"\ud800"},{"model":"m","userId":"\udfff"}]`,
+			400, `event 0: userId holds "\ud800", a lone UTF-16 surrogate, which is not a character`, "userId", 0},
 		{"broken JSON", "POST", "/api/tokens", "application/json", `{"model":`,
 			400, "the body is not valid JSON (it ends too early)", "", -1},
 		{"empty body", "POST", "/api/tokens", "application/json", ``,
