@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -390,6 +391,9 @@ func rawString(f map[string]json.RawMessage, name string) (string, error) {
 	if plain(raw) { // the common case: nothing to unescape
 		return string(raw[1 : len(raw)-1]), nil
 	}
+	if esc, ok := loneSurrogate(raw); ok {
+		return "", invalid(name, `holds "%s", a lone UTF-16 surrogate, which is not a character`, esc)
+	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return "", invalid(name, "must be a string")
@@ -410,6 +414,52 @@ func plain(raw []byte) bool {
 		}
 	}
 	return true
+}
+
+// loneSurrogate returns the first \u escape in raw, a quoted JSON string,
+// that is half of a UTF-16 surrogate pair without its other half: a high
+// surrogate (\uD800–\uDBFF) not followed at once by an escaped low one
+// (\uDC00–\uDFFF), or a low one without a high one before it.
+// encoding/json turns such an escape into U+FFFD, so that different
+// strings ("\ud800", "\udfff") would become the same one. Only the
+// escapes are looked at: a string without a backslash has none.
+func loneSurrogate(raw []byte) (string, bool) {
+	for i := 0; i < len(raw); {
+		j := bytes.IndexByte(raw[i:], '\\')
+		if j < 0 {
+			return "", false
+		}
+		i += j
+		r, ok := hexEscape(raw, i)
+		if !ok { // another escape, such as \\ or \n
+			i += 2
+			continue
+		}
+		switch {
+		case utf16.IsSurrogate(r) && r < 0xDC00: // high
+			if lo, ok := hexEscape(raw, i+6); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				i += 12 // a whole pair: one character
+				continue
+			}
+			return string(raw[i : i+6]), true
+		case utf16.IsSurrogate(r): // low, without a high one before it
+			return string(raw[i : i+6]), true
+		}
+		i += 6
+	}
+	return "", false
+}
+
+// hexEscape returns the code unit of the \uXXXX escape at raw[i:].
+func hexEscape(raw []byte, i int) (rune, bool) {
+	if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+	if err != nil {
+		return 0, false
+	}
+	return rune(n), true
 }
 
 // rawInt decodes an optional token count; null counts as absent.

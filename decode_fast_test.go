@@ -24,6 +24,7 @@ var fastSeeds = []string{
 	`[{"model":"m"},{"model":"","promptTokens":1}]`, `[{"promptTokens":true,"model":"m"}]`, `{"model":null,"userId":null}`,
 	`{"model":"m","typo":1}`, `{"model" "m"}`, `{"model":"m",}`, `{model:"m"}`, `{"model":"m","promptTokens":1}  `, `{"model":tru}`,
 	"\ufeff{\"model\":\"m\"}", `"x"`, `null`, `1`, ``, `{`, `[`, `{"events":[{"model":"m"},{"model":"n","promptTokens":-5}]}`,
+	`{"model":"m","userId":"\ud800"}`, `[{"model":"m","sessionId":"\ud83d\ude00"},{"model":"m","userId":"\udfff"}]`,
 }
 
 // checkSamePaths fails when the fast path answers body differently from

@@ -1,6 +1,7 @@
 package tokenledger
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -92,5 +93,55 @@ func TestNegativeZeroCostIsZero(t *testing.T) {
 	checkSamePaths(t, body)
 	if _, err := DecodeEvents(body); err == nil || !strings.Contains(err.Error(), "must not be negative") {
 		t.Errorf("%s: error %v, want it refused as negative", body, err)
+	}
+}
+
+// TestLoneSurrogateIsRefused: encoding/json turns a \u escape of half a
+// UTF-16 surrogate pair into U+FFFD, so two different ids or users would
+// count as one "�". Every string field refuses it, naming the field and
+// the escape as sent; a real U+FFFD and a whole surrogate pair are
+// characters and pass. Both decoders answer alike.
+func TestLoneSurrogateIsRefused(t *testing.T) {
+	refused := []struct{ body, want string }{
+		{`{"model":"m","userId":"\ud800"}`, `userId holds "\ud800", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","userId":"\udfff"}`, `userId holds "\udfff", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","sessionId":"s-\uDBFF"}`, `sessionId holds "\uDBFF", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m\ud800x"}`, `model holds "\ud800", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","provider":"\ud800\u0041"}`, `provider holds "\ud800", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","provider":"\ud800\ud800\udc00"}`, `provider holds "\ud800", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","userId":"\ud83d\ude00\ude00"}`, `userId holds "\ude00", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","userId":"\\\udc00"}`, `userId holds "\udc00", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","id":"a\ud800"}`, `id holds "\ud800", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","tokensUsed":1,"tokenType":"\ud800"}`, `tokenType holds "\ud800", a lone UTF-16 surrogate, which is not a character`},
+		{`{"model":"m","timestamp":"\udc00"}`, `timestamp holds "\udc00", a lone UTF-16 surrogate, which is not a character`},
+		{`[{"model":"m","userId":"u"},{"model":"m","userId":"\ud800"}]`, `event 1: userId holds "\ud800", a lone UTF-16 surrogate, which is not a character`},
+		{`{"events":[{"model":"m","userId":"\udfff"}]}`, `event 0: userId holds "\udfff", a lone UTF-16 surrogate, which is not a character`},
+	}
+	for _, tc := range refused {
+		checkSamePaths(t, []byte(tc.body))
+		ev, err := DecodeEvents([]byte(tc.body))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %+v, %v; want %q", tc.body, ev, err, tc.want)
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: error %v does not match ErrInvalid", tc.body, err)
+		}
+	}
+
+	accepted := []struct{ body, userID string }{
+		{`{"model":"m","userId":"\ufffd"}`, "\ufffd"},
+		{"{\"model\":\"m\",\"userId\":\"\ufffd\"}", "\ufffd"}, // sent raw
+		{`{"model":"m","userId":"\ud83d\ude00"}`, "😀"},
+		{`{"model":"m","userId":"\uD83D\uDE00!"}`, "😀!"},
+		{`{"model":"m","userId":"\udbff\udfff"}`, "\U0010FFFF"},
+		{`{"model":"m","userId":"\\ud800"}`, `\ud800`}, // an escaped backslash, then text
+		{`{"model":"m","userId":"\u00e9\"\ud7ff\ue000"}`, "é\"\ud7ff\ue000"},
+	}
+	for _, tc := range accepted {
+		checkSamePaths(t, []byte(tc.body))
+		ev, err := DecodeEvents([]byte(tc.body))
+		if err != nil || ev[0].UserID != tc.userID {
+			t.Errorf("%s: %+v, %v; want userId %q", tc.body, ev, err, tc.userID)
+		}
 	}
 }

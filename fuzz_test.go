@@ -1,10 +1,12 @@
 package tokenledger_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tokenledger/tokenledger"
 )
@@ -20,6 +22,7 @@ func FuzzDecodeEvents(f *testing.F) {
 		`{"id":"x","timestamp":"2026-11-27T12:00:00Z","model":"m","cacheReadTokens":1,"promptTokens":2,"reasoningTokens":1,"completionTokens":1,"totalTokens":9}`,
 		`{"model":"m","model":"n"}`,
 		`[1,2,3]`, `{`, ``, `null`, `{"events":null}`,
+		`{"model":"m","userId":"\ud800"}`, `{"model":"m","userId":"\ud83d\ude00","sessionId":"\ufffd"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -41,12 +44,19 @@ func FuzzDecodeEvents(f *testing.F) {
 		if len(events) == 0 || len(events) > tokenledger.MaxBatch {
 			t.Fatalf("decoded %d events", len(events))
 		}
+		// U+FFFD comes only from the body: a lone surrogate escape is
+		// refused, not replaced.
+		sentFFFD := bytes.Contains(body, []byte("\ufffd")) || bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`))
 		for i := range events {
 			if err := events[i].Validate(); err != nil {
 				t.Fatalf("decoded event %d does not validate: %v", i, err)
 			}
 			if events[i].TotalTokens < events[i].PromptTokens+events[i].CompletionTokens {
 				t.Fatalf("event %d: total below prompt + completion", i)
+			}
+			e := events[i]
+			if !sentFFFD && strings.ContainsRune(e.ID+e.Model+e.Provider+e.UserID+e.SessionID, utf8.RuneError) {
+				t.Fatalf("event %d holds U+FFFD that the body did not: %+v", i, e)
 			}
 			if _, err := json.Marshal(events[i]); err != nil {
 				t.Fatalf("event %d does not encode: %v", i, err)

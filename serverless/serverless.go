@@ -13,7 +13,7 @@ package serverless
 
 import (
 	"context"
-	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -30,7 +30,10 @@ type Instance struct {
 	once    sync.Once
 	app     *app.App
 	handler http.Handler
-	err     error // why the instance could not start, secrets removed
+	err     error        // why the instance could not start, secrets removed
+	log     *slog.Logger // logs the start failure, secrets removed
+
+	logOutput io.Writer // where logs go; os.Stderr when nil
 }
 
 // Default is the instance the api/ functions share within one process.
@@ -43,14 +46,15 @@ func Serve(w http.ResponseWriter, r *http.Request, getenv func(string) string) {
 
 // Serve answers one request, building the instance from getenv first if
 // this is its first request. When the instance cannot start (a malformed
-// variable, a damaged spool) every request gets 500 with the reason in one
-// sentence, secrets removed.
+// variable, a damaged spool) every request gets the contract's 500, and
+// the reason, secrets removed, is logged with each one: the function log
+// is where the operator sees it, and a client has no use for it.
 func (i *Instance) Serve(w http.ResponseWriter, r *http.Request, getenv func(string) string) {
 	i.once.Do(func() { i.start(getenv) })
 	if i.err != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusInternalServerError)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": "tokenledger could not start: " + i.err.Error()})
+		i.log.LogAttrs(r.Context(), slog.LevelError, "tokenledger could not start; answering 500",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", i.err.Error()))
+		httpapi.InternalErrorHandler().ServeHTTP(w, r)
 		return
 	}
 	i.app.Prepare(r.Context())
@@ -59,22 +63,38 @@ func (i *Instance) Serve(w http.ResponseWriter, r *http.Request, getenv func(str
 
 // start builds the App. Logs go to stderr, which Vercel collects.
 func (i *Instance) start(getenv func(string) string) {
+	out := i.logOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	// Every line goes through the redactor, as the CLI's do. Until the
+	// configuration has loaded, the secrets are the secret variables'
+	// values, valid or not.
+	red := redact.New(config.SecretsFromEnv(getenv)...)
+	i.log = slog.New(redact.NewHandler(slog.NewTextHandler(out, nil), red))
 	cfg, err := config.Load(getenv)
 	if err != nil {
-		i.err = err
+		i.err = redactError(err, red)
 		return
 	}
-	// Every line goes through the redactor, as the CLI's do.
-	log := slog.New(redact.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}), redact.New(cfg.Secrets()...)))
+	red = redact.New(cfg.Secrets()...)
+	log := slog.New(redact.NewHandler(slog.NewTextHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel}), red))
+	i.log = log
 	a, err := app.Open(context.Background(), cfg, app.Options{Logger: log, Spool: true, Migrate: true})
 	if err != nil {
-		i.err = err
-		if msg := httpapi.Redact(err.Error(), cfg.Secrets()); msg != err.Error() {
-			i.err = redacted(msg)
-		}
+		i.err = redactError(err, red)
 		return
 	}
 	i.app, i.handler = a, a.Handler()
+}
+
+// redactError returns err, or an error of its message with secrets
+// removed when it holds one.
+func redactError(err error, red *redact.Redactor) error {
+	if msg := red.String(err.Error()); msg != err.Error() {
+		return redacted(msg)
+	}
+	return err
 }
 
 // redacted is an error whose message had secrets removed.

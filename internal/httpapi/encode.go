@@ -132,6 +132,23 @@ func checkJSONContentType(r *http.Request) string {
 	return ""
 }
 
+// checkIdentityEncoding returns a sentence when r's body is declared
+// compressed: every Content-Encoding, if any, must be identity. The body
+// is never decompressed, so a compressed one would be refused as "not
+// valid UTF-8" and a plain one labelled compressed would be stored: both
+// are refused with what to do instead.
+func checkIdentityEncoding(r *http.Request) string {
+	values := r.Header.Values("Content-Encoding")
+	for _, v := range values {
+		for coding := range strings.SplitSeq(v, ",") {
+			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+				return "The body must be sent uncompressed: Content-Encoding must be absent or identity, not " + truncate(strings.Join(values, ", "), 60)
+			}
+		}
+	}
+	return ""
+}
+
 // decodeBody reads at most MaxBodyBytes of r's body and parses it into
 // events with tokenledger.DecodeEvents. It returns errBodyTooLarge, a
 // *tokenledger.ValidationError, or an error reading the body.

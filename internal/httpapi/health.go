@@ -43,3 +43,13 @@ func handleNotFound() http.Handler {
 		writeError(w, http.StatusNotFound, "No such endpoint: "+truncate(r.URL.Path, 80)+" (see docs/api.md)")
 	})
 }
+
+// InternalErrorHandler answers every request with the contract's 500,
+// "Internal error; the details are in the server log", and the headers
+// of every answer. It stands in for a server that could not be built
+// (serverless, when the configuration is broken); the caller logs why.
+func InternalErrorHandler() http.Handler {
+	return commonHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusInternalServerError, msgInternal)
+	}))
+}

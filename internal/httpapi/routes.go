@@ -1,10 +1,14 @@
 package httpapi
 
-import "net/http"
+import (
+	"net/http"
+	"path"
+)
 
 // addRoutes lists the whole HTTP surface of tokenledger. A GET route also
 // answers HEAD. Every other method on a known path gets 405 with Allow;
-// every unknown path gets 404. All answers are JSON.
+// every unknown path gets 404. All answers are JSON. NewServer puts
+// onlyCleanPaths in front, so that the mux never redirects.
 //
 // /api/tokens is guarded by keys (auth.go): POST by the API key, GET by
 // the read key (or the API key), DELETE by the admin key. /api/test,
@@ -24,4 +28,36 @@ func addRoutes(mux *http.ServeMux, s *server) {
 	mux.Handle("/readyz", handleMethodNotAllowed("GET, HEAD"))
 
 	mux.Handle("/", handleNotFound())
+}
+
+// onlyCleanPaths answers 404, like any unknown path, for a path that is
+// not in clean form ("//api/tokens", "/api/./tokens", "/x/../api/tokens").
+// http.ServeMux would redirect it to the clean path with a text/html
+// answer, which is not JSON and which a client that POSTs may follow
+// without its body; the API has no such path, so it says so.
+func onlyCleanPaths(mux http.Handler) http.Handler {
+	notFound := handleNotFound()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != "" && cleanPath(p) != p {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is p as http.ServeMux cleans it before matching: rooted, with
+// "//", "." and ".." resolved, and a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }

@@ -103,7 +103,7 @@ func NewServer(d Deps) http.Handler {
 	s := newServer(d)
 	mux := http.NewServeMux()
 	addRoutes(mux, s)
-	var h http.Handler = mux
+	var h http.Handler = onlyCleanPaths(mux)
 	h = s.recoverPanics(h)
 	h = s.rateLimit(h)
 	h = s.logRequests(h)

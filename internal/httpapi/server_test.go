@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -334,6 +335,8 @@ func TestErrors(t *testing.T) {
 			400, "event 1: timestamp must not be more than 5 minutes in the future", "timestamp", 1},
 		{"expired timestamp", "POST", "/api/tokens", "application/json", `{"model":"m","timestamp":"2026-08-28T23:59:59Z"}`,
 			400, "event 0: timestamp is older than the retention window (90 days, oldest day kept is 2026-08-29)", "timestamp", 0},
+		{"lone surrogate", "POST", "/api/tokens", "application/json", `[{"model":"m","userId":"\ud800"},{"model":"m","userId":"\udfff"}]`,
+			400, `event 0: userId holds "\ud800", a lone UTF-16 surrogate, which is not a character`, "userId", 0},
 		{"broken JSON", "POST", "/api/tokens", "application/json", `{"model":`,
 			400, "the body is not valid JSON (it ends too early)", "", -1},
 		{"empty body", "POST", "/api/tokens", "application/json", ``,
@@ -392,6 +395,24 @@ func TestErrors(t *testing.T) {
 			404, "No such endpoint: /api/token (see docs/api.md)", "", -1},
 		{"trailing slash", "POST", "/api/tokens/", "application/json", `{"model":"m"}`,
 			404, "No such endpoint: /api/tokens/ (see docs/api.md)", "", -1},
+		// A path that is not in clean form is not redirected (ServeMux
+		// would answer 307 text/html): it is an unknown path like any other.
+		{"double slash", "GET", "//api/tokens", "", "",
+			404, "No such endpoint: //api/tokens (see docs/api.md)", "", -1},
+		{"double slash POST", "POST", "//api/tokens", "application/json", `{"model":"m"}`,
+			404, "No such endpoint: //api/tokens (see docs/api.md)", "", -1},
+		{"dot segment", "GET", "/api/./tokens", "", "",
+			404, "No such endpoint: /api/./tokens (see docs/api.md)", "", -1},
+		{"dot segment POST", "POST", "/api/./tokens", "application/json", `{"model":"m"}`,
+			404, "No such endpoint: /api/./tokens (see docs/api.md)", "", -1},
+		{"dot-dot segment POST", "POST", "/x/../api/tokens", "application/json", `{"model":"m"}`,
+			404, "No such endpoint: /x/../api/tokens (see docs/api.md)", "", -1},
+		{"dot-dot segment DELETE", "DELETE", "/x/../api/tokens", "", "",
+			404, "No such endpoint: /x/../api/tokens (see docs/api.md)", "", -1},
+		{"trailing dot", "GET", "/api/tokens/.", "", "",
+			404, "No such endpoint: /api/tokens/. (see docs/api.md)", "", -1},
+		{"inner double slash on test", "GET", "/api//test", "", "",
+			404, "No such endpoint: /api//test (see docs/api.md)", "", -1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -443,6 +464,70 @@ func TestOversizedChunkedBody(t *testing.T) {
 	a.wantStatus(t, 413)
 	if f.state() != before {
 		t.Error("the store changed")
+	}
+}
+
+// TestContentEncodingMustBeIdentity: the server never decompresses a
+// body, so a POST with any Content-Encoding other than identity is 415
+// and stores nothing, whether the body really is compressed (which would
+// otherwise be refused as "not valid UTF-8") or is plain JSON mislabelled
+// (which would otherwise be stored).
+func TestContentEncodingMustBeIdentity(t *testing.T) {
+	const event = `{"model":"m","promptTokens":1}`
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(event))
+	_ = zw.Close()
+
+	refused := []struct {
+		name, body string
+		encodings  []string // one Content-Encoding header per element
+		msg        string
+	}{
+		{"plain body labelled gzip", event, []string{"gzip"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not gzip"},
+		{"gzip body", gz.String(), []string{"gzip"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not gzip"},
+		{"deflate", event, []string{"deflate"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not deflate"},
+		{"br in upper case", event, []string{"BR"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not BR"},
+		{"identity then gzip", event, []string{"identity, gzip"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not identity, gzip"},
+		{"gzip in a second header", event, []string{"identity", "gzip"},
+			"The body must be sent uncompressed: Content-Encoding must be absent or identity, not identity, gzip"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			before := f.state()
+			req := httptest.NewRequest("POST", "/api/tokens", strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			for _, enc := range tc.encodings {
+				req.Header.Add("Content-Encoding", enc)
+			}
+			a := f.serve(req)
+			a.wantStatus(t, 415)
+			if a.body["error"] != tc.msg || len(a.body) != 1 {
+				t.Errorf("body %s, want {\"error\": %q}", a.raw, tc.msg)
+			}
+			if got := a.header.Get("Accept-Encoding"); got != "identity" {
+				t.Errorf("Accept-Encoding = %q, want identity", got)
+			}
+			if f.state() != before {
+				t.Error("the store changed")
+			}
+		})
+	}
+
+	for _, enc := range []string{"identity", "IDENTITY", " identity "} {
+		f := newFixture(t)
+		req := httptest.NewRequest("POST", "/api/tokens", strings.NewReader(event))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", enc)
+		if a := f.serve(req); a.status != 200 {
+			t.Errorf("Content-Encoding %q: %d %s, want 200", enc, a.status, a.raw)
+		}
 	}
 }
 

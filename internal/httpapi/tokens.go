@@ -33,10 +33,17 @@ type logAnswer struct {
 }
 
 // handleLog serves POST /api/tokens: one event, an array of events or
-// {"events": [...]}, as application/json of at most MaxBodyBytes.
+// {"events": [...]}, as uncompressed application/json of at most
+// MaxBodyBytes.
 func handleLog(s *server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if msg := checkJSONContentType(r); msg != "" {
+			writeError(w, http.StatusUnsupportedMediaType, msg)
+			return
+		}
+		if msg := checkIdentityEncoding(r); msg != "" {
+			// RFC 7694: a 415 for a content coding lists the ones accepted.
+			w.Header().Set("Accept-Encoding", "identity")
 			writeError(w, http.StatusUnsupportedMediaType, msg)
 			return
 		}
