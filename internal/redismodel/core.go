@@ -634,12 +634,52 @@ func (c *Core) nodes(ctx context.Context, op string, fn func(ctx context.Context
 // MATCH "<prefix>:{*" and UNLINK of what it finds, grouped by hash slot,
 // each UNLINK batch pipelined with the next SCAN. It never uses FLUSHDB or
 // KEYS, and leaves every other key alone.
+//
+// Before deleting anything it records the time (see LastReset), so that
+// events another instance spooled before the reset, and delivers after
+// it, are dropped rather than brought back.
 func (c *Core) Reset(ctx context.Context) error {
 	const op = "reset"
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %s: %w", c.server, op, err)
 	}
+	ttl := int64(c.retention+1) * 24 * 3600
+	replies, err := c.do(ctx, op, [][]any{{"SET", c.keys.Mark(resetMark), strconv.FormatInt(time.Now().UnixMilli(), 10), "EX", ttl}})
+	if err != nil {
+		return err
+	}
+	if e, ok := replies[0].(ReplyError); ok {
+		return c.replyFail(op+": record the time", e)
+	}
 	return c.nodes(ctx, op, c.resetNode)
+}
+
+// resetMark names the marker that holds the time of the last Reset, in
+// Unix milliseconds.
+const resetMark = "reset"
+
+// LastReset returns when Reset last ran (by the clock of the machine that
+// ran it), the zero time when it did not within the last R + 1 days.
+// Errors are as for Check; a marker that does not hold a time is an error
+// naming the key.
+func (c *Core) LastReset(ctx context.Context) (time.Time, error) {
+	const op = "read the time of the last reset"
+	key := c.keys.Mark(resetMark)
+	replies, err := c.do(ctx, op, [][]any{{"GET", key}})
+	if err != nil {
+		return time.Time{}, err
+	}
+	switch r := replies[0].(type) {
+	case nil:
+		return time.Time{}, nil
+	case ReplyError:
+		return time.Time{}, c.replyFail(op, r)
+	}
+	ms, err := toInt(replies[0])
+	if err != nil || ms < 0 {
+		return time.Time{}, fmt.Errorf("%s: %s: key %s does not hold a time in Unix milliseconds", c.server, op, key)
+	}
+	return time.UnixMilli(ms).UTC(), nil
 }
 
 func (c *Core) resetNode(ctx context.Context, d Doer) error {

@@ -336,9 +336,18 @@ type fakeNodes struct {
 	keys   [2]map[string]bool
 	pages  [2][]string // the key order SCAN walks, fixed at cursor 0
 	unlink [][]any
+	marked []any // the SET of the reset marker
 }
 
-func (f *fakeNodes) Do(context.Context, [][]any) ([]any, error) {
+// Do takes the SET of the reset marker, the one keyed command Reset sends
+// through the cluster Doer (the deletions go node by node).
+func (f *fakeNodes) Do(_ context.Context, cmds [][]any) ([]any, error) {
+	if len(cmds) == 1 && cmds[0][0] == "SET" && strings.HasSuffix(cmds[0][1].(string), ":mark:reset") {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.marked = cmds[0]
+		return []any{"OK"}, nil
+	}
 	return nil, errors.New("Reset must not send keyed commands through the cluster Doer")
 }
 
@@ -402,8 +411,14 @@ func TestResetScansEveryNode(t *testing.T) {
 	f := &fakeNodes{}
 	f.keys[0] = map[string]bool{"tl:{2026-11-27}:totals": true, "tl:{2026-11-27}:id:a": true, "tl:{2026-11-27}:id:b": true, "tl:{2026-11-26}:models": true, "tlx:{2026-11-27}:totals": true, "tl:x:{2026-11-27}:totals": true}
 	f.keys[1] = map[string]bool{"tl:{2026-11-25}:totals": true, "tl:{probe}:x": true, "other": true}
+	before := time.Now().UnixMilli()
 	if err := newCore(t, f).Reset(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if len(f.marked) != 5 || f.marked[1] != "tl:mark:reset" || f.marked[3] != "EX" {
+		t.Errorf("the reset marker was written as %v, want SET tl:mark:reset <ms> EX <ttl>", f.marked)
+	} else if ms, err := strconv.ParseInt(f.marked[2].(string), 10, 64); err != nil || ms < before || ms > time.Now().UnixMilli() {
+		t.Errorf("the reset marker holds %v, want the time of the reset in Unix milliseconds", f.marked[2])
 	}
 	left := [2][]string{}
 	for i := range f.keys {

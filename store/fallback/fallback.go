@@ -318,8 +318,9 @@ func (s *Store) Check(ctx context.Context) error {
 }
 
 // Drain delivers spooled events to the database in order until the spool
-// is empty, ctx ends or the database fails, and returns how many it
-// delivered. When the spool is empty and the database answered, fallback
+// is empty, ctx ends or the database fails, and returns how many it took
+// out of the spool: delivered, set aside (deliverEach) or dropped as
+// spooled before a reset of the database (since). When the spool is empty and the database answered, fallback
 // ends. Only one Drain runs at a time; a second waits for the first, as
 // long as its ctx allows.
 func (s *Store) Drain(ctx context.Context) (int, error) {
@@ -331,48 +332,59 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 	if s.closed.Load() {
 		return 0, tokenledger.ErrClosed // Close waits for this lock, then closes the database
 	}
-	delivered, fresh := 0, 0
+	delivered, fresh, dropped := 0, 0, 0
+	var reset time.Time // when the database was last reset; read once
 	for {
 		if err := ctx.Err(); err != nil {
 			return delivered, err
 		}
-		evs, pos, err := s.spool.next(deliverBatch)
+		recs, pos, n, err := s.spool.next(deliverBatch)
 		if err != nil {
 			s.log.Error("📦 Cannot read the spool; delivery stopped", "error", err.Error())
 			return delivered, err
 		}
-		if len(evs) == 0 {
+		if n == 0 {
 			break
 		}
 		if delivered == 0 && s.active.Load() {
 			s.log.Info(fmt.Sprintf("✅ Database reachable again; delivering %d spooled events", s.spool.Pending()))
 		}
-		res, err := s.primary.Add(ctx, evs)
+		if delivered == 0 {
+			if reset, err = s.lastReset(ctx); err != nil {
+				s.failed(ctx, err)
+				return delivered, err
+			}
+		}
+		evs, gone := since(recs, reset)
+		dropped += gone
+		var res tokenledger.AddResult
+		if len(evs) > 0 {
+			res, err = s.primary.Add(ctx, evs)
+		}
 		if overflow := (*tokenledger.CounterOverflowError)(nil); errors.As(err, &overflow) {
 			res, err = s.deliverEach(ctx, evs)
 		}
 		if err != nil {
-			if unavailable(ctx, err) {
-				s.enter(err)
-			} else if ctx.Err() == nil {
-				s.refused(err)
-			}
+			s.failed(ctx, err)
 			return delivered, err
 		}
 		if s.refusal.Swap(nil) != nil {
 			s.log.Info("📦 The database takes the spooled events again; delivery resumed")
 		}
-		if err := s.spool.ack(pos, len(evs)); err != nil {
+		if err := s.spool.ack(pos, n); err != nil {
 			// The events are in the database; they will be delivered again
 			// after a restart and counted once thanks to their ids.
 			s.log.Error("📦 Delivered events but could not move the spool cursor", "error", err.Error())
 			return delivered, err
 		}
-		delivered += len(evs)
+		delivered += n
 		fresh += res.Accepted()
 	}
-	if delivered > 0 {
-		s.log.Info(fmt.Sprintf("📦 Spool drained: delivered %d events to the database (%d new, %d already there)", delivered, fresh, delivered-fresh))
+	if dropped > 0 {
+		s.log.Warn(fmt.Sprintf("📦 Dropped %d spooled events appended before the database was reset at %s (by this or another instance): the reset wiped everything logged before it", dropped, reset.UTC().Format(time.RFC3339Nano)))
+	}
+	if delivered > dropped {
+		s.log.Info(fmt.Sprintf("📦 Spool drained: delivered %d events to the database (%d new, %d already there)", delivered-dropped, fresh, delivered-dropped-fresh))
 	}
 	if s.active.Load() {
 		if delivered == 0 {
@@ -387,6 +399,54 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 		}
 	}
 	return delivered, nil
+}
+
+// failed records why a delivery attempt failed: an outage enters (or
+// stays in) fallback; anything else, unless the caller gave up, is a
+// refusal. Called with s.deliver held.
+func (s *Store) failed(ctx context.Context, err error) {
+	if unavailable(ctx, err) {
+		s.enter(err)
+	} else if ctx.Err() == nil {
+		s.refused(err)
+	}
+}
+
+// ResetClock is implemented by database stores that remember when they
+// were last reset (Reset records the time before it deletes anything).
+type ResetClock interface {
+	// LastReset returns when the database was last reset, the zero time
+	// when it was not (within the retention window). On error it returns
+	// ErrUnavailable (wrapped) when the database cannot be reached.
+	LastReset(ctx context.Context) (time.Time, error)
+}
+
+// lastReset asks the database when it was last reset, when it can say.
+func (s *Store) lastReset(ctx context.Context) (time.Time, error) {
+	rc, ok := s.primary.(ResetClock)
+	if !ok {
+		return time.Time{}, nil
+	}
+	return rc.LastReset(ctx)
+}
+
+// since returns the events of recs appended at or after reset, and how
+// many were appended before it: those were logged before a reset (by
+// another instance, whose Reset cannot reach this spool) and the reset
+// wiped everything logged before it. Records of earlier versions, without
+// a time, are all kept.
+func since(recs []record, reset time.Time) ([]tokenledger.Event, int) {
+	cut := reset.UnixMilli()
+	var evs []tokenledger.Event
+	dropped := 0
+	for _, r := range recs {
+		if !reset.IsZero() && r.At != 0 && r.At < cut {
+			dropped += len(r.Events)
+			continue
+		}
+		evs = append(evs, r.Events...)
+	}
+	return evs, dropped
 }
 
 // deliverEach delivers evs, a batch the database refused because an event

@@ -25,9 +25,8 @@ import (
 var segmentLimit int64 = 4 << 20
 
 // Spool is a durable, ordered queue of events on the local disk: a
-// directory of journal segments ("<seq>.spool", one record per batch, each
-// record a JSON array of events) and a cursor file naming the first record
-// not yet delivered. Append returns only after the events are fsync'd.
+// directory of journal segments ("<seq>.spool", one record per batch, see
+// record) and a cursor file naming the first record not yet delivered. Append returns only after the events are fsync'd.
 // One process owns a spool directory at a time.
 type Spool struct {
 	dir  string
@@ -109,11 +108,11 @@ func (s *Spool) load() error {
 			start = s.cursor.Offset
 		}
 		end, torn, err := journal.Scan(s.segPath(seq), start, func(p []byte, _ int64) error {
-			var evs []json.RawMessage
-			if err := json.Unmarshal(p, &evs); err != nil {
+			n, err := countEvents(p)
+			if err != nil {
 				return fmt.Errorf("a spool record in %s does not hold events: %w", s.segPath(seq), err)
 			}
-			s.pending.Add(int64(len(evs)))
+			s.pending.Add(int64(n))
 			return nil
 		})
 		if err != nil {
@@ -244,7 +243,7 @@ func (s *Spool) Pending() int { return int(s.pending.Load()) }
 // after a write or sync error the spool takes nothing more until it is
 // reopened, which counts what is on disk.
 func (s *Spool) Append(ctx context.Context, events []tokenledger.Event) error {
-	payload, err := encodeEvents(events)
+	payload, err := encodeRecord(time.Now(), events)
 	if err != nil {
 		return err
 	}
@@ -285,17 +284,19 @@ func (s *Spool) rotate(w *journal.Writer) {
 	s.seq++
 }
 
-// next reads up to max events from the cursor on, in order, and returns
-// them with the position just past the last record read. It never splits
-// a record, so it may return more than max when one record is larger.
-func (s *Spool) next(max int) ([]tokenledger.Event, position, error) {
+// next reads records holding up to max events from the cursor on, in
+// order, and returns them with the position just past the last record
+// read and the number of events they hold. It never splits a record, so
+// it may return more than max events when one record is larger.
+func (s *Spool) next(max int) ([]record, position, int, error) {
 	s.mu.RLock()
 	cur, active, limit := s.cursor, s.seq, s.w.Size()
 	s.mu.RUnlock()
-	var out []tokenledger.Event
+	var out []record
+	n := 0
 	pos := cur
 	errFull := errors.New("full")
-	for seq := cur.Segment; seq <= active && len(out) < max; seq++ {
+	for seq := cur.Segment; seq <= active && n < max; seq++ {
 		start := int64(0)
 		if seq == cur.Segment {
 			start = cur.Offset
@@ -304,26 +305,27 @@ func (s *Spool) next(max int) ([]tokenledger.Event, position, error) {
 			if seq == active && next > limit {
 				return errFull // not yet committed
 			}
-			evs, err := decodeEvents(p)
+			r, err := decodeRecord(p)
 			if err != nil {
 				return fmt.Errorf("read spool %s: %w", s.segPath(seq), err)
 			}
-			out = append(out, evs...)
+			out = append(out, r)
+			n += len(r.Events)
 			pos = position{Segment: seq, Offset: next}
-			if len(out) >= max {
+			if n >= max {
 				return errFull
 			}
 			return nil
 		})
 		if err != nil && !errors.Is(err, errFull) {
-			return nil, cur, err
+			return nil, cur, 0, err
 		}
-		if len(out) < max && seq < active {
+		if n < max && seq < active {
 			// Segment read to its end: continue at the start of the next.
 			pos = position{Segment: seq + 1}
 		}
 	}
-	return out, pos, nil
+	return out, pos, n, nil
 }
 
 // ack records that everything before pos (n events) was delivered: the
@@ -353,14 +355,14 @@ func (s *Spool) ack(pos position, n int) error {
 // clear drops every pending event (used by Reset).
 func (s *Spool) clear() error {
 	for {
-		evs, pos, err := s.next(1 << 30)
+		_, pos, n, err := s.next(1 << 30)
 		if err != nil {
 			return err
 		}
-		if len(evs) == 0 {
+		if n == 0 {
 			return nil
 		}
-		if err := s.ack(pos, len(evs)); err != nil {
+		if err := s.ack(pos, n); err != nil {
 			return err
 		}
 	}
@@ -386,32 +388,67 @@ func (s *Spool) Close() error {
 	return err
 }
 
-// encodeEvents makes the spool record for events: a JSON array of the
-// events without metadata.
-func encodeEvents(events []tokenledger.Event) ([]byte, error) {
-	stripped := make([]tokenledger.Event, len(events))
+// record is one spool record: a batch of events as one Append took them,
+// and when (Unix milliseconds, by this machine's clock). Records written
+// before the time was kept are a bare JSON array of events; they read
+// with At 0.
+type record struct {
+	At     int64               `json:"at"`
+	Events []tokenledger.Event `json:"events"`
+}
+
+// encodeRecord makes the spool record for events appended at: the events
+// without metadata, and the time.
+func encodeRecord(at time.Time, events []tokenledger.Event) ([]byte, error) {
+	r := record{At: at.UnixMilli(), Events: make([]tokenledger.Event, len(events))}
 	for i, e := range events {
 		e.Metadata = nil
-		stripped[i] = e
+		r.Events[i] = e
 	}
-	b, err := json.Marshal(stripped)
+	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode events for the spool: %w", err)
 	}
 	return b, nil
 }
 
-func decodeEvents(p []byte) ([]tokenledger.Event, error) {
-	var evs []tokenledger.Event
-	if err := json.Unmarshal(p, &evs); err != nil {
-		return nil, fmt.Errorf("a spool record does not hold events: %w", err)
+// decodeRecord reads a spool record, either form, and checks its events.
+func decodeRecord(p []byte) (record, error) {
+	var r record
+	var err error
+	if len(p) > 0 && p[0] == '[' {
+		err = json.Unmarshal(p, &r.Events)
+	} else {
+		err = json.Unmarshal(p, &r)
 	}
-	for i := range evs {
-		if err := evs[i].Validate(); err != nil || evs[i].ID == "" || evs[i].Timestamp.IsZero() {
-			return nil, fmt.Errorf("a spool record holds an invalid event (%v)", err)
+	if err != nil || r.At < 0 {
+		return record{}, fmt.Errorf("a spool record does not hold events (%v)", err)
+	}
+	for i := range r.Events {
+		if err := r.Events[i].Validate(); err != nil || r.Events[i].ID == "" || r.Events[i].Timestamp.IsZero() {
+			return record{}, fmt.Errorf("a spool record holds an invalid event (%v)", err)
 		}
 	}
-	return evs, nil
+	return r, nil
+}
+
+// countEvents returns how many events the spool record p holds, without
+// reading them.
+func countEvents(p []byte) (int, error) {
+	var evs []json.RawMessage
+	if len(p) > 0 && p[0] == '[' {
+		if err := json.Unmarshal(p, &evs); err != nil {
+			return 0, err
+		}
+		return len(evs), nil
+	}
+	var r struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal(p, &r); err != nil {
+		return 0, err
+	}
+	return len(r.Events), nil
 }
 
 func truncate(s string) string {

@@ -100,12 +100,24 @@ func TestInterop(t *testing.T) {
 			if !reflect.DeepEqual(again, want) {
 				t.Errorf("days changed after re-sending through the other protocol:\n got %+v\nwant %+v", again, want)
 			}
-			// A reset through the other protocol empties it for both.
+			// A reset through the other protocol empties it for both, and
+			// both read the time it was done (the fallback spool drops
+			// what it spooled before it).
+			before := time.Now().Truncate(time.Millisecond)
 			if err := other.Reset(ctx); err != nil {
 				t.Fatal(err)
 			}
+			after := time.Now()
 			if d, err := writer.Days(ctx, q); err != nil || len(d) != 0 {
 				t.Errorf("after a reset through the other protocol the writer reads %d days, %v", len(d), err)
+			}
+			for _, st := range []tokenledger.Store{rs, ks} {
+				at, err := st.(interface {
+					LastReset(context.Context) (time.Time, error)
+				}).LastReset(ctx)
+				if err != nil || at.Before(before) || at.After(after) {
+					t.Errorf("%T reads the last reset at %v, %v; want between %v and %v", st, at, err, before, after)
+				}
 			}
 		})
 	}

@@ -328,6 +328,17 @@ func (s *Store) HasMark(ctx context.Context, name string) (bool, error) {
 	return ok, s.closedErr(s.track(err))
 }
 
+// LastReset returns when Reset last ran, the zero time when it did not
+// within the last R + 1 days; the fallback spool uses it to drop events
+// spooled before a reset. Errors are as for Days.
+func (s *Store) LastReset(ctx context.Context) (time.Time, error) {
+	if s.closed.Load() {
+		return time.Time{}, tokenledger.ErrClosed
+	}
+	t, err := s.core.LastReset(ctx)
+	return t, s.closedErr(s.track(err))
+}
+
 // SetMark records name for R + 1 days. Errors are as for Add.
 func (s *Store) SetMark(ctx context.Context, name string) error {
 	if s.closed.Load() {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -207,6 +208,17 @@ func (s *Store) HasMark(ctx context.Context, name string) (bool, error) {
 	}
 	ok, err := s.core.HasMark(ctx, name)
 	return ok, s.closedErr(s.track(err))
+}
+
+// LastReset returns when Reset last ran, the zero time when it did not
+// within the last R + 1 days; the fallback spool uses it to drop events
+// spooled before a reset. Errors are as for Check.
+func (s *Store) LastReset(ctx context.Context) (time.Time, error) {
+	if s.closed.Load() {
+		return time.Time{}, tokenledger.ErrClosed
+	}
+	t, err := s.core.LastReset(ctx)
+	return t, s.closedErr(s.track(err))
 }
 
 // SetMark records name for R + 1 days. Errors are as for Check.
