@@ -209,13 +209,13 @@ func SecretsFromEnv(getenv func(string) string) []string {
 // urlSecrets returns the credentials in a URL's user info: the password
 // (raw and decoded), or the user name when it stands alone (a token
 // written as redis://TOKEN@host). It also reads URLs url.Parse refuses.
+// The user info is everything from "://" to the last @ of the value, not
+// to the first / ? or #: a password that is not URL-escaped may hold
+// them (see atAfterAddress).
 func urlSecrets(v string) []string {
 	_, rest, ok := strings.Cut(v, "://")
 	if !ok {
 		return nil
-	}
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
 	}
 	at := strings.LastIndex(rest, "@")
 	if at < 0 {
@@ -608,9 +608,14 @@ func checkHTTPURL(name, v string) error {
 	return nil
 }
 
-// checkRedisURL checks a redis:// or rediss:// URL. Its message never
-// repeats the value, which may hold a password.
+// checkRedisURL checks a redis:// or rediss:// URL. Its messages never
+// repeat the user info, which may hold a password: a URL whose user info
+// url.Parse would cut short is refused first, so the port and the path
+// that later messages quote cannot hold any of it.
 func checkRedisURL(name, v string) error {
+	if atAfterAddress(v) {
+		return fmt.Errorf("%s has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %%2F, ? as %%3F, # as %%23)", name)
+	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 		return fmt.Errorf("%s must be a redis:// or rediss:// URL with a host, such as redis://localhost:6379/0", name)
@@ -626,6 +631,20 @@ func checkRedisURL(name, v string) error {
 		}
 	}
 	return nil
+}
+
+// atAfterAddress reports whether the scheme://… URL v holds an @ after
+// the first /, ? or # that follows "://": a user name or password with
+// one of those characters not URL-escaped, which url.Parse would split
+// into a host and a path, query or fragment (redis://u:12/pw@host reads
+// as host u, port 12, path /pw@host).
+func atAfterAddress(v string) bool {
+	_, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return false
+	}
+	i := strings.IndexAny(rest, "/?#")
+	return i >= 0 && strings.Contains(rest[i:], "@")
 }
 
 // redactHost drops anything before an @, in case a seed node was written

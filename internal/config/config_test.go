@@ -199,6 +199,14 @@ func TestLoadErrors(t *testing.T) {
 			`KV_URL has a bad port: port "99999" is not a number from 0 to 65535`},
 		{"redis URL bad db", map[string]string{"REDIS_URL": "redis://host:6379/x"},
 			`REDIS_URL must name the database as a number after the host (redis://host:6379/0), not "x"`},
+		// A password holding an unescaped / ? or # ends up in what url.Parse
+		// takes for the host, path, query or fragment: no part is repeated.
+		{"redis URL with an unescaped / in its password", map[string]string{"REDIS_URL": "redis://user:12/hunter2@redis.example.com:6379/0"},
+			"REDIS_URL has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %2F, ? as %3F, # as %23)"},
+		{"redis URL with an unescaped ? in its password", map[string]string{"KV_URL": "redis://user:12?hunter2@redis.example.com:6379/0"},
+			"KV_URL has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %2F, ? as %3F, # as %23)"},
+		{"redis URL with an unescaped # in its password", map[string]string{"REDIS_URL": "redis://user:ab#hunter2@redis.example.com:6379"},
+			"REDIS_URL has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %2F, ? as %3F, # as %23)"},
 		{"cluster nodes and a URL", map[string]string{"REDIS_CLUSTER_NODES": "a:7000", "KV_URL": "redis://b:6379"},
 			"REDIS_CLUSTER_NODES and KV_URL are both set; set one: the cluster's seed nodes or one server's URL"},
 		{"cluster nodes and a URL, redis asked for", map[string]string{"TOKENLEDGER_STORE": "redis", "REDIS_CLUSTER_NODES": "a:7000", "REDIS_URL": "redis://b:6379"},
@@ -333,6 +341,12 @@ func TestSecretsFromEnv(t *testing.T) {
 		{"redis://:pw@host:6379", "pw"},
 		{"redis://u:p%2Fw@host/0", "p%2Fw,p/w"},
 		{"redis://u:p@w@host/0", "p@w"},
+		// A password that is not URL-escaped: url.Parse would take part of
+		// it for the host and the rest for the path, query or fragment.
+		{"redis://u:12/TopSecretPart@redis.example.com:6379/0", "12/TopSecretPart"},
+		{"redis://u:12?TopSecretPart@redis.example.com:6379/0", "12?TopSecretPart"},
+		{"redis://u:12#TopSecretPart@host:6379", "12#TopSecretPart"},
+		{"redis://a/b@host:6379", "a/b"},
 		{"not a url", ""},
 	} {
 		if got := strings.Join(urlSecrets(tc.url), ","); got != tc.want {

@@ -266,6 +266,12 @@ func TestNoPasswordInErrorsOrLogs(t *testing.T) {
 		"redis://user:" + bad + "@127.0.0.1:6379/0?unknown_option=1",
 		"http://user:" + bad + "@127.0.0.1:6379",
 		"redis://user:" + bad + "@[::1",
+		// Not URL-escaped: url.Parse would take the password's start for
+		// the host and its rest for the path, query or fragment.
+		"redis://user:12/" + bad + "@127.0.0.1:6379/0",
+		"redis://user:12?" + bad + "@127.0.0.1:6379/0",
+		"redis://user:12#" + bad + "@127.0.0.1:6379",
+		"redis://user:ab/" + bad + "@127.0.0.1:6379",
 	} {
 		_, err := redisstore.New(redisstore.Options{URL: u})
 		if err == nil {
@@ -273,6 +279,12 @@ func TestNoPasswordInErrorsOrLogs(t *testing.T) {
 			continue
 		}
 		leak("bad-URL error", err.Error())
+	}
+	_, err = redisstore.New(redisstore.Options{ClusterNodes: []string{"127.0.0.1:1", "redis://a:12?" + bad + "@127.0.0.1:2"}})
+	if err == nil {
+		t.Error("New accepted a cluster node URL with an unescaped password")
+	} else {
+		leak("cluster node URL error", err.Error())
 	}
 	_, err = redisstore.New(redisstore.Options{ClusterNodes: []string{"redis://a:" + bad + "@127.0.0.1:1", "redis://a:other@127.0.0.1:2"}})
 	if err == nil {
@@ -297,6 +309,7 @@ func TestOptionsRejected(t *testing.T) {
 		{"scheme", redisstore.Options{URL: "http://127.0.0.1:1"}, "must start with redis:// or rediss://"},
 		{"no host", redisstore.Options{URL: "redis://"}, "has no host"},
 		{"port", redisstore.Options{URL: "redis://127.0.0.1:99999"}, "invalid port"},
+		{"unescaped password", redisstore.Options{URL: "redis://u:a/b@127.0.0.1:1"}, "URL-escape those characters"},
 		{"node", redisstore.Options{ClusterNodes: []string{"127.0.0.1"}}, "must be host:port"},
 		{"node port", redisstore.Options{ClusterNodes: []string{"127.0.0.1:x"}}, "invalid port"},
 		{"node db", redisstore.Options{ClusterNodes: []string{"redis://127.0.0.1:1/3"}}, "only database 0"},

@@ -63,8 +63,13 @@ type target struct {
 }
 
 // parseURL parses a redis:// or rediss:// URL. Its errors never repeat the
-// URL, which may hold a password.
+// URL's user info, which may hold a password: a URL whose user info
+// url.Parse would cut short is refused first, so what go-redis's messages
+// quote (the path, an option) cannot hold any of it.
 func parseURL(what, raw string) (target, error) {
+	if atAfterAddress(raw) {
+		return target{}, fmt.Errorf("%s has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %%2F, ? as %%3F, # as %%23)", what)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		var ue *url.Error
@@ -93,6 +98,20 @@ func parseURL(what, raw string) (target, error) {
 		return target{}, fmt.Errorf("%s is not a usable Redis URL: %s", what, msg)
 	}
 	return target{addr: o.Addr, username: o.Username, pass: o.Password, tls: o.TLSConfig != nil, db: o.DB, urlOpts: o}, nil
+}
+
+// atAfterAddress reports whether the scheme://… URL raw holds an @ after
+// the first /, ? or # that follows "://": a user name or password with
+// one of those characters not URL-escaped, which url.Parse would split
+// into a host and a path, query or fragment (redis://u:12/pw@host reads
+// as host u, port 12, path /pw@host).
+func atAfterAddress(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	i := strings.IndexAny(rest, "/?#")
+	return i >= 0 && strings.Contains(rest[i:], "@")
 }
 
 // parseNode parses one cluster seed: "host:port" or a URL.
