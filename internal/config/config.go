@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -630,8 +631,34 @@ func checkRedisURL(name, v string) error {
 			return fmt.Errorf("%s must name the database as a number after the host (redis://host:6379/0), not %q", name, db)
 		}
 	}
+	query := u.Query()
+	for _, opt := range slices.Sorted(maps.Keys(query)) {
+		if why, ok := redisOptionsSetByTokenledger[opt]; ok {
+			return fmt.Errorf("%s must not set %s: %s", name, opt, why)
+		}
+	}
 	return nil
 }
+
+// redisOptionsSetByTokenledger are the options go-redis reads from a
+// Redis URL's query that tokenledger sets itself, each with the reason
+// given when a URL sets it: the store would overwrite them without a word.
+// Every other option go-redis knows (pool_size, client_name, …) is taken
+// as it is.
+var redisOptionsSetByTokenledger = map[string]string{
+	"dial_timeout":      dbTimeoutReason,
+	"read_timeout":      dbTimeoutReason,
+	"write_timeout":     dbTimeoutReason,
+	"protocol":          "tokenledger speaks RESP2 to Redis, whose replies it reads in the REST API's shape",
+	"max_retries":       noRetriesReason,
+	"min_retry_backoff": noRetriesReason,
+	"max_retry_backoff": noRetriesReason,
+}
+
+const (
+	dbTimeoutReason = "TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts"
+	noRetriesReason = "tokenledger turns go-redis's retries off, so that a failed call goes to the fallback spool within TOKENLEDGER_DB_TIMEOUT"
+)
 
 // atAfterAddress reports whether the scheme://… URL v holds an @ after
 // the first /, ? or # that follows "://": a user name or password with

@@ -65,6 +65,10 @@ func TestLoad(t *testing.T) {
 				eq(t, "Store", c.Store, Redis)
 				eq(t, "StoreReason", c.StoreReason, "auto: REDIS_URL is set")
 			}},
+		{"redis URL options tokenledger does not set", map[string]string{"REDIS_URL": "redis://localhost:6379/2?pool_size=20&client_name=ledger"},
+			func(t *testing.T, c Config) {
+				eq(t, "RedisURL", c.RedisURL, "redis://localhost:6379/2?pool_size=20&client_name=ledger")
+			}},
 		{"REDIS_URL wins over KV_URL", map[string]string{"KV_URL": "rediss://a:6379", "REDIS_URL": "redis://b:6379"},
 			func(t *testing.T, c Config) {
 				eq(t, "RedisURL", c.RedisURL, "redis://b:6379")
@@ -207,6 +211,18 @@ func TestLoadErrors(t *testing.T) {
 			"KV_URL has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %2F, ? as %3F, # as %23)"},
 		{"redis URL with an unescaped # in its password", map[string]string{"REDIS_URL": "redis://user:ab#hunter2@redis.example.com:6379"},
 			"REDIS_URL has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %2F, ? as %3F, # as %23)"},
+		// go-redis reads these from the URL's query; tokenledger sets them
+		// itself and would overwrite them without a word.
+		{"redis URL read_timeout", map[string]string{"REDIS_URL": "redis://host:6379/0?read_timeout=30s"},
+			"REDIS_URL must not set read_timeout: TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts"},
+		{"redis URL write_timeout", map[string]string{"KV_URL": "redis://host:6379?write_timeout=1s"},
+			"KV_URL must not set write_timeout: TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts"},
+		{"redis URL protocol", map[string]string{"REDIS_URL": "redis://host:6379/0?protocol=3"},
+			"REDIS_URL must not set protocol: tokenledger speaks RESP2 to Redis, whose replies it reads in the REST API's shape"},
+		{"redis URL max_retries", map[string]string{"REDIS_URL": "redis://host:6379/0?pool_size=5&max_retries=5"},
+			"REDIS_URL must not set max_retries: tokenledger turns go-redis's retries off, so that a failed call goes to the fallback spool within TOKENLEDGER_DB_TIMEOUT"},
+		{"redis URL retry backoff", map[string]string{"REDIS_URL": "redis://host:6379/0?max_retry_backoff=1s"},
+			"REDIS_URL must not set max_retry_backoff: tokenledger turns go-redis's retries off, so that a failed call goes to the fallback spool within TOKENLEDGER_DB_TIMEOUT"},
 		{"cluster nodes and a URL", map[string]string{"REDIS_CLUSTER_NODES": "a:7000", "KV_URL": "redis://b:6379"},
 			"REDIS_CLUSTER_NODES and KV_URL are both set; set one: the cluster's seed nodes or one server's URL"},
 		{"cluster nodes and a URL, redis asked for", map[string]string{"TOKENLEDGER_STORE": "redis", "REDIS_CLUSTER_NODES": "a:7000", "REDIS_URL": "redis://b:6379"},
