@@ -566,7 +566,8 @@ func parseKey(name, v string) (string, error) {
 // loadRateLimit reads TOKENLEDGER_RATE_LIMIT (requests per second per
 // client, off when unset), TOKENLEDGER_RATE_BURST (default the larger of
 // MinDefaultBurst and one second's requests) and
-// TOKENLEDGER_TRUST_FORWARDED_FOR.
+// TOKENLEDGER_TRUST_FORWARDED_FOR. The last two only shape the limit, so
+// either one on without it is refused: it would do nothing.
 func (c *Config) loadRateLimit(get func(string) string) error {
 	var err error
 	if c.TrustForwardedFor, err = parseBool("TOKENLEDGER_TRUST_FORWARDED_FOR", get("TOKENLEDGER_TRUST_FORWARDED_FOR")); err != nil {
@@ -576,6 +577,9 @@ func (c *Config) loadRateLimit(get func(string) string) error {
 	if limit == "" {
 		if burst != "" {
 			return errors.New("TOKENLEDGER_RATE_BURST is set but TOKENLEDGER_RATE_LIMIT is not; set the limit too, or neither")
+		}
+		if c.TrustForwardedFor {
+			return errors.New("TOKENLEDGER_TRUST_FORWARDED_FOR is on but TOKENLEDGER_RATE_LIMIT is not set; it only says how the rate limit tells clients apart, so set the limit too, or turn it off")
 		}
 		return nil
 	}

@@ -141,6 +141,11 @@ func TestLoad(t *testing.T) {
 			}},
 		{"a fast rate limit's default burst is one second's worth", map[string]string{"TOKENLEDGER_RATE_LIMIT": "99.5"},
 			func(t *testing.T, c Config) { eq(t, "RateBurst", c.RateBurst, 100) }},
+		{"trust forwarded off without limit", map[string]string{"TOKENLEDGER_TRUST_FORWARDED_FOR": "0"},
+			func(t *testing.T, c Config) {
+				eq(t, "RateLimit", c.RateLimit, 0)
+				eq(t, "TrustForwardedFor", c.TrustForwardedFor, false)
+			}},
 		{"rate limit and burst", map[string]string{"TOKENLEDGER_RATE_LIMIT": "5", "TOKENLEDGER_RATE_BURST": "2", "TOKENLEDGER_TRUST_FORWARDED_FOR": "true"},
 			func(t *testing.T, c Config) {
 				eq(t, "RateLimit", c.RateLimit, 5.0)
@@ -277,6 +282,8 @@ func TestLoadErrors(t *testing.T) {
 			`TOKENLEDGER_RATE_BURST must be a whole number of requests from 1 to 1000000, not "0"`},
 		{"burst fraction", map[string]string{"TOKENLEDGER_RATE_LIMIT": "5", "TOKENLEDGER_RATE_BURST": "1.5"},
 			`TOKENLEDGER_RATE_BURST must be a whole number of requests from 1 to 1000000, not "1.5"`},
+		{"trust forwarded without limit", map[string]string{"TOKENLEDGER_TRUST_FORWARDED_FOR": "1"},
+			"TOKENLEDGER_TRUST_FORWARDED_FOR is on but TOKENLEDGER_RATE_LIMIT is not set; it only says how the rate limit tells clients apart, so set the limit too, or turn it off"},
 		{"trust forwarded not a bool", map[string]string{"TOKENLEDGER_TRUST_FORWARDED_FOR": "proxy"},
 			`TOKENLEDGER_TRUST_FORWARDED_FOR must be 1 or 0 (true or false), not "proxy"`},
 		{"bad addr", map[string]string{"TOKENLEDGER_ADDR": "8080"},
