@@ -71,6 +71,17 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"log", "--model", "m", "--timestamp", "2026-11-27T12:00:00,5Z"}, `tokenledger: log: --timestamp must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not "2026-11-27T12:00:00,5Z"`},
 		{[]string{"log", "--model", "m", "--id", "has space"}, "tokenledger: log: --id must contain only printable ASCII characters without spaces"},
 		{[]string{"log", "--stdin", "--model", "m"}, "tokenledger: log: --stdin cannot be combined with --model"},
+		// A flag given with an empty value is a mistake, not the default:
+		// over HTTP "id": "" and "timestamp": "" are 400 too.
+		{[]string{"log", "--model", "m", "--id", ""}, "tokenledger: log: --id must not be empty (see tokenledger log --help)"},
+		{[]string{"log", "--model", "m", "--timestamp", ""}, "tokenledger: log: --timestamp must not be empty (see tokenledger log --help)"},
+		{[]string{"log", "--model", "m", "--cost="}, "tokenledger: log: --cost must not be empty (see tokenledger log --help)"},
+		{[]string{"log", "--model", ""}, "tokenledger: log: --model must not be empty (see tokenledger log --help)"},
+		{[]string{"serve", "--addr", ""}, "tokenledger: serve: --addr must not be empty (see tokenledger serve --help)"},
+		{[]string{"serve", "--pprof", ""}, "tokenledger: serve: --pprof must not be empty (see tokenledger serve --help)"},
+		{[]string{"migrate", "--file", ""}, "tokenledger: migrate: --file must not be empty (see tokenledger migrate --help)"},
+		{[]string{"bench", "--url", ""}, "tokenledger: bench: --url must not be empty (see tokenledger bench --help)"},
+		{[]string{"bench", "--store", "--api-key", ""}, "tokenledger: bench: --api-key must not be empty (see tokenledger bench --help)"},
 		{[]string{"report", "--days", "x"}, `tokenledger: report: invalid value "x" for flag -days: must be a whole number written with the digits 0-9 only, such as 1500 (see tokenledger report --help)`},
 		{[]string{"report", "--days", "0"}, "tokenledger: report: --days must be a whole number from 1 to 91, not 0"},
 		{[]string{"report", "--days", "92"}, "tokenledger: report: --days must be a whole number from 1 to 91, not 92"},
@@ -97,6 +108,15 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
+}
+
+// TestEmptyFlagsThatMeanNone: an empty --provider, --user or --session
+// means none, as an empty provider, userId or sessionId does over HTTP.
+func TestEmptyFlagsThatMeanNone(t *testing.T) {
+	r := cli(t, memoryEnv, "", "log", "--model", "m", "--prompt", "3", "--provider", "", "--user", "", "--session", "")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "logged 3 tokens for model m") {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

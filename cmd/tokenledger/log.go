@@ -57,7 +57,8 @@ func runLog(ctx context.Context, args []string, e env) error {
 	ts := fs.String("timestamp", "", "when the call happened, RFC 3339 (default now)")
 	stdin := fs.Bool("stdin", false, "read a JSON request body from standard input instead of the event flags")
 	asJSON := fs.Bool("json", false, "print the result as JSON, as POST /api/tokens answers")
-	if err := parseFlags(fs, args, logUsage, e.stdout); err != nil {
+	// An empty provider, user or session means none, as over HTTP.
+	if err := parseFlags(fs, args, logUsage, e.stdout, "provider", "user", "session"); err != nil {
 		return err
 	}
 

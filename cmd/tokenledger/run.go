@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/tokenledger/tokenledger/internal/app"
@@ -123,8 +124,11 @@ func newFlagSet(name string) *flag.FlagSet {
 
 // parseFlags parses args into fs. For -h/--help it prints the command's
 // help (head, then the flags) on stdout and returns errHelp; for a bad
-// flag or a stray argument it returns a one-line *usageError.
-func parseFlags(fs *flag.FlagSet, args []string, head string, stdout io.Writer) error {
+// flag, a stray argument or a string flag given with an empty value it
+// returns a one-line *usageError. An empty value is never taken for the
+// flag's default (a new id, now, no address of one's own): only the
+// flags named in emptyOK, for which empty means none, may be empty.
+func parseFlags(fs *flag.FlagSet, args []string, head string, stdout io.Writer, emptyOK ...string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		var b bytes.Buffer
@@ -139,6 +143,17 @@ func parseFlags(fs *flag.FlagSet, args []string, head string, stdout io.Writer) 
 	}
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q (see tokenledger %s --help)", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	var empty string
+	fs.Visit(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok && empty == "" && !slices.Contains(emptyOK, f.Name) {
+			if v, ok := g.Get().(string); ok && v == "" {
+				empty = f.Name
+			}
+		}
+	})
+	if empty != "" {
+		return usagef("%s: --%s must not be empty (see tokenledger %s --help)", fs.Name(), empty, fs.Name())
 	}
 	return nil
 }

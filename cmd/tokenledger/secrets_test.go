@@ -368,6 +368,11 @@ func TestNoSecretLeaks(t *testing.T) {
 			{"TOKENLEDGER_READ_KEY": "SECRET with spaces 0123456789"},
 			{"TOKENLEDGER_ADMIN_KEY": secretValues["TOKENLEDGER_API_KEY"]},
 			{"REDIS_URL": "redis://u:SECRETbadurl0008@127.0.0.1:notaport"},
+			// Passwords that are not URL-escaped: url.Parse takes part of
+			// them for the host and the rest for the path, query or fragment.
+			{"REDIS_URL": "redis://user:12/SECRETslashpw0011@redis.example.com:6379/0"},
+			{"REDIS_URL": "redis://user:12?SECRETquerypw0012@redis.example.com:6379/0"},
+			{"KV_URL": "redis://user:ab#SECREThashpw0013@redis.example.com:6379"},
 			{"KV_URL": "http://u:SECRETbadscheme0009@127.0.0.1:1"},
 			{"KV_REST_API_URL": "http://u:SECRETinresturl0010@127.0.0.1:1"},
 			{"KV_REST_API_URL": ""},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -209,13 +210,13 @@ func SecretsFromEnv(getenv func(string) string) []string {
 // urlSecrets returns the credentials in a URL's user info: the password
 // (raw and decoded), or the user name when it stands alone (a token
 // written as redis://TOKEN@host). It also reads URLs url.Parse refuses.
+// The user info is everything from "://" to the last @ of the value, not
+// to the first / ? or #: a password that is not URL-escaped may hold
+// them (see atAfterAddress).
 func urlSecrets(v string) []string {
 	_, rest, ok := strings.Cut(v, "://")
 	if !ok {
 		return nil
-	}
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
 	}
 	at := strings.LastIndex(rest, "@")
 	if at < 0 {
@@ -565,7 +566,8 @@ func parseKey(name, v string) (string, error) {
 // loadRateLimit reads TOKENLEDGER_RATE_LIMIT (requests per second per
 // client, off when unset), TOKENLEDGER_RATE_BURST (default the larger of
 // MinDefaultBurst and one second's requests) and
-// TOKENLEDGER_TRUST_FORWARDED_FOR.
+// TOKENLEDGER_TRUST_FORWARDED_FOR. The last two only shape the limit, so
+// either one on without it is refused: it would do nothing.
 func (c *Config) loadRateLimit(get func(string) string) error {
 	var err error
 	if c.TrustForwardedFor, err = parseBool("TOKENLEDGER_TRUST_FORWARDED_FOR", get("TOKENLEDGER_TRUST_FORWARDED_FOR")); err != nil {
@@ -575,6 +577,9 @@ func (c *Config) loadRateLimit(get func(string) string) error {
 	if limit == "" {
 		if burst != "" {
 			return errors.New("TOKENLEDGER_RATE_BURST is set but TOKENLEDGER_RATE_LIMIT is not; set the limit too, or neither")
+		}
+		if c.TrustForwardedFor {
+			return errors.New("TOKENLEDGER_TRUST_FORWARDED_FOR is on but TOKENLEDGER_RATE_LIMIT is not set; it only says how the rate limit tells clients apart, so set the limit too, or turn it off")
 		}
 		return nil
 	}
@@ -608,9 +613,14 @@ func checkHTTPURL(name, v string) error {
 	return nil
 }
 
-// checkRedisURL checks a redis:// or rediss:// URL. Its message never
-// repeats the value, which may hold a password.
+// checkRedisURL checks a redis:// or rediss:// URL. Its messages never
+// repeat the user info, which may hold a password: a URL whose user info
+// url.Parse would cut short is refused first, so the port and the path
+// that later messages quote cannot hold any of it.
 func checkRedisURL(name, v string) error {
+	if atAfterAddress(v) {
+		return fmt.Errorf("%s has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %%2F, ? as %%3F, # as %%23)", name)
+	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 		return fmt.Errorf("%s must be a redis:// or rediss:// URL with a host, such as redis://localhost:6379/0", name)
@@ -625,7 +635,47 @@ func checkRedisURL(name, v string) error {
 			return fmt.Errorf("%s must name the database as a number after the host (redis://host:6379/0), not %q", name, db)
 		}
 	}
+	query := u.Query()
+	for _, opt := range slices.Sorted(maps.Keys(query)) {
+		if why, ok := redisOptionsSetByTokenledger[opt]; ok {
+			return fmt.Errorf("%s must not set %s: %s", name, opt, why)
+		}
+	}
 	return nil
+}
+
+// redisOptionsSetByTokenledger are the options go-redis reads from a
+// Redis URL's query that tokenledger sets itself, each with the reason
+// given when a URL sets it: the store would overwrite them without a word.
+// Every other option go-redis knows (pool_size, client_name, …) is taken
+// as it is.
+var redisOptionsSetByTokenledger = map[string]string{
+	"dial_timeout":      dbTimeoutReason,
+	"read_timeout":      dbTimeoutReason,
+	"write_timeout":     dbTimeoutReason,
+	"protocol":          "tokenledger speaks RESP2 to Redis, whose replies it reads in the REST API's shape",
+	"max_retries":       noRetriesReason,
+	"min_retry_backoff": noRetriesReason,
+	"max_retry_backoff": noRetriesReason,
+}
+
+const (
+	dbTimeoutReason = "TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts"
+	noRetriesReason = "tokenledger turns go-redis's retries off, so that a failed call goes to the fallback spool within TOKENLEDGER_DB_TIMEOUT"
+)
+
+// atAfterAddress reports whether the scheme://… URL v holds an @ after
+// the first /, ? or # that follows "://": a user name or password with
+// one of those characters not URL-escaped, which url.Parse would split
+// into a host and a path, query or fragment (redis://u:12/pw@host reads
+// as host u, port 12, path /pw@host).
+func atAfterAddress(v string) bool {
+	_, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return false
+	}
+	i := strings.IndexAny(rest, "/?#")
+	return i >= 0 && strings.Contains(rest[i:], "@")
 }
 
 // redactHost drops anything before an @, in case a seed node was written

@@ -65,6 +65,10 @@ func TestLoad(t *testing.T) {
 				eq(t, "Store", c.Store, Redis)
 				eq(t, "StoreReason", c.StoreReason, "auto: REDIS_URL is set")
 			}},
+		{"redis URL options tokenledger does not set", map[string]string{"REDIS_URL": "redis://localhost:6379/2?pool_size=20&client_name=ledger"},
+			func(t *testing.T, c Config) {
+				eq(t, "RedisURL", c.RedisURL, "redis://localhost:6379/2?pool_size=20&client_name=ledger")
+			}},
 		{"REDIS_URL wins over KV_URL", map[string]string{"KV_URL": "rediss://a:6379", "REDIS_URL": "redis://b:6379"},
 			func(t *testing.T, c Config) {
 				eq(t, "RedisURL", c.RedisURL, "redis://b:6379")
@@ -137,6 +141,11 @@ func TestLoad(t *testing.T) {
 			}},
 		{"a fast rate limit's default burst is one second's worth", map[string]string{"TOKENLEDGER_RATE_LIMIT": "99.5"},
 			func(t *testing.T, c Config) { eq(t, "RateBurst", c.RateBurst, 100) }},
+		{"trust forwarded off without limit", map[string]string{"TOKENLEDGER_TRUST_FORWARDED_FOR": "0"},
+			func(t *testing.T, c Config) {
+				eq(t, "RateLimit", c.RateLimit, 0)
+				eq(t, "TrustForwardedFor", c.TrustForwardedFor, false)
+			}},
 		{"rate limit and burst", map[string]string{"TOKENLEDGER_RATE_LIMIT": "5", "TOKENLEDGER_RATE_BURST": "2", "TOKENLEDGER_TRUST_FORWARDED_FOR": "true"},
 			func(t *testing.T, c Config) {
 				eq(t, "RateLimit", c.RateLimit, 5.0)
@@ -199,6 +208,26 @@ func TestLoadErrors(t *testing.T) {
 			`KV_URL has a bad port: port "99999" is not a number from 0 to 65535`},
 		{"redis URL bad db", map[string]string{"REDIS_URL": "redis://host:6379/x"},
 			`REDIS_URL must name the database as a number after the host (redis://host:6379/0), not "x"`},
+		// A password holding an unescaped / ? or # ends up in what url.Parse
+		// takes for the host, path, query or fragment: no part is repeated.
+		{"redis URL with an unescaped / in its password", map[string]string{"REDIS_URL": "redis://user:12/hunter2@redis.example.com:6379/0"},
+			"REDIS_URL has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %2F, ? as %3F, # as %23)"},
+		{"redis URL with an unescaped ? in its password", map[string]string{"KV_URL": "redis://user:12?hunter2@redis.example.com:6379/0"},
+			"KV_URL has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %2F, ? as %3F, # as %23)"},
+		{"redis URL with an unescaped # in its password", map[string]string{"REDIS_URL": "redis://user:ab#hunter2@redis.example.com:6379"},
+			"REDIS_URL has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %2F, ? as %3F, # as %23)"},
+		// go-redis reads these from the URL's query; tokenledger sets them
+		// itself and would overwrite them without a word.
+		{"redis URL read_timeout", map[string]string{"REDIS_URL": "redis://host:6379/0?read_timeout=30s"},
+			"REDIS_URL must not set read_timeout: TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts"},
+		{"redis URL write_timeout", map[string]string{"KV_URL": "redis://host:6379?write_timeout=1s"},
+			"KV_URL must not set write_timeout: TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts"},
+		{"redis URL protocol", map[string]string{"REDIS_URL": "redis://host:6379/0?protocol=3"},
+			"REDIS_URL must not set protocol: tokenledger speaks RESP2 to Redis, whose replies it reads in the REST API's shape"},
+		{"redis URL max_retries", map[string]string{"REDIS_URL": "redis://host:6379/0?pool_size=5&max_retries=5"},
+			"REDIS_URL must not set max_retries: tokenledger turns go-redis's retries off, so that a failed call goes to the fallback spool within TOKENLEDGER_DB_TIMEOUT"},
+		{"redis URL retry backoff", map[string]string{"REDIS_URL": "redis://host:6379/0?max_retry_backoff=1s"},
+			"REDIS_URL must not set max_retry_backoff: tokenledger turns go-redis's retries off, so that a failed call goes to the fallback spool within TOKENLEDGER_DB_TIMEOUT"},
 		{"cluster nodes and a URL", map[string]string{"REDIS_CLUSTER_NODES": "a:7000", "KV_URL": "redis://b:6379"},
 			"REDIS_CLUSTER_NODES and KV_URL are both set; set one: the cluster's seed nodes or one server's URL"},
 		{"cluster nodes and a URL, redis asked for", map[string]string{"TOKENLEDGER_STORE": "redis", "REDIS_CLUSTER_NODES": "a:7000", "REDIS_URL": "redis://b:6379"},
@@ -253,6 +282,8 @@ func TestLoadErrors(t *testing.T) {
 			`TOKENLEDGER_RATE_BURST must be a whole number of requests from 1 to 1000000, not "0"`},
 		{"burst fraction", map[string]string{"TOKENLEDGER_RATE_LIMIT": "5", "TOKENLEDGER_RATE_BURST": "1.5"},
 			`TOKENLEDGER_RATE_BURST must be a whole number of requests from 1 to 1000000, not "1.5"`},
+		{"trust forwarded without limit", map[string]string{"TOKENLEDGER_TRUST_FORWARDED_FOR": "1"},
+			"TOKENLEDGER_TRUST_FORWARDED_FOR is on but TOKENLEDGER_RATE_LIMIT is not set; it only says how the rate limit tells clients apart, so set the limit too, or turn it off"},
 		{"trust forwarded not a bool", map[string]string{"TOKENLEDGER_TRUST_FORWARDED_FOR": "proxy"},
 			`TOKENLEDGER_TRUST_FORWARDED_FOR must be 1 or 0 (true or false), not "proxy"`},
 		{"bad addr", map[string]string{"TOKENLEDGER_ADDR": "8080"},
@@ -333,6 +364,12 @@ func TestSecretsFromEnv(t *testing.T) {
 		{"redis://:pw@host:6379", "pw"},
 		{"redis://u:p%2Fw@host/0", "p%2Fw,p/w"},
 		{"redis://u:p@w@host/0", "p@w"},
+		// A password that is not URL-escaped: url.Parse would take part of
+		// it for the host and the rest for the path, query or fragment.
+		{"redis://u:12/TopSecretPart@redis.example.com:6379/0", "12/TopSecretPart"},
+		{"redis://u:12?TopSecretPart@redis.example.com:6379/0", "12?TopSecretPart"},
+		{"redis://u:12#TopSecretPart@host:6379", "12#TopSecretPart"},
+		{"redis://a/b@host:6379", "a/b"},
 		{"not a url", ""},
 	} {
 		if got := strings.Join(urlSecrets(tc.url), ","); got != tc.want {

@@ -6,7 +6,9 @@
 //   - the configured secrets themselves (tokens, passwords, keys), also in
 //     their URL-escaped forms;
 //   - the credentials of any URL, "scheme://user:pass@host" →
-//     "scheme://[redacted]@host", whether or not they are configured;
+//     "scheme://[redacted]@host", whether or not they are configured:
+//     everything up to the URL's last @, so that a password that is not
+//     URL-escaped and holds / ? or # goes whole;
 //   - the credential after "Bearer " (any case), so that a token nobody
 //     configured, such as a wrong key a client sent, is not repeated.
 package redact
@@ -83,7 +85,12 @@ func String(msg string, secrets []string) string {
 }
 
 // redactURLCredentials replaces the user info of any URL in msg
-// ("scheme://user:pass@host") with "[redacted]@".
+// ("scheme://user:pass@host") with "[redacted]@". The user info is
+// everything from "://" to the last @ of the URL, which ends at white
+// space, a quote or an angle bracket: a password that is not URL-escaped
+// may hold /, ? or #, so the URL's structure cannot be trusted to say
+// where the user info ends. An @ in a path is redacted up to it too,
+// which costs readability, never a secret.
 func redactURLCredentials(msg string) string {
 	if !strings.Contains(msg, "://") {
 		return msg
@@ -97,7 +104,7 @@ func redactURLCredentials(msg string) string {
 		}
 		b.WriteString(msg[:i+3])
 		rest := msg[i+3:]
-		end := strings.IndexAny(rest, " \t\r\n\"'/<>`")
+		end := strings.IndexAny(rest, " \t\r\n\"'<>`")
 		if end < 0 {
 			end = len(rest)
 		}

@@ -21,7 +21,16 @@ func TestString(t *testing.T) {
 		{"raw p@ss w/rd and escaped p%40ss+w%2Frd", "raw [redacted] and escaped [redacted]"},
 		{"unknown creds https://bob:hunter2@example.com/x", "unknown creds https://[redacted]@example.com/x"},
 		{"user only redis://tok@h:1", "user only redis://[redacted]@h:1"},
-		{"no creds http://example.com/a@b", "no creds http://example.com/a@b"},
+		// A user name or password that is not URL-escaped may hold / ? or #:
+		// everything up to the last @ of the URL is taken as user info, so
+		// an @ in a path is redacted up to it, which costs only readability.
+		{"unescaped redis://user:12/TopSecretPart@redis.example.com:6379/0 refused", "unescaped redis://[redacted]@redis.example.com:6379/0 refused"},
+		{"unescaped redis://user:12?TopSecretPart@redis.example.com:6379/0", "unescaped redis://[redacted]@redis.example.com:6379/0"},
+		{"unescaped redis://user:12#TopSecretPart@h:1", "unescaped redis://[redacted]@h:1"},
+		{"unescaped redis://a/b?c#d@e/f@h:1/0", "unescaped redis://[redacted]@h:1/0"},
+		{"an @ in a path http://example.com/a@b", "an @ in a path http://[redacted]@b"},
+		{"no creds http://example.com/a/b?c=d", "no creds http://example.com/a/b?c=d"},
+		{"two redis://u:p/w@h:1 and https://x:y?z@k/l", "two redis://[redacted]@h:1 and https://[redacted]@k/l"},
 		{"Authorization: Bearer zzzzzzzzzzzz sent", "Authorization: Bearer [redacted] sent"},
 		{"authorization: bearer zzzz", "authorization: bearer [redacted]"},
 		{"send it as Authorization: Bearer <key>", "send it as Authorization: Bearer <key>"},

@@ -1,5 +1,7 @@
 package redisstore
 
+import "github.com/redis/go-redis/v9"
+
 // SetCombine turns the combiner on or off for stores opened afterwards
 // (benchmarks compare the two; tests run with it on).
 func SetCombine(on bool) { combine = on }
@@ -11,3 +13,6 @@ func SetMerge(on bool) { merge = on }
 
 // Queued returns how many calls wait for a flusher.
 func Queued(s *Store) int { return len(s.comb.queue) }
+
+// ClientOptions returns the go-redis options of a single-server store.
+func ClientOptions(s *Store) *redis.Options { return s.client.c.(*redis.Client).Options() }

@@ -266,6 +266,12 @@ func TestNoPasswordInErrorsOrLogs(t *testing.T) {
 		"redis://user:" + bad + "@127.0.0.1:6379/0?unknown_option=1",
 		"http://user:" + bad + "@127.0.0.1:6379",
 		"redis://user:" + bad + "@[::1",
+		// Not URL-escaped: url.Parse would take the password's start for
+		// the host and its rest for the path, query or fragment.
+		"redis://user:12/" + bad + "@127.0.0.1:6379/0",
+		"redis://user:12?" + bad + "@127.0.0.1:6379/0",
+		"redis://user:12#" + bad + "@127.0.0.1:6379",
+		"redis://user:ab/" + bad + "@127.0.0.1:6379",
 	} {
 		_, err := redisstore.New(redisstore.Options{URL: u})
 		if err == nil {
@@ -273,6 +279,12 @@ func TestNoPasswordInErrorsOrLogs(t *testing.T) {
 			continue
 		}
 		leak("bad-URL error", err.Error())
+	}
+	_, err = redisstore.New(redisstore.Options{ClusterNodes: []string{"127.0.0.1:1", "redis://a:12?" + bad + "@127.0.0.1:2"}})
+	if err == nil {
+		t.Error("New accepted a cluster node URL with an unescaped password")
+	} else {
+		leak("cluster node URL error", err.Error())
 	}
 	_, err = redisstore.New(redisstore.Options{ClusterNodes: []string{"redis://a:" + bad + "@127.0.0.1:1", "redis://a:other@127.0.0.1:2"}})
 	if err == nil {
@@ -297,6 +309,16 @@ func TestOptionsRejected(t *testing.T) {
 		{"scheme", redisstore.Options{URL: "http://127.0.0.1:1"}, "must start with redis:// or rediss://"},
 		{"no host", redisstore.Options{URL: "redis://"}, "has no host"},
 		{"port", redisstore.Options{URL: "redis://127.0.0.1:99999"}, "invalid port"},
+		{"unescaped password", redisstore.Options{URL: "redis://u:a/b@127.0.0.1:1"}, "URL-escape those characters"},
+		// go-redis reads these from the URL's query, and the store would
+		// overwrite them without a word.
+		{"URL read_timeout", redisstore.Options{URL: "redis://127.0.0.1:1/0?read_timeout=30s"}, "redis URL must not set read_timeout: the store sets the dial, read and write timeouts (TOKENLEDGER_DB_TIMEOUT)"},
+		{"URL dial_timeout", redisstore.Options{URL: "redis://127.0.0.1:1?dial_timeout=1s"}, "must not set dial_timeout"},
+		{"URL protocol", redisstore.Options{URL: "redis://127.0.0.1:1/0?protocol=3"}, "redis URL must not set protocol: the store speaks RESP2"},
+		{"URL max_retries", redisstore.Options{URL: "redis://127.0.0.1:1/0?max_retries=5"}, "redis URL must not set max_retries: the store turns go-redis's retries off"},
+		{"URL retry backoff", redisstore.Options{URL: "redis://127.0.0.1:1/0?min_retry_backoff=1s"}, "must not set min_retry_backoff"},
+		{"URL pool_size beside PoolSize", redisstore.Options{URL: "redis://127.0.0.1:1/0?pool_size=5", PoolSize: 3}, "redis URL must not set pool_size when Options.PoolSize is set"},
+		{"node query", redisstore.Options{ClusterNodes: []string{"127.0.0.1:2", "redis://127.0.0.1:1?client_name=x"}}, "cluster node 2 must not have query options"},
 		{"node", redisstore.Options{ClusterNodes: []string{"127.0.0.1"}}, "must be host:port"},
 		{"node port", redisstore.Options{ClusterNodes: []string{"127.0.0.1:x"}}, "invalid port"},
 		{"node db", redisstore.Options{ClusterNodes: []string{"redis://127.0.0.1:1/3"}}, "only database 0"},
@@ -317,6 +339,23 @@ func TestOptionsRejected(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestURLOptionsTheStoreDoesNotSet: go-redis's URL options that the
+// store leaves alone are taken as they are.
+func TestURLOptionsTheStoreDoesNotSet(t *testing.T) {
+	s, err := redisstore.New(redisstore.Options{URL: "redis://127.0.0.1:1/2?pool_size=7&client_name=ledger&min_idle_conns=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := redisstore.ClientOptions(s)
+	if o.PoolSize != 7 || o.ClientName != "ledger" || o.MinIdleConns != 1 || o.DB != 2 {
+		t.Errorf("PoolSize %d, ClientName %q, MinIdleConns %d, DB %d; want 7, ledger, 1, 2", o.PoolSize, o.ClientName, o.MinIdleConns, o.DB)
+	}
+	if o.Protocol != 2 || o.MaxRetries > 0 || o.ReadTimeout != redisstore.DefaultTimeout {
+		t.Errorf("Protocol %d, MaxRetries %d, ReadTimeout %v; want the store's own 2, no retries, %v", o.Protocol, o.MaxRetries, o.ReadTimeout, redisstore.DefaultTimeout)
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,8 +65,13 @@ type target struct {
 }
 
 // parseURL parses a redis:// or rediss:// URL. Its errors never repeat the
-// URL, which may hold a password.
+// URL's user info, which may hold a password: a URL whose user info
+// url.Parse would cut short is refused first, so what go-redis's messages
+// quote (the path, an option) cannot hold any of it.
 func parseURL(what, raw string) (target, error) {
+	if atAfterAddress(raw) {
+		return target{}, fmt.Errorf("%s has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %%2F, ? as %%3F, # as %%23)", what)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		var ue *url.Error
@@ -84,6 +91,11 @@ func parseURL(what, raw string) (target, error) {
 			return target{}, fmt.Errorf("%s has an invalid port", what)
 		}
 	}
+	for _, opt := range slices.Sorted(maps.Keys(u.Query())) {
+		if why, ok := optionsSetByStore[opt]; ok {
+			return target{}, fmt.Errorf("%s must not set %s: %s", what, opt, why)
+		}
+	}
 	o, err := redis.ParseURL(raw)
 	if err != nil {
 		msg := err.Error()
@@ -95,6 +107,40 @@ func parseURL(what, raw string) (target, error) {
 	return target{addr: o.Addr, username: o.Username, pass: o.Password, tls: o.TLSConfig != nil, db: o.DB, urlOpts: o}, nil
 }
 
+// optionsSetByStore are the options go-redis reads from a URL's query
+// that the store sets itself, each with the reason given when a URL sets
+// it: they would be overwritten without a word. Every other option
+// go-redis knows is taken as it is (pool_size unless Options.PoolSize is
+// set).
+var optionsSetByStore = map[string]string{
+	"dial_timeout":      timeoutReason,
+	"read_timeout":      timeoutReason,
+	"write_timeout":     timeoutReason,
+	"protocol":          "the store speaks RESP2, whose replies have the REST API's shape",
+	"max_retries":       noRetriesReason,
+	"min_retry_backoff": noRetriesReason,
+	"max_retry_backoff": noRetriesReason,
+}
+
+const (
+	timeoutReason   = "the store sets the dial, read and write timeouts (TOKENLEDGER_DB_TIMEOUT)"
+	noRetriesReason = "the store turns go-redis's retries off, so that a failure surfaces within the timeouts"
+)
+
+// atAfterAddress reports whether the scheme://… URL raw holds an @ after
+// the first /, ? or # that follows "://": a user name or password with
+// one of those characters not URL-escaped, which url.Parse would split
+// into a host and a path, query or fragment (redis://u:12/pw@host reads
+// as host u, port 12, path /pw@host).
+func atAfterAddress(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	i := strings.IndexAny(rest, "/?#")
+	return i >= 0 && strings.Contains(rest[i:], "@")
+}
+
 // parseNode parses one cluster seed: "host:port" or a URL.
 func parseNode(i int, raw string) (target, error) {
 	what := fmt.Sprintf("cluster node %d", i+1)
@@ -103,6 +149,10 @@ func parseNode(i int, raw string) (target, error) {
 		t, err := parseURL(what, raw)
 		if err != nil {
 			return t, err
+		}
+		// Only the address and the credentials of a node are used.
+		if u, err := url.Parse(raw); err == nil && u.RawQuery != "" {
+			return target{}, fmt.Errorf("%s must not have query options: the store sets a cluster's connection options itself", what)
 		}
 		if t.db != 0 {
 			return t, fmt.Errorf("%s selects database %d, but a Redis Cluster has only database 0", what, t.db)
@@ -172,6 +222,11 @@ func (o *Options) newClient() (*client, error) {
 			return nil, err
 		}
 		ro := t.urlOpts
+		if o.PoolSize > 0 {
+			if u, err := url.Parse(strings.TrimSpace(o.URL)); err == nil && u.Query().Has("pool_size") {
+				return nil, errors.New("redis URL must not set pool_size when Options.PoolSize is set: which one was meant is a guess")
+			}
+		}
 		ro.Protocol = 2 // RESP2: replies shaped as the REST API's (flat HGETALL lists)
 		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = dial, read, write
 		ro.ContextTimeoutEnabled = true
