@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redisurl"
 )
 
 // StoreKind names a store.
@@ -212,7 +213,7 @@ func SecretsFromEnv(getenv func(string) string) []string {
 // written as redis://TOKEN@host). It also reads URLs url.Parse refuses.
 // The user info is everything from "://" to the last @ of the value, not
 // to the first / ? or #: a password that is not URL-escaped may hold
-// them (see atAfterAddress).
+// them (see redisurl.CheckUserInfo).
 func urlSecrets(v string) []string {
 	_, rest, ok := strings.Cut(v, "://")
 	if !ok {
@@ -618,8 +619,8 @@ func checkHTTPURL(name, v string) error {
 // url.Parse would cut short is refused first, so the port and the path
 // that later messages quote cannot hold any of it.
 func checkRedisURL(name, v string) error {
-	if atAfterAddress(v) {
-		return fmt.Errorf("%s has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %%2F, ? as %%3F, # as %%23)", name)
+	if err := redisurl.CheckUserInfo(name, v); err != nil {
+		return err
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
@@ -637,45 +638,19 @@ func checkRedisURL(name, v string) error {
 	}
 	query := u.Query()
 	for _, opt := range slices.Sorted(maps.Keys(query)) {
-		if why, ok := redisOptionsSetByTokenledger[opt]; ok {
-			return fmt.Errorf("%s must not set %s: %s", name, opt, why)
+		if set, ok := redisurl.SetByTokenledger(opt); ok {
+			return fmt.Errorf("%s must not set %s: %s", name, opt, redisOptionReasons[set])
 		}
 	}
 	return nil
 }
 
-// redisOptionsSetByTokenledger are the options go-redis reads from a
-// Redis URL's query that tokenledger sets itself, each with the reason
-// given when a URL sets it: the store would overwrite them without a word.
-// Every other option go-redis knows (pool_size, client_name, …) is taken
-// as it is.
-var redisOptionsSetByTokenledger = map[string]string{
-	"dial_timeout":      dbTimeoutReason,
-	"read_timeout":      dbTimeoutReason,
-	"write_timeout":     dbTimeoutReason,
-	"protocol":          "tokenledger speaks RESP2 to Redis, whose replies it reads in the REST API's shape",
-	"max_retries":       noRetriesReason,
-	"min_retry_backoff": noRetriesReason,
-	"max_retry_backoff": noRetriesReason,
-}
-
-const (
-	dbTimeoutReason = "TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts"
-	noRetriesReason = "tokenledger turns go-redis's retries off, so that a failed call goes to the fallback spool within TOKENLEDGER_DB_TIMEOUT"
-)
-
-// atAfterAddress reports whether the scheme://… URL v holds an @ after
-// the first /, ? or # that follows "://": a user name or password with
-// one of those characters not URL-escaped, which url.Parse would split
-// into a host and a path, query or fragment (redis://u:12/pw@host reads
-// as host u, port 12, path /pw@host).
-func atAfterAddress(v string) bool {
-	_, rest, ok := strings.Cut(v, "://")
-	if !ok {
-		return false
-	}
-	i := strings.IndexAny(rest, "/?#")
-	return i >= 0 && strings.Contains(rest[i:], "@")
+// redisOptionReasons say why a Redis URL may not set an option that
+// tokenledger sets itself (see redisurl.SetByTokenledger).
+var redisOptionReasons = map[redisurl.Setting]string{
+	redisurl.Timeouts: "TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts",
+	redisurl.Protocol: "tokenledger speaks RESP2 to Redis, whose replies it reads in the REST API's shape",
+	redisurl.Retries:  "tokenledger turns go-redis's retries off, so that a failed call goes to the fallback spool within TOKENLEDGER_DB_TIMEOUT",
 }
 
 // redactHost drops anything before an @, in case a seed node was written

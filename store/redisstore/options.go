@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redisurl"
 )
 
 // DefaultTimeout is the default dial, read and write timeout: a hung Redis
@@ -69,8 +70,8 @@ type target struct {
 // url.Parse would cut short is refused first, so what go-redis's messages
 // quote (the path, an option) cannot hold any of it.
 func parseURL(what, raw string) (target, error) {
-	if atAfterAddress(raw) {
-		return target{}, fmt.Errorf("%s has an @ after a /, ? or # of its address; URL-escape those characters in the user name and password (/ as %%2F, ? as %%3F, # as %%23)", what)
+	if err := redisurl.CheckUserInfo(what, raw); err != nil {
+		return target{}, err
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -92,8 +93,8 @@ func parseURL(what, raw string) (target, error) {
 		}
 	}
 	for _, opt := range slices.Sorted(maps.Keys(u.Query())) {
-		if why, ok := optionsSetByStore[opt]; ok {
-			return target{}, fmt.Errorf("%s must not set %s: %s", what, opt, why)
+		if set, ok := redisurl.SetByTokenledger(opt); ok {
+			return target{}, fmt.Errorf("%s must not set %s: %s", what, opt, optionReasons[set])
 		}
 	}
 	o, err := redis.ParseURL(raw)
@@ -107,38 +108,12 @@ func parseURL(what, raw string) (target, error) {
 	return target{addr: o.Addr, username: o.Username, pass: o.Password, tls: o.TLSConfig != nil, db: o.DB, urlOpts: o}, nil
 }
 
-// optionsSetByStore are the options go-redis reads from a URL's query
-// that the store sets itself, each with the reason given when a URL sets
-// it: they would be overwritten without a word. Every other option
-// go-redis knows is taken as it is (pool_size unless Options.PoolSize is
-// set).
-var optionsSetByStore = map[string]string{
-	"dial_timeout":      timeoutReason,
-	"read_timeout":      timeoutReason,
-	"write_timeout":     timeoutReason,
-	"protocol":          "the store speaks RESP2, whose replies have the REST API's shape",
-	"max_retries":       noRetriesReason,
-	"min_retry_backoff": noRetriesReason,
-	"max_retry_backoff": noRetriesReason,
-}
-
-const (
-	timeoutReason   = "the store sets the dial, read and write timeouts (TOKENLEDGER_DB_TIMEOUT)"
-	noRetriesReason = "the store turns go-redis's retries off, so that a failure surfaces within the timeouts"
-)
-
-// atAfterAddress reports whether the scheme://… URL raw holds an @ after
-// the first /, ? or # that follows "://": a user name or password with
-// one of those characters not URL-escaped, which url.Parse would split
-// into a host and a path, query or fragment (redis://u:12/pw@host reads
-// as host u, port 12, path /pw@host).
-func atAfterAddress(raw string) bool {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return false
-	}
-	i := strings.IndexAny(rest, "/?#")
-	return i >= 0 && strings.Contains(rest[i:], "@")
+// optionReasons say why a URL may not set an option the store sets
+// itself (see redisurl.SetByTokenledger).
+var optionReasons = map[redisurl.Setting]string{
+	redisurl.Timeouts: "the store sets the dial, read and write timeouts (TOKENLEDGER_DB_TIMEOUT)",
+	redisurl.Protocol: "the store speaks RESP2, whose replies have the REST API's shape",
+	redisurl.Retries:  "the store turns go-redis's retries off, so that a failure surfaces within the timeouts",
 }
 
 // parseNode parses one cluster seed: "host:port" or a URL.
