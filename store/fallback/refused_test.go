@@ -29,18 +29,8 @@ import (
 func TestRefusedDeliveryIsKeptAndShown(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Server(t)
-	const timeout = 300 * time.Millisecond
-	db, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(), KeyPrefix: redistest.Prefix(), Logger: quiet,
-		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
-	s, err := New(db, t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, db := overRedis(t, srv, redistest.Prefix(), t.TempDir(), &logs)
 	now := time.Now().UTC()
 	yesterday := now.AddDate(0, 0, -1)
 	keys, err := redismodel.NewKeys(db.Prefix())
@@ -107,6 +97,27 @@ func TestRefusedDeliveryIsKeptAndShown(t *testing.T) {
 			t.Errorf("day %s: %+v, want %d requests", d, days, want)
 		}
 	}
+}
+
+// overRedis opens a fallback Store, its spool in dir and its log in logs,
+// over a Redis store on srv under prefix whose calls time out after
+// 300 ms (a paused server is an outage at once). It is closed at the
+// test's end.
+func overRedis(t *testing.T, srv *redistest.Instance, prefix, dir string, logs *bytes.Buffer) (*Store, *redisstore.Store) {
+	t.Helper()
+	const timeout = 300 * time.Millisecond
+	db, err := redisstore.Open(context.Background(), redisstore.Options{URL: srv.URL(), KeyPrefix: prefix, Logger: quiet,
+		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(db, dir, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, db
 }
 
 // refusing is a flaky database that can refuse writes for a reason that is
@@ -179,19 +190,9 @@ func TestResetForgetsARefusal(t *testing.T) {
 func TestEventTheDatabaseCanNeverTakeIsSetAside(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Server(t)
-	const timeout = 300 * time.Millisecond
-	db, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(), KeyPrefix: redistest.Prefix(), Logger: quiet,
-		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
 	dir := t.TempDir()
-	s, err := New(db, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, db := overRedis(t, srv, redistest.Prefix(), dir, &logs)
 	now := time.Now().UTC()
 	keys, err := redismodel.NewKeys(db.Prefix())
 	if err != nil {
@@ -246,15 +247,7 @@ func TestEventTheDatabaseCanNeverTakeIsSetAside(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db2, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(), KeyPrefix: db.Prefix(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := New(db2, dir, Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2, _ := overRedis(t, srv, db.Prefix(), dir, new(bytes.Buffer))
 	if st := s2.FallbackStatus(); st.RejectedEvents != 1 {
 		t.Errorf("after a restart: status %+v, want 1 rejected", st)
 	}

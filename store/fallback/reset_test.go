@@ -3,13 +3,11 @@ package fallback
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenledger/tokenledger/internal/redistest"
-	"github.com/tokenledger/tokenledger/store/redisstore"
 )
 
 // TestResetOnOneInstanceDropsWhatAnotherSpooledBefore: two instances on
@@ -22,22 +20,9 @@ func TestResetOnOneInstanceDropsWhatAnotherSpooledBefore(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Server(t)
 	prefix := redistest.Prefix()
-	const timeout = 300 * time.Millisecond
-	open := func(logs *bytes.Buffer) *Store {
-		db, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(), KeyPrefix: prefix, Logger: quiet,
-			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(db, t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
 	var logsA, logsB bytes.Buffer
-	a, b := open(&logsA), open(&logsB)
+	a, _ := overRedis(t, srv, prefix, t.TempDir(), &logsA)
+	b, _ := overRedis(t, srv, prefix, t.TempDir(), &logsB)
 	now := time.Now().UTC()
 
 	srv.Pause(t)
