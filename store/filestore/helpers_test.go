@@ -83,6 +83,15 @@ func allDays(t *testing.T, st tokenledger.Store, now time.Time, retention int) [
 	return days
 }
 
+// requestCount returns the requests of days, summed.
+func requestCount(days []tokenledger.Day) int64 {
+	var n int64
+	for _, d := range days {
+		n += d.RequestCount
+	}
+	return n
+}
+
 // referenceDays adds events to the reference memstore and returns its days.
 func referenceDays(t *testing.T, now time.Time, retention int, events ...[]tokenledger.Event) []tokenledger.Day {
 	t.Helper()

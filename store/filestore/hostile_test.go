@@ -574,11 +574,7 @@ func TestOneHugeValue(t *testing.T) {
 	}
 	days := allDays(t, st, fixedNow, tokenledger.DefaultRetentionDays)
 	st.Close()
-	var n int64
-	for _, d := range days {
-		n += d.RequestCount
-	}
-	if n != 1 {
+	if n := requestCount(days); n != 1 {
 		t.Errorf("%d requests, want 1", n)
 	}
 }
@@ -622,11 +618,7 @@ func TestFoldedJournalNearTheBound(t *testing.T) {
 		}
 		days := allDays(t, s2, fixedNow, tokenledger.DefaultRetentionDays)
 		s2.Close()
-		var n int64
-		for _, d := range days {
-			n += d.RequestCount
-		}
-		if n != 2 {
+		if n := requestCount(days); n != 2 {
 			t.Errorf("%d requests after reopening, want 2", n)
 		}
 	})

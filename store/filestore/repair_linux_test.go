@@ -61,11 +61,7 @@ func TestRepairThatFailsLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var n int64
-	for _, d := range allDays(t, s, fixedNow, 90) {
-		n += d.RequestCount
-	}
-	if n != readable {
+	if n := requestCount(allDays(t, s, fixedNow, 90)); n != readable {
 		t.Errorf("after Repair the store counts %d events, want the %d readable ones", n, readable)
 	}
 }
