@@ -39,9 +39,10 @@ type Spool struct {
 	cursor  position
 	closed  bool
 
-	rejectMu sync.Mutex      // guards rejectW
-	rejectW  *journal.Writer // the rejected file, opened on its first record
-	rejected atomic.Int64    // records in the rejected file
+	rejectMu  sync.Mutex      // guards rejectW and rejectEnd
+	rejectW   *journal.Writer // the rejected file, opened on its first record
+	rejectEnd int64           // where its valid records end, as load found it
+	rejected  atomic.Int64    // records in the rejected file
 }
 
 // RejectedFile is the file in the spool directory that keeps the spooled
@@ -150,7 +151,7 @@ func (s *Spool) load() error {
 	// The rejected file is only counted here; a torn last record (a crash
 	// while setting an event aside, whose cursor never moved) is cut when
 	// it is next written to, and the event is set aside again.
-	_, _, err = journal.Scan(s.rejectedPath(), 0, func([]byte, int64) error {
+	s.rejectEnd, _, err = journal.Scan(s.rejectedPath(), 0, func([]byte, int64) error {
 		s.rejected.Add(1)
 		return nil
 	})
@@ -187,13 +188,11 @@ func (s *Spool) reject(ctx context.Context, e tokenledger.Event, reason string) 
 	s.rejectMu.Lock()
 	defer s.rejectMu.Unlock()
 	if s.rejectW == nil {
-		end, _, err := journal.Scan(s.rejectedPath(), 0, func([]byte, int64) error { return nil })
+		w, err := journal.OpenWriter(s.rejectedPath(), s.rejectEnd)
 		if err != nil {
-			return fmt.Errorf("read the spool's rejected events: %w", err)
-		}
-		if s.rejectW, err = journal.OpenWriter(s.rejectedPath(), end); err != nil {
 			return err
 		}
+		s.rejectW = w
 	}
 	if err := s.rejectW.Append(ctx, payload); err != nil {
 		return fmt.Errorf("keep a rejected event: %w", err)
