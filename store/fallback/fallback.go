@@ -333,6 +333,7 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 		return 0, tokenledger.ErrClosed // Close waits for this lock, then closes the database
 	}
 	delivered, fresh, dropped := 0, 0, 0
+	rejectedBefore := s.spool.Rejected() // those set aside meanwhile are not delivered
 	var reset time.Time // when the database was last reset; read once
 	for {
 		if err := ctx.Err(); err != nil {
@@ -383,8 +384,8 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 	if dropped > 0 {
 		s.log.Warn(fmt.Sprintf("📦 Dropped %d spooled events appended before the database was reset at %s (by this or another instance): the reset wiped everything logged before it", dropped, reset.UTC().Format(time.RFC3339Nano)))
 	}
-	if delivered > dropped {
-		s.log.Info(fmt.Sprintf("📦 Spool drained: delivered %d events to the database (%d new, %d already there)", delivered-dropped, fresh, delivered-dropped-fresh))
+	if sent := delivered - dropped - (s.spool.Rejected() - rejectedBefore); sent > 0 {
+		s.log.Info(fmt.Sprintf("📦 Spool drained: delivered %d events to the database (%d new, %d already there)", sent, fresh, sent-fresh))
 	}
 	if s.active.Load() {
 		if delivered == 0 {
