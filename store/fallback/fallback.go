@@ -334,7 +334,7 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 	}
 	delivered, fresh, dropped := 0, 0, 0
 	rejectedBefore := s.spool.Rejected() // those set aside meanwhile are not delivered
-	var reset time.Time // when the database was last reset; read once
+	var reset time.Time                  // when the database was last reset; read once
 	for {
 		if err := ctx.Err(); err != nil {
 			return delivered, err
