@@ -250,7 +250,7 @@ func redisDataPhase(r *report, tl, dir string) {
 	crs.stop(syscall.SIGKILL)
 }
 
-// fileDataPhase: 10^3, 10^5 and 1.82M events in the file store.
+// fileDataPhase: 10^3, 10^5, 1.82M and 10^7 events in the file store.
 func fileDataPhase(r *report, tl, dir string) {
 	must(os.MkdirAll(dir, 0o755))
 	path := filepath.Join(dir, "token_usage.json")
@@ -289,6 +289,49 @@ func fileDataPhase(r *report, tl, dir string) {
 			srv.stop(syscall.SIGTERM)
 		}
 	}
+	fileTenMillion(r, tl, filepath.Join(dir, "10m"), ctrl.url, now)
+}
+
+// bigEvents is the largest store size measured.
+const bigEvents = 10_000_000
+
+// bigFile is the file store's 10^7 point.
+type bigFile struct {
+	skipped             string // why it was not measured, when it was not
+	writeTook, openTook time.Duration
+	bytes, serveHWM     int64
+}
+
+// fileTenMillion measures the cost per event with 10^7 events in the file:
+// they are written straight into a new usage file (logging them through
+// the store would take minutes), which `serve` then opens like any other.
+// It runs only when the disk has room for twice the file.
+func fileTenMillion(r *report, tl, dir, control string, now time.Time) {
+	must(os.MkdirAll(dir, 0o755))
+	need := uint64(float64(r.fileBytes) / fullSeed * bigEvents * 2)
+	var fs syscall.Statfs_t
+	must(syscall.Statfs(dir, &fs))
+	if free := fs.Bavail * uint64(fs.Bsize); free < need {
+		r.fileBig.skipped = fmt.Sprintf("the disk had %.1f GiB free, and the file with a margin needs %.1f GiB", float64(free)/(1<<30), float64(need)/(1<<30))
+		note("file: 10^7 not measured: %s", r.fileBig.skipped)
+		return
+	}
+	path := filepath.Join(dir, "token_usage.json")
+	start := time.Now()
+	must(writeUsageFile(path, seedLayout, bigEvents, now))
+	r.fileBig.writeTook = time.Since(start)
+	fi, err := os.Stat(path)
+	must(err)
+	r.fileBig.bytes = fi.Size()
+	note("file: %d events written straight into the file (%s)", bigEvents, r.fileBig.writeTook.Round(time.Second))
+	start = time.Now()
+	srv := keep(startListening("serve-file-10m", env("TOKENLEDGER_STORE=file", "TOKENLEDGER_FILE="+path), dir, tl, "serve", "--addr", "127.0.0.1:0"))
+	r.fileBig.openTook = time.Since(start)
+	r.fileBig.serveHWM = statusKB(srv.pid(), "VmHWM")
+	note("file: serve opened %d events in %s", bigEvents, r.fileBig.openTook.Round(time.Second))
+	r.fileGrowth = append(r.fileGrowth, measureGrowth(tl, srv.url, control, bigEvents, "written", 100))
+	srv.stop(syscall.SIGKILL) // skip the final compaction, a rewrite of the whole file
+	must(os.RemoveAll(dir))   // 2 GiB: free it now
 }
 
 // redisCLI runs one redis-cli command against addr and returns its output

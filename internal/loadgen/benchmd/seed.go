@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -26,21 +28,35 @@ const (
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// seedEvent returns event k.
-func seedEvent(k int, now time.Time) tokenledger.Event {
-	d := (k / (seedModels * seedUsers)) % seedDays
+// layout spreads events over days, models and users: event k is on day
+// (k/(models×users)) mod days before today, for model (k/users) mod
+// models and user k mod users.
+type layout struct{ models, users, days int }
+
+// seedLayout is the layout of every stored-data measurement.
+var seedLayout = layout{seedModels, seedUsers, seedDays}
+
+// block is how many consecutive events share a day.
+func (l layout) block() int { return l.models * l.users }
+
+// event returns event k.
+func (l layout) event(k int, now time.Time) tokenledger.Event {
+	d := (k / l.block()) % l.days
 	ts := tokenledger.DateOf(now).AddDays(-d).Time().Add(12 * time.Hour)
 	if d == 0 {
 		ts = now.Add(-time.Minute)
 	}
 	return tokenledger.Event{
 		ID: "seed-" + strconv.Itoa(k), Timestamp: ts,
-		Model: fmt.Sprintf("model-%02d", (k/seedUsers)%seedModels), UserID: "user-" + strconv.Itoa(k%seedUsers),
+		Model: fmt.Sprintf("model-%02d", (k/l.users)%l.models), UserID: "user-" + strconv.Itoa(k%l.users),
 		SessionID:    "session-" + strconv.Itoa(k%5000),
 		PromptTokens: int64(100 + k%900), CompletionTokens: int64(k % 300), TotalTokens: int64(100 + k%900 + k%300),
 		Cost: tokenledger.Nanos(1000 + k%5000),
 	}
 }
+
+// seedEvent returns event k of seedLayout.
+func seedEvent(k int, now time.Time) tokenledger.Event { return seedLayout.event(k, now) }
 
 // seed adds events [from, to) to st in batches of 5,000 from 4 goroutines.
 func seed(st tokenledger.Store, from, to int, now time.Time) {
@@ -134,6 +150,87 @@ func appendCmd(b []byte, args ...string) []byte {
 		b = append(b, "\r\n"...)
 		b = append(b, a...)
 		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+// writeUsageFile writes events [0, n) of l straight into a new usage file
+// at path in the file store's format (docs/file-format.md: header, then
+// the days in ascending order, one event per line), as Close would leave
+// them. It stands in for logging ten million events through the store,
+// which the 10-minute budget cannot afford; `serve` then reads the file
+// like any other. The informational per-day summaries are left out: the
+// store never reads them. Two goroutines encode the days; they are
+// written in order.
+func writeUsageFile(path string, l layout, n int, now time.Time) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintf(w, "{\n  \"format\": \"tokenledger\",\n  \"version\": 1,\n  \"updatedAt\": %q,\n  \"retentionDays\": %d,\n  \"foldedJournal\": 0,\n  \"days\": [",
+		now.UTC().Format(time.RFC3339), tokenledger.DefaultRetentionDays)
+
+	// encoded[i] receives day i (oldest first): its events, or nothing
+	// when it has none.
+	encoded := make([]chan []byte, l.days)
+	for i := range encoded {
+		encoded[i] = make(chan []byte, 1)
+	}
+	next := make(chan int)
+	go func() {
+		for i := range l.days {
+			next <- i
+		}
+		close(next)
+	}()
+	for range 2 {
+		go func() {
+			for i := range next {
+				encoded[i] <- l.encodeDay(l.days-1-i, n, now)
+			}
+		}()
+	}
+	days := 0
+	for i := range l.days {
+		b := <-encoded[i]
+		if len(b) == 0 {
+			continue
+		}
+		if days > 0 {
+			w.WriteString(",")
+		}
+		days++
+		fmt.Fprintf(w, "\n    {\n      \"date\": %q,\n      \"events\": [", tokenledger.DateOf(now).AddDays(-(l.days - 1 - i)))
+		w.Write(b)
+		w.WriteString("\n      ]\n    }")
+	}
+	w.WriteString("\n  ]\n}\n")
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// encodeDay returns the events among [0, n) that are d days before today,
+// one per line, comma-separated: every block of events on day d, in
+// each pass over the days.
+func (l layout) encodeDay(d, n int, now time.Time) []byte {
+	var b []byte
+	for base := d * l.block(); base < n; base += l.days * l.block() {
+		for k := base; k < min(base+l.block(), n); k++ {
+			if len(b) > 0 {
+				b = append(b, ',')
+			}
+			line, err := json.Marshal(l.event(k, now))
+			must(err) // an Event of plain fields always encodes
+			b = append(b, "\n        "...)
+			b = append(b, line...)
+		}
 	}
 	return b
 }
