@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"sort"
@@ -308,6 +309,40 @@ func writeSnapshot(ctx context.Context, p foldParams, body func(w *snapWriter) (
 	}
 	out.days, out.events = w.days, w.events
 	return out, nil
+}
+
+// WriteFile writes a new usage file at path holding the days that days
+// yields, exactly as a compaction writes one (with now as its updatedAt),
+// and installs it atomically. It is for tools that need a large store
+// quickly, such as the benchmarks; the file store then opens it like any
+// other. days must yield ascending dates, each with its events on that
+// date and distinct ids; nothing here checks the events (Open does, when
+// it reads the file), and days with no events are left out. path must
+// not exist.
+func WriteFile(path string, now time.Time, days iter.Seq2[tokenledger.Date, []tokenledger.Event]) error {
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		if err == nil {
+			return fmt.Errorf("write token usage file %s: it exists already", path)
+		}
+		return fmt.Errorf("write token usage file: %w", err)
+	}
+	p := foldParams{path: path, base: filepath.Base(path), kind: kindNone, now: now, retention: tokenledger.DefaultRetentionDays}
+	_, err := writeSnapshot(context.Background(), p, func(w *snapWriter) (tokenledger.Date, error) {
+		var first tokenledger.Date
+		for date, evs := range days {
+			if len(evs) == 0 {
+				continue
+			}
+			if first == "" {
+				first = date
+			}
+			if err := w.day(date, evs); err != nil {
+				return "", err
+			}
+		}
+		return first, nil
+	})
+	return err
 }
 
 // stamp returns the current UTC time for backup names, e.g.

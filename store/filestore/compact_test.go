@@ -1,13 +1,16 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -359,4 +362,42 @@ func TestEventCodec(t *testing.T) {
 			t.Errorf("parseCost(%q) = %v, %v; ParseDollars gives %v, %v", s, got, gerr, want, werr)
 		}
 	}
+}
+
+// TestWriteFile: a file written by WriteFile opens as exactly the days of
+// its events, and WriteFile refuses a path that exists, leaving it as it
+// was.
+func TestWriteFile(t *testing.T) {
+	now := fixedNow
+	byDay := map[tokenledger.Date][]tokenledger.Event{}
+	var evs []tokenledger.Event
+	for n := range 300 {
+		e := testEvent("wf", n, 7, now)
+		evs = append(evs, e)
+		byDay[tokenledger.DateOf(e.Timestamp)] = append(byDay[tokenledger.DateOf(e.Timestamp)], e)
+	}
+	days := func(yield func(tokenledger.Date, []tokenledger.Event) bool) {
+		for _, d := range slices.Sorted(maps.Keys(byDay)) {
+			if !yield(d, byDay[d]) {
+				return
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "token_usage.json")
+	if err := WriteFile(path, now, days); err != nil {
+		t.Fatal(err)
+	}
+	before := readFile(t, path)
+	err := WriteFile(path, now, days)
+	if err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("WriteFile over an existing file: %v; want a refusal", err)
+	}
+	if !bytes.Equal(readFile(t, path), before) {
+		t.Fatal("WriteFile changed the existing file it refused")
+	}
+
+	s := mustOpen(t, path, Options{})
+	defer s.Close()
+	r := tokenledger.DefaultRetentionDays
+	sameDays(t, "the written file", allDays(t, s, now, r), referenceDays(t, now, r, evs))
 }

@@ -3,17 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redismodel"
+	"github.com/tokenledger/tokenledger/store/filestore"
 )
 
 // The stored data: event k (from 0) is on day k/20,000 before today, for
@@ -155,82 +154,28 @@ func appendCmd(b []byte, args ...string) []byte {
 }
 
 // writeUsageFile writes events [0, n) of l straight into a new usage file
-// at path in the file store's format (docs/file-format.md: header, then
-// the days in ascending order, one event per line), as Close would leave
-// them. It stands in for logging ten million events through the store,
-// which the 10-minute budget cannot afford; `serve` then reads the file
-// like any other. The informational per-day summaries are left out: the
-// store never reads them. Two goroutines encode the days; they are
-// written in order.
+// at path with filestore.WriteFile, as a compaction would leave them. It
+// stands in for logging ten million events through the store, which the
+// 10-minute budget cannot afford; `serve` then reads the file like any
+// other.
 func writeUsageFile(path string, l layout, n int, now time.Time) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
-	fmt.Fprintf(w, "{\n  \"format\": \"tokenledger\",\n  \"version\": 1,\n  \"updatedAt\": %q,\n  \"retentionDays\": %d,\n  \"foldedJournal\": 0,\n  \"days\": [",
-		now.UTC().Format(time.RFC3339), tokenledger.DefaultRetentionDays)
-
-	// encoded[i] receives day i (oldest first): its events, or nothing
-	// when it has none.
-	encoded := make([]chan []byte, l.days)
-	for i := range encoded {
-		encoded[i] = make(chan []byte, 1)
-	}
-	next := make(chan int)
-	go func() {
-		for i := range l.days {
-			next <- i
-		}
-		close(next)
-	}()
-	for range 2 {
-		go func() {
-			for i := range next {
-				encoded[i] <- l.encodeDay(l.days-1-i, n, now)
+	return filestore.WriteFile(path, now, func(yield func(tokenledger.Date, []tokenledger.Event) bool) {
+		for d := l.days - 1; d >= 0; d-- { // oldest first
+			if !yield(tokenledger.DateOf(now).AddDays(-d), l.dayEvents(d, n, now)) {
+				return
 			}
-		}()
-	}
-	days := 0
-	for i := range l.days {
-		b := <-encoded[i]
-		if len(b) == 0 {
-			continue
 		}
-		if days > 0 {
-			w.WriteString(",")
-		}
-		days++
-		fmt.Fprintf(w, "\n    {\n      \"date\": %q,\n      \"events\": [", tokenledger.DateOf(now).AddDays(-(l.days - 1 - i)))
-		w.Write(b)
-		w.WriteString("\n      ]\n    }")
-	}
-	w.WriteString("\n  ]\n}\n")
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	return f.Close()
+	})
 }
 
-// encodeDay returns the events among [0, n) that are d days before today,
-// one per line, comma-separated: every block of events on day d, in
-// each pass over the days.
-func (l layout) encodeDay(d, n int, now time.Time) []byte {
-	var b []byte
+// dayEvents returns the events among [0, n) that are d days before today:
+// the block of events on day d in each pass over the days.
+func (l layout) dayEvents(d, n int, now time.Time) []tokenledger.Event {
+	var evs []tokenledger.Event
 	for base := d * l.block(); base < n; base += l.days * l.block() {
 		for k := base; k < min(base+l.block(), n); k++ {
-			if len(b) > 0 {
-				b = append(b, ',')
-			}
-			line, err := json.Marshal(l.event(k, now))
-			must(err) // an Event of plain fields always encodes
-			b = append(b, "\n        "...)
-			b = append(b, line...)
+			evs = append(evs, l.event(k, now))
 		}
 	}
-	return b
+	return evs
 }
