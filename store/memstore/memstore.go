@@ -78,8 +78,7 @@ func (s *Store) checkRoom(events []tokenledger.Event) error {
 	for i := range events {
 		e := &events[i]
 		date := e.Day()
-		d := s.days[date]
-		if d != nil {
+		if d := s.days[date]; d != nil {
 			if _, dup := d.ids[e.ID]; dup {
 				continue
 			}
@@ -93,20 +92,29 @@ func (s *Store) checkRoom(events []tokenledger.Event) error {
 			continue // counted at its first place in events only
 		}
 		fresh[k] = struct{}{}
-		c := scratch[date]
-		if c == nil {
-			c = &tokenledger.Day{Date: date}
-			if d != nil {
-				*c = d.agg
-				c.Models, c.Users = nil, nil
-			}
-			scratch[date] = c
-		}
-		if err := c.CountEvent(e); err != nil {
+		if err := s.room(scratch, e); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// room counts e in scratch[e's date], first copying that day's stored
+// day-level counters there when scratch has no entry for it yet, and
+// returns the error of a counter that would reach tokenledger.MaxCounter;
+// s.mu is held (read or write).
+func (s *Store) room(scratch map[tokenledger.Date]*tokenledger.Day, e *tokenledger.Event) error {
+	date := e.Day()
+	c := scratch[date]
+	if c == nil {
+		c = &tokenledger.Day{Date: date}
+		if d := s.days[date]; d != nil {
+			*c = d.agg
+			c.Models, c.Users = nil, nil
+		}
+		scratch[date] = c
+	}
+	return c.CountEvent(e)
 }
 
 // Room returns an error when the day-level counters in scratch plus those
@@ -115,19 +123,9 @@ func (s *Store) checkRoom(events []tokenledger.Event) error {
 // scratch. The file store uses it to check each Add of a group before
 // writing the group's journal line.
 func (s *Store) Room(scratch map[tokenledger.Date]*tokenledger.Day, e *tokenledger.Event) error {
-	date := e.Day()
-	c := scratch[date]
-	if c == nil {
-		c = &tokenledger.Day{Date: date}
-		s.mu.RLock()
-		if d := s.days[date]; d != nil {
-			*c = d.agg
-			c.Models, c.Users = nil, nil
-		}
-		s.mu.RUnlock()
-		scratch[date] = c
-	}
-	return c.CountEvent(e)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.room(scratch, e)
 }
 
 // Has reports whether the event's ID has been counted within its day.
