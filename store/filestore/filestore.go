@@ -519,21 +519,14 @@ func (s *Store) commit(group []*request) {
 		if err != nil {
 			// Lines already written are durable and counted; the request
 			// fails and a retry finishes it without double counting.
-			if _, aerr := s.mem.Add(context.Background(), fresh[:start]); aerr != nil {
-				err = errors.Join(err, aerr)
-			}
+			s.mem.AddChecked(fresh[:start])
 			for _, r := range group {
 				r.res, r.err = tokenledger.AddResult{}, err
 			}
 			return
 		}
 	}
-	if _, err := s.mem.Add(context.Background(), fresh); err != nil {
-		for _, r := range group {
-			r.res, r.err = tokenledger.AddResult{}, err
-		}
-		return
-	}
+	s.mem.AddChecked(fresh) // checked with Room above, under s.wmu
 	s.maybeCompactLocked()
 }
 

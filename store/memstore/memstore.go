@@ -128,6 +128,19 @@ func (s *Store) Room(scratch map[tokenledger.Date]*tokenledger.Day, e *tokenledg
 	return s.room(scratch, e)
 }
 
+// AddChecked counts each event whose ID is new within its day, like Add,
+// but without Add's overflow check: the caller has checked the events
+// with Room and kept other writers out since. The file store calls it
+// once the events' journal line is durable, where a second check could
+// only leave memory behind the file. It counts even on a closed store.
+func (s *Store) AddChecked(events []tokenledger.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range events {
+		s.apply(&events[i])
+	}
+}
+
 // Has reports whether the event's ID has been counted within its day.
 func (s *Store) Has(e *tokenledger.Event) bool {
 	s.mu.RLock()
