@@ -40,8 +40,10 @@ func ParseDollars(s string) (Nanos, error) {
 	}
 	if rest, neg := strings.CutPrefix(s, "-"); neg {
 		// Negative zero (Python writes -0.0) is zero; any other is refused.
-		if isJSONNumber(rest) && isZero(rest) {
-			return 0, nil
+		if isJSONNumber(rest) {
+			if _, zero := magnitude(rest); zero {
+				return 0, nil
+			}
 		}
 		return 0, errors.New("must not be negative")
 	}
@@ -134,20 +136,6 @@ func magnitude(s string) (q int, zero bool) {
 		return 0, true
 	}
 	return -(len(frac) - len(t) + 1) + exp, false
-}
-
-// isZero reports whether s, a JSON number, is zero: every digit of its
-// mantissa (before any exponent) is 0.
-func isZero(s string) bool {
-	for _, c := range s {
-		switch {
-		case c == 'e' || c == 'E':
-			return true
-		case c != '0' && c != '.':
-			return false
-		}
-	}
-	return true
 }
 
 // isJSONNumber reports whether s is a non-negative number in JSON's grammar:
