@@ -239,8 +239,8 @@ var overflowRe = regexp.MustCompile(`^ERR tokenledger add: counter ([a-z$]+)(?:\
 
 // counterNames maps the script's hash fields to the JSON names of the
 // counters.
-var counterNames = map[string]string{"t": "totalTokens", "p": "promptTokens", "c": "completionTokens", "n": "requestCount",
-	"cr": "cacheReadTokens", "cw": "cacheWriteTokens", "r": "reasoningTokens", "$": "costUsd"}
+var counterNames = map[string]string{CodeTotal: "totalTokens", CodePrompt: "promptTokens", CodeCompletion: "completionTokens", CodeRequests: "requestCount",
+	CodeCacheRead: "cacheReadTokens", CodeCacheWrite: "cacheWriteTokens", CodeReasoning: "reasoningTokens", CodeCost: "costUsd"}
 
 // overflowError returns the script's overflow refusal e as the
 // *tokenledger.CounterOverflowError every store returns for it (nothing
