@@ -245,18 +245,7 @@ func Models(days []Day) []ModelTotals {
 // Users returns per-user totals over days, largest totalTokens first (ties
 // by userId). The days must have been read with DayQuery.Users.
 func Users(days []Day) []UserTotals {
-	sums := map[string]*wideTotals{}
-	for _, d := range days {
-		for name, t := range d.Users {
-			s := sums[name]
-			if s == nil {
-				s = &wideTotals{}
-				sums[name] = s
-			}
-			s.add(t)
-		}
-	}
-	rows := sortTotals(sums)
+	rows := sortTotals(sumsBy(days, func(d Day) map[string]Totals { return d.Users }))
 	out := make([]UserTotals, len(rows))
 	for i, r := range rows {
 		out[i] = UserTotals{UserID: r.Name, Totals: r.Totals, Capped: r.Capped}
@@ -264,10 +253,17 @@ func Users(days []Day) []UserTotals {
 	return out
 }
 
+// modelSums returns each model's totals summed over days.
 func modelSums(days []Day) map[string]*wideTotals {
+	return sumsBy(days, func(d Day) map[string]Totals { return d.Models })
+}
+
+// sumsBy returns, per name, the totals that part picks from each day
+// (its models or its users), summed over days.
+func sumsBy(days []Day, part func(Day) map[string]Totals) map[string]*wideTotals {
 	sums := map[string]*wideTotals{}
 	for _, d := range days {
-		for name, t := range d.Models {
+		for name, t := range part(d) {
 			s := sums[name]
 			if s == nil {
 				s = &wideTotals{}
