@@ -16,17 +16,10 @@ type wholeNumber[T int | int64] struct {
 	set bool // given on the command line
 }
 
-// intFlag and int64Flag define a wholeNumber flag with a default value.
-func intFlag(fs *flag.FlagSet, p *int, name string, value int, usage string) *wholeNumber[int] {
+// numFlag defines a wholeNumber flag with a default value.
+func numFlag[T int | int64](fs *flag.FlagSet, p *T, name string, value T, usage string) *wholeNumber[T] {
 	*p = value
-	w := &wholeNumber[int]{p: p}
-	fs.Var(w, name, usage)
-	return w
-}
-
-func int64Flag(fs *flag.FlagSet, p *int64, name string, value int64, usage string) *wholeNumber[int64] {
-	*p = value
-	w := &wholeNumber[int64]{p: p}
+	w := &wholeNumber[T]{p: p}
 	fs.Var(w, name, usage)
 	return w
 }

@@ -23,7 +23,7 @@ zeros) as a table, or with --json as GET /api/tokens?action=all answers it
 func runReport(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("report")
 	days := new(int)
-	intFlag(fs, days, "days", 7, "how many `days` to show, today included (1 to retention days + 1)")
+	numFlag(fs, days, "days", 7, "how many `days` to show, today included (1 to retention days + 1)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args, reportUsage, e.stdout); err != nil {
 		return err
