@@ -188,21 +188,23 @@ func (a *App) Prepare(ctx context.Context) {
 	if a.db == nil {
 		return
 	}
+	drain := a.fb != nil && a.fb.FallbackStatus().Active
+	a.migrateMu.Lock()
+	migrate := a.migrate && !a.migrated
+	a.migrateMu.Unlock()
+	if !drain && !migrate {
+		return // the usual request: no timer
+	}
 	budget, cancel := context.WithTimeout(ctx, serverlessBudget)
 	defer cancel()
-	if a.fb != nil {
+	if drain {
 		// With nothing spooled, a failure is only the database's check:
 		// the fallback has logged the outage already.
-		if _, err := a.fb.DrainFor(budget, serverlessBudget); err != nil && ctx.Err() == nil && a.fb.Spool().Pending() > 0 {
+		if _, err := a.fb.Drain(budget); err != nil && ctx.Err() == nil && a.fb.Spool().Pending() > 0 {
 			a.log.Warn("📦 Spooled events not delivered yet; trying again on the next request", slog.String("error", a.redact(err.Error())))
 		}
 	}
-	if a.migrate && budget.Err() == nil {
-		a.migrateMu.Lock()
-		pending := !a.migrated
-		a.migrateMu.Unlock()
-		if pending {
-			_ = a.Migrate(budget)
-		}
+	if migrate && budget.Err() == nil {
+		_ = a.Migrate(budget) // it checks again, under migrateMu, that no other request has done it
 	}
 }

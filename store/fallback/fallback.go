@@ -478,17 +478,6 @@ func (s *Store) deliverEach(ctx context.Context, evs []tokenledger.Event) (token
 	return res, nil
 }
 
-// DrainFor runs Drain with a time budget; serverless handlers call it at
-// the start of a request, since they get no background time.
-func (s *Store) DrainFor(ctx context.Context, budget time.Duration) (int, error) {
-	if !s.FallbackStatus().Active {
-		return 0, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	return s.Drain(ctx)
-}
-
 // Run delivers spooled events in the background until ctx ends, waking
 // on new spooled events and retrying with capped exponential backoff
 // while the database stays down. serve runs it as one of its actors.
