@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -636,17 +635,11 @@ func checkRedisURL(name, v string) error {
 			return fmt.Errorf("%s must name the database as a number after the host (redis://host:6379/0), not %q", name, db)
 		}
 	}
-	query := u.Query()
-	for _, opt := range slices.Sorted(maps.Keys(query)) {
-		if set, ok := redisurl.SetByTokenledger(opt); ok {
-			return fmt.Errorf("%s must not set %s: %s", name, opt, redisOptionReasons[set])
-		}
-	}
-	return nil
+	return redisurl.CheckOptions(name, u.Query(), redisOptionReasons)
 }
 
 // redisOptionReasons say why a Redis URL may not set an option that
-// tokenledger sets itself (see redisurl.SetByTokenledger).
+// tokenledger sets itself (see redisurl.CheckOptions).
 var redisOptionReasons = map[redisurl.Setting]string{
 	redisurl.Timeouts: "TOKENLEDGER_DB_TIMEOUT sets tokenledger's Redis dial, read and write timeouts",
 	redisurl.Protocol: "tokenledger speaks RESP2 to Redis, whose replies it reads in the REST API's shape",

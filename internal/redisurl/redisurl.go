@@ -5,6 +5,9 @@ package redisurl
 
 import (
 	"fmt"
+	"maps"
+	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -39,15 +42,22 @@ const (
 	Retries
 )
 
-// SetByTokenledger returns what tokenledger sets in place of the URL
-// query option opt, which go-redis reads, and false for an option it
-// leaves to the URL (pool_size, client_name, …). A URL that sets such an
-// option is refused: the store would overwrite it without a word.
-func SetByTokenledger(opt string) (Setting, bool) {
-	s, ok := overridden[opt]
-	return s, ok
+// CheckOptions refuses a URL whose query q sets an option that go-redis
+// reads and tokenledger sets itself: the store would overwrite it without
+// a word (options it leaves to the URL, pool_size, client_name …, pass).
+// The error names the first such option in name order, and what, the
+// URL; reasons says why per Setting, in the caller's words.
+func CheckOptions(what string, q url.Values, reasons map[Setting]string) error {
+	for _, opt := range slices.Sorted(maps.Keys(q)) {
+		if set, ok := overridden[opt]; ok {
+			return fmt.Errorf("%s must not set %s: %s", what, opt, reasons[set])
+		}
+	}
+	return nil
 }
 
+// overridden maps each URL option that tokenledger sets itself to what
+// it sets in its place.
 var overridden = map[string]Setting{
 	"dial_timeout":      Timeouts,
 	"read_timeout":      Timeouts,

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +61,7 @@ type target struct {
 	tls            bool
 	db             int
 	urlOpts        *redis.Options // set for a URL
+	url            *url.URL       // set for a URL: as parsed, for its query
 }
 
 // parseURL parses a redis:// or rediss:// URL. Its errors never repeat the
@@ -92,10 +91,8 @@ func parseURL(what, raw string) (target, error) {
 			return target{}, fmt.Errorf("%s has an invalid port", what)
 		}
 	}
-	for _, opt := range slices.Sorted(maps.Keys(u.Query())) {
-		if set, ok := redisurl.SetByTokenledger(opt); ok {
-			return target{}, fmt.Errorf("%s must not set %s: %s", what, opt, optionReasons[set])
-		}
+	if err := redisurl.CheckOptions(what, u.Query(), optionReasons); err != nil {
+		return target{}, err
 	}
 	o, err := redis.ParseURL(raw)
 	if err != nil {
@@ -105,11 +102,11 @@ func parseURL(what, raw string) (target, error) {
 		}
 		return target{}, fmt.Errorf("%s is not a usable Redis URL: %s", what, msg)
 	}
-	return target{addr: o.Addr, username: o.Username, pass: o.Password, tls: o.TLSConfig != nil, db: o.DB, urlOpts: o}, nil
+	return target{addr: o.Addr, username: o.Username, pass: o.Password, tls: o.TLSConfig != nil, db: o.DB, urlOpts: o, url: u}, nil
 }
 
 // optionReasons say why a URL may not set an option the store sets
-// itself (see redisurl.SetByTokenledger).
+// itself (see redisurl.CheckOptions).
 var optionReasons = map[redisurl.Setting]string{
 	redisurl.Timeouts: "the store sets the dial, read and write timeouts (TOKENLEDGER_DB_TIMEOUT)",
 	redisurl.Protocol: "the store speaks RESP2, whose replies have the REST API's shape",
@@ -126,7 +123,7 @@ func parseNode(i int, raw string) (target, error) {
 			return t, err
 		}
 		// Only the address and the credentials of a node are used.
-		if u, err := url.Parse(raw); err == nil && u.RawQuery != "" {
+		if t.url.RawQuery != "" {
 			return target{}, fmt.Errorf("%s must not have query options: the store sets a cluster's connection options itself", what)
 		}
 		if t.db != 0 {
@@ -198,7 +195,7 @@ func (o *Options) newClient() (*client, error) {
 		}
 		ro := t.urlOpts
 		if o.PoolSize > 0 {
-			if u, err := url.Parse(strings.TrimSpace(o.URL)); err == nil && u.Query().Has("pool_size") {
+			if t.url.Query().Has("pool_size") {
 				return nil, errors.New("redis URL must not set pool_size when Options.PoolSize is set: which one was meant is a guess")
 			}
 		}
