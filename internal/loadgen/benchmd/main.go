@@ -295,6 +295,10 @@ func fileDataPhase(r *report, tl, dir string) {
 // bigEvents is the largest store size measured.
 const bigEvents = 10_000_000
 
+// bigFileLatestStart is how far into the run the file's 10^7 step may
+// start (it came at about 4 minutes in runs on 2 cores).
+const bigFileLatestStart = 5*time.Minute + 30*time.Second
+
 // bigFile is the file store's 10^7 point.
 type bigFile struct {
 	skipped             string // why it was not measured, when it was not
@@ -305,8 +309,15 @@ type bigFile struct {
 // fileTenMillion measures the cost per event with 10^7 events in the file:
 // they are written straight into a new usage file (logging them through
 // the store would take minutes), which `serve` then opens like any other.
-// It runs only when the disk has room for twice the file.
+// It runs only when the disk has room for twice the file, and when the
+// run so far leaves time for it (about 2 minutes here) and the Go
+// benchmarks after it (about 2.5) within bench.sh's 10 minutes.
 func fileTenMillion(r *report, tl, dir, control string, now time.Time) {
+	if took := time.Since(started); took > bigFileLatestStart {
+		r.fileBig.skipped = fmt.Sprintf("the run had taken %s when it came to this step, too long to fit it and the rest in 10 minutes", took.Round(time.Second))
+		note("file: 10^7 not measured: %s", r.fileBig.skipped)
+		return
+	}
 	must(os.MkdirAll(dir, 0o755))
 	need := uint64(float64(r.fileBytes) / fullSeed * bigEvents * 2)
 	var fs syscall.Statfs_t
