@@ -9,6 +9,8 @@ type Totals struct {
 	TotalTokens      int64 `json:"totalTokens"`
 	RequestCount     int64 `json:"requestCount"`
 	Cost             Nanos `json:"costUsd"`
+	// Pricing counts the requests by where their cost came from.
+	Pricing PricingCounts `json:"pricing"`
 }
 
 // AddEvent adds the counters of e to t.
@@ -18,6 +20,7 @@ func (t *Totals) AddEvent(e *Event) {
 	t.TotalTokens += e.TotalTokens
 	t.RequestCount++
 	t.Cost += e.Cost
+	t.Pricing.Count(e.Pricing)
 }
 
 // Add adds the counters of o to t.
@@ -27,6 +30,7 @@ func (t *Totals) Add(o Totals) {
 	t.TotalTokens += o.TotalTokens
 	t.RequestCount += o.RequestCount
 	t.Cost += o.Cost
+	t.Pricing.Add(o.Pricing)
 }
 
 // Day is the usage of one UTC day (the original service's
@@ -44,6 +48,8 @@ type Day struct {
 	CacheWriteTokens int64 `json:"cacheWriteTokens"`
 	ReasoningTokens  int64 `json:"reasoningTokens"`
 	Cost             Nanos `json:"costUsd"`
+	// Pricing counts the requests by where their cost came from.
+	Pricing PricingCounts `json:"pricing"`
 	// Models maps a model name to its totals for the day. Never nil in a
 	// report.
 	Models map[string]Totals `json:"models"`
@@ -157,4 +163,5 @@ func (d *Day) addDayLevel(e *Event) {
 	d.CacheWriteTokens += e.CacheWriteTokens
 	d.ReasoningTokens += e.ReasoningTokens
 	d.Cost += e.Cost
+	d.Pricing.Count(e.Pricing)
 }

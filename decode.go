@@ -277,7 +277,7 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 		if cerr != nil {
 			return e, invalid("costUsd", "%s", cerr.Error())
 		}
-		e.Cost = cost
+		e.Cost, e.Pricing = cost, PricedByClient
 	}
 	if raw, ok := present(f, "metadata"); ok {
 		if raw[0] != '{' {

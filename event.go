@@ -47,6 +47,13 @@ type Event struct {
 
 	// Cost is the call's cost in nano-dollars.
 	Cost Nanos `json:"costUsd,omitempty"`
+	// Pricing says where Cost came from. The decoder sets PricedByClient
+	// when the body carries costUsd; Service.Prepare sets the rest.
+	// Stores keep a count of requests per source.
+	Pricing PriceSource `json:"pricing,omitempty"`
+	// PriceKey is the price-table key that priced the event, for the
+	// answer of POST /api/tokens. Stores do not keep it.
+	PriceKey string `json:"-"`
 
 	// Metadata is the caller's free-form object. It is validated but never
 	// aggregated, and stores do not keep it.

@@ -16,11 +16,13 @@ type Stats struct {
 	// on a tie), nil when nothing is stored.
 	MostActiveDate *Date `json:"mostActiveDate"`
 	// DaysTracked counts dates with at least one request.
-	DaysTracked int     `json:"daysTracked"`
-	TotalCost   Nanos   `json:"totalCostUsd"`
-	FirstDate   *Date   `json:"firstDate"`
-	LastDate    *Date   `json:"lastDate"`
-	TopModel    *string `json:"topModel"`
+	DaysTracked int   `json:"daysTracked"`
+	TotalCost   Nanos `json:"totalCostUsd"`
+	// Pricing counts the window's requests by where their cost came from.
+	Pricing   PricingCounts `json:"pricing"`
+	FirstDate *Date         `json:"firstDate"`
+	LastDate  *Date         `json:"lastDate"`
+	TopModel  *string       `json:"topModel"`
 	// Capped is true when a sum or the average did not fit in int64 and is
 	// shown as the largest int64 instead (see wideSum). It is left out of
 	// the JSON when false.
@@ -95,6 +97,26 @@ func (w wideSum) big() *big.Int {
 // wideTotals accumulates Totals without wrapping.
 type wideTotals struct {
 	prompt, completion, total, requests, cost wideSum
+	pricing                                   widePricing
+}
+
+// widePricing accumulates PricingCounts without wrapping.
+type widePricing struct{ client, table, unpriced wideSum }
+
+func (w *widePricing) add(c PricingCounts) {
+	w.client.add(c.Client)
+	w.table.add(c.Table)
+	w.unpriced.add(c.Unpriced)
+}
+
+// counts returns the sums and whether all fit in int64.
+func (w *widePricing) counts() (PricingCounts, bool) {
+	var c PricingCounts
+	var ok [3]bool
+	c.Client, ok[0] = w.client.int64()
+	c.Table, ok[1] = w.table.int64()
+	c.Unpriced, ok[2] = w.unpriced.int64()
+	return c, ok == [3]bool{true, true, true}
 }
 
 func (w *wideTotals) add(t Totals) {
@@ -103,12 +125,13 @@ func (w *wideTotals) add(t Totals) {
 	w.total.add(t.TotalTokens)
 	w.requests.add(t.RequestCount)
 	w.cost.add(int64(t.Cost))
+	w.pricing.add(t.Pricing)
 }
 
 // totals returns the sums as Totals and whether any was capped.
 func (w *wideTotals) totals() (Totals, bool) {
 	var t Totals
-	var ok [5]bool
+	var ok [6]bool
 	t.PromptTokens, ok[0] = w.prompt.int64()
 	t.CompletionTokens, ok[1] = w.completion.int64()
 	t.TotalTokens, ok[2] = w.total.int64()
@@ -116,7 +139,8 @@ func (w *wideTotals) totals() (Totals, bool) {
 	var c int64
 	c, ok[4] = w.cost.int64()
 	t.Cost = Nanos(c)
-	return t, ok != [5]bool{true, true, true, true, true}
+	t.Pricing, ok[5] = w.pricing.counts()
+	return t, ok != [6]bool{true, true, true, true, true, true}
 }
 
 // ModelTotals is one row of the models report.
@@ -181,6 +205,7 @@ func ComputeStats(days []Day) Stats {
 	var s Stats
 	var best Day
 	var tokens, requests, cost wideSum
+	var pricing widePricing
 	for _, d := range days {
 		if d.RequestCount == 0 {
 			continue
@@ -188,6 +213,7 @@ func ComputeStats(days []Day) Stats {
 		tokens.add(d.TotalTokens)
 		requests.add(d.RequestCount)
 		cost.add(int64(d.Cost))
+		pricing.add(d.Pricing)
 		s.DaysTracked++
 		if s.FirstDate == nil || d.Date < *s.FirstDate {
 			s.FirstDate = ptr(d.Date)
@@ -201,7 +227,8 @@ func ComputeStats(days []Day) Stats {
 			s.MostActiveDate = ptr(d.Date)
 		}
 	}
-	var ok [4]bool
+	var ok [5]bool
+	s.Pricing, ok[4] = pricing.counts()
 	s.TotalTokensAllTime, ok[0] = tokens.int64()
 	s.TotalRequests, ok[1] = requests.int64()
 	var c int64
@@ -224,7 +251,7 @@ func ComputeStats(days []Day) Stats {
 			}
 		}
 	}
-	s.Capped = ok != [4]bool{true, true, true, true}
+	s.Capped = ok != [5]bool{true, true, true, true, true}
 	if top := sortTotals(modelSums(days)); len(top) > 0 {
 		s.TopModel = ptr(top[0].Name)
 	}

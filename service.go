@@ -31,6 +31,9 @@ type Config struct {
 	NewID func() string
 	// Logger receives the per-event log lines; slog.Default() when nil.
 	Logger *slog.Logger
+	// Prices computes the cost of events that come without one; when nil,
+	// such events are recorded as unpriced.
+	Prices Pricer
 }
 
 // Service validates events, assigns what they lack, writes them to a Store
@@ -41,6 +44,7 @@ type Service struct {
 	retention int
 	newID     func() string
 	log       *slog.Logger
+	prices    Pricer
 	label     string
 	lines     lineLimiter
 }
@@ -94,7 +98,7 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("tokenledger: a store is required")
 	}
-	s := &Service{store: cfg.Store, now: cfg.Now, retention: cfg.RetentionDays, newID: cfg.NewID, log: cfg.Logger}
+	s := &Service{store: cfg.Store, now: cfg.Now, retention: cfg.RetentionDays, newID: cfg.NewID, log: cfg.Logger, prices: cfg.Prices}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -152,8 +156,9 @@ type LogResult struct {
 }
 
 // Prepare validates events against every rule, including the clock's (the
-// retention window and the future limit), and fills in a missing ID (a
-// UUIDv7) and a missing Timestamp (now). It changes the slice in place. On
+// retention window and the future limit), fills in a missing ID (a
+// UUIDv7) and a missing Timestamp (now), and prices every event that came
+// without a cost (see docs/api.md, Cost). It changes the slice in place. On
 // the first broken rule it returns a *ValidationError with Index set and
 // leaves the caller free to reject the whole batch.
 func (s *Service) Prepare(events []Event) error {
@@ -168,6 +173,9 @@ func (s *Service) Prepare(events []Event) error {
 		}
 		e.Timestamp = e.Timestamp.UTC()
 		if err := checkWindow(e, now, s.retention); err != nil {
+			return atIndex(err, i)
+		}
+		if err := price(e, s.prices); err != nil {
 			return atIndex(err, i)
 		}
 	}

@@ -240,7 +240,8 @@ var overflowRe = regexp.MustCompile(`^ERR tokenledger add: counter ([a-z$]+)(?:\
 // counterNames maps the script's hash fields to the JSON names of the
 // counters.
 var counterNames = map[string]string{CodeTotal: "totalTokens", CodePrompt: "promptTokens", CodeCompletion: "completionTokens", CodeRequests: "requestCount",
-	CodeCacheRead: "cacheReadTokens", CodeCacheWrite: "cacheWriteTokens", CodeReasoning: "reasoningTokens", CodeCost: "costUsd"}
+	CodeCacheRead: "cacheReadTokens", CodeCacheWrite: "cacheWriteTokens", CodeReasoning: "reasoningTokens", CodeCost: "costUsd",
+	CodePricedClient: "pricing.client", CodePricedTable: "pricing.table", CodeUnpriced: "pricing.unpriced"}
 
 // overflowError returns the script's overflow refusal e as the
 // *tokenledger.CounterOverflowError every store returns for it (nothing
@@ -319,7 +320,7 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 				e := &events[i]
 				cmd = append(cmd, e.Model, e.UserID, e.SessionID,
 					e.PromptTokens, e.CompletionTokens, e.TotalTokens,
-					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost))
+					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost), sourceCodes[e.Pricing])
 			}
 			if c.tokens {
 				cmd = append(cmd, newClaimToken())
@@ -396,6 +397,9 @@ func checkCounters(i int, e *tokenledger.Event) error {
 	}
 	if e.Cost < 0 || e.Cost > tokenledger.MaxEventCost {
 		return &tokenledger.ValidationError{Index: i, Field: "costUsd", Msg: "must be from 0 to 1000000 dollars"}
+	}
+	if int(e.Pricing) >= len(sourceCodes) {
+		return &tokenledger.ValidationError{Index: i, Field: "pricing", Msg: "must be client, table or unpriced"}
 	}
 	return nil
 }
@@ -490,6 +494,12 @@ func (c *Core) readDay(op string, d tokenledger.Date, r []any, users bool) (toke
 			day.ReasoningTokens = v
 		case CodeCost:
 			day.Cost = tokenledger.Nanos(v)
+		case CodePricedClient:
+			day.Pricing.Client = v
+		case CodePricedTable:
+			day.Pricing.Table = v
+		case CodeUnpriced:
+			day.Pricing.Unpriced = v
 		}
 		// Unknown fields are left for a newer writer's readers.
 		return nil
@@ -534,6 +544,12 @@ func readNamed(r any) (map[string]tokenledger.Totals, error) {
 			t.RequestCount = v
 		case CodeCost:
 			t.Cost = tokenledger.Nanos(v)
+		case CodePricedClient:
+			t.Pricing.Client = v
+		case CodePricedTable:
+			t.Pricing.Table = v
+		case CodeUnpriced:
+			t.Pricing.Unpriced = v
 		default:
 			return nil // a newer writer's counter
 		}

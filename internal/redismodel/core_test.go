@@ -131,7 +131,7 @@ func TestAddBuildsOneCallPerDay(t *testing.T) {
 		t.Errorf("keys = %v, want %v", y[3:9], wantKeys)
 	}
 	// Expiry: the start of 2026-11-26 + R + 1 = 2027-02-25.
-	wantArgs := []any{time.Date(2027, 2, 25, 0, 0, 0, 0, time.UTC).Unix(), "m", "u", "s", int64(3), int64(0), int64(0), int64(0), int64(0), int64(0), int64(7)}
+	wantArgs := []any{time.Date(2027, 2, 25, 0, 0, 0, 0, time.UTC).Unix(), "m", "u", "s", int64(3), int64(0), int64(0), int64(0), int64(0), int64(0), int64(7), ""}
 	if !reflect.DeepEqual(y[9:], wantArgs) {
 		t.Errorf("args = %v, want %v", y[9:], wantArgs)
 	}

@@ -41,7 +41,16 @@ const (
 	CodeCacheRead  = "cr" // cacheReadTokens (day totals only)
 	CodeCacheWrite = "cw" // cacheWriteTokens (day totals only)
 	CodeReasoning  = "r"  // reasoningTokens (day totals only)
+
+	CodePricedClient = "pc" // requests whose cost the client sent
+	CodePricedTable  = "pt" // requests priced by the price table
+	CodeUnpriced     = "pu" // requests the table could not price
 )
+
+// sourceCodes maps an event's price source to its counter code; "" for
+// PriceUnknown, which counts under none.
+var sourceCodes = [...]string{tokenledger.PriceUnknown: "", tokenledger.PricedByClient: CodePricedClient,
+	tokenledger.PricedByTable: CodePricedTable, tokenledger.Unpriced: CodeUnpriced}
 
 // Keys builds the key names under one prefix. Its zero value is not usable;
 // make one with NewKeys.

@@ -6,7 +6,7 @@ import (
 )
 
 // ArgsPerEvent is how many ARGV values the script takes per event.
-const ArgsPerEvent = 10
+const ArgsPerEvent = 11
 
 // DayKeys is how many day-level keys lead KEYS in a script call.
 const DayKeys = 5
@@ -48,44 +48,58 @@ const MaxEventsPerCall = 256
 // field holding a negative number is refused like any other foreign value:
 // v4 let one below -2^63 through its check, whose HINCRBY then failed
 // after the claims (tokenledger never writes a negative counter).
-const addScript = `-- tokenledger add v5: count one UTC day's new events.
+//
+// v6, against v5: each event carries an 11th value, where its cost came
+// from — "" (not known), or the counter code pc (the client), pt (the
+// price table) or pu (unpriced) — and the day, its model and its user
+// each count one request under that code, checked like every counter.
+// A call of v5's shape (10 values per event) is refused, not misread.
+const addScript = `-- tokenledger add v6: count one UTC day's new events.
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
 -- KEYS[4] user set, KEYS[5] session set, KEYS[6..] one claim key per event.
 -- ARGV[1] expiry of every key (unix seconds: start of day D+R+1), then per
 -- event: model, userId, sessionId, promptTokens, completionTokens,
 -- totalTokens, cacheReadTokens, cacheWriteTokens, reasoningTokens, cost
--- (nano-dollars). An empty userId or sessionId means none. Optionally a
+-- (nano-dollars), price source ('', pc, pt or pu). An empty userId or sessionId means none. Optionally a
 -- last value: the call's claim token (a decimal integer of 5 to 19 digits),
 -- the same in every attempt of one call.
 -- Returns one integer per event: 1 counted now (or, with a token, by an
 -- earlier attempt of this call), 0 counted before (an id twice in one call
 -- counts at its first place only).
 local n = #KEYS - 5
-if n < 1 or (#ARGV ~= 1 + 10 * n and #ARGV ~= 2 + 10 * n) then
-  return redis.error_reply('ERR tokenledger add: expected 5 day keys, a claim key per event and 1 + 10 values per event, and optionally a claim token')
+if n < 1 or (#ARGV ~= 1 + 11 * n and #ARGV ~= 2 + 11 * n) then
+  return redis.error_reply('ERR tokenledger add: expected 5 day keys, a claim key per event and 1 + 11 values per event, and optionally a claim token')
 end
 local exp = ARGV[1]
 local token = nil
-if #ARGV == 2 + 10 * n then
+if #ARGV == 2 + 11 * n then
   token = ARGV[#ARGV]
   if not string.match(token, '^[1-9]%d%d%d%d%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?$') then
     return redis.error_reply('ERR tokenledger add: the claim token is not a decimal integer of 5 to 19 digits')
   end
 end
--- Event e (1-based) has its values at ARGV[b + 1 .. b + 10], b = 1 + 10(e - 1).
+-- Event e (1-based) has its values at ARGV[b + 1 .. b + 11], b = 1 + 11(e - 1).
 
 -- Preconditions, checked before the first write.
 -- Every number a plain decimal integer below 10^16; num[i] is ARGV[i]'s value.
 local num = {}
-local add = {0, 0, 0, 0, 0, 0, 0} -- t p c cr cw r $, over all events
+local add = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} -- t p c cr cw r $ n pc pt pu, over all events
+local srcAt = {pc = 9, pt = 10, pu = 11} -- a price source's place in add
 local anyUser, anySession = false, false
-for b = 1, 10 * n, 10 do
+for b = 1, 11 * n, 11 do
   for j = b + 4, b + 10 do
     local v = ARGV[j]
     if #v > 16 or (v ~= '0' and not string.match(v, '^[1-9]%d*$')) then
-      return redis.error_reply('ERR tokenledger add: event ' .. ((b - 1) / 10 + 1) .. ' value ' .. (j - b) .. ' is not a decimal integer from 0 to 10^16')
+      return redis.error_reply('ERR tokenledger add: event ' .. ((b - 1) / 11 + 1) .. ' value ' .. (j - b) .. ' is not a decimal integer from 0 to 10^16')
     end
     num[j] = tonumber(v)
+  end
+  local src = ARGV[b + 11]
+  if src ~= '' then
+    if not srcAt[src] then
+      return redis.error_reply('ERR tokenledger add: event ' .. ((b - 1) / 11 + 1) .. ' price source is not one of pc, pt, pu or empty')
+    end
+    add[srcAt[src]] = add[srcAt[src]] + 1
   end
   add[1] = add[1] + num[b + 6]
   add[2] = add[2] + num[b + 4]
@@ -137,19 +151,19 @@ local function counters(i, fields, sums)
   end
 end
 add[8] = n
-bad = counters(1, {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n'}, add)
+bad = counters(1, {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu'}, add)
 if bad then return bad end
 -- The models hash (always written) and the users hash (when an event has
--- a userId), per name the call carries: t, p, c, n and $.
+-- a userId), per name the call carries: t, p, c, n, $, pc, pt and pu.
 for h = 1, 2 do
   if exists[h + 1] then
     local sums, order = {}, {}
-    for b = 1, 10 * n, 10 do
+    for b = 1, 11 * n, 11 do
       local name = ARGV[b + h]
       if h == 1 or name ~= '' then
         local r = sums[name]
         if not r then
-          r = {0, 0, 0, 0, 0}
+          r = {0, 0, 0, 0, 0, 0, 0, 0}
           sums[name] = r
           order[#order + 1] = name
         end
@@ -158,10 +172,13 @@ for h = 1, 2 do
         r[3] = r[3] + num[b + 5]
         r[4] = r[4] + 1
         r[5] = r[5] + num[b + 10]
+        local src = ARGV[b + 11]
+        if src ~= '' then r[srcAt[src] - 3] = r[srcAt[src] - 3] + 1 end
       end
     end
     for _, name in ipairs(order) do
-      bad = counters(h + 1, {'t|' .. name, 'p|' .. name, 'c|' .. name, 'n|' .. name, '$|' .. name}, sums[name])
+      bad = counters(h + 1, {'t|' .. name, 'p|' .. name, 'c|' .. name, 'n|' .. name, '$|' .. name,
+        'pc|' .. name, 'pt|' .. name, 'pu|' .. name}, sums[name])
       if bad then return bad end
     end
   end
@@ -176,7 +193,7 @@ local value = token or '1'
 for e = 1, n do
   local k = KEYS[5 + e]
   if redis.call('SET', k, value, 'NX', 'EXAT', exp) then
-    new[#new + 1] = 1 + 10 * (e - 1)
+    new[#new + 1] = 1 + 11 * (e - 1)
     out[e] = 1
   elseif token and not seen[k] and redis.pcall('GET', k) == token then
     out[e] = 1
@@ -192,7 +209,7 @@ local function hincrby(i, field, v)
 end
 -- sent writes the increments of event b as sent, one HINCRBY per field.
 local function sent(b)
-  local p, c, t, cost = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 10]
+  local p, c, t, cost, src = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 10], ARGV[b + 11]
   hincrby(1, 't', t)
   hincrby(1, 'p', p)
   hincrby(1, 'c', c)
@@ -201,6 +218,7 @@ local function sent(b)
   if ARGV[b + 8] ~= '0' then hincrby(1, 'cw', ARGV[b + 8]) end
   if ARGV[b + 9] ~= '0' then hincrby(1, 'r', ARGV[b + 9]) end
   if cost ~= '0' then hincrby(1, '$', cost) end
+  if src ~= '' then hincrby(1, src, '1') end
   for h = 2, 3 do
     local name = ARGV[b + h - 1] -- the model (any, even empty), then the userId
     if h == 2 or name ~= '' then
@@ -209,6 +227,7 @@ local function sent(b)
       hincrby(h, 'c|' .. name, c)
       hincrby(h, 'n|' .. name, '1')
       if cost ~= '0' then hincrby(h, '$|' .. name, cost) end
+      if src ~= '' then hincrby(h, src .. '|' .. name, '1') end
     end
   end
 end
@@ -222,7 +241,7 @@ end
 -- far above any real event's), every event is written as sent.
 local summed = false
 if #new > 1 then
-  local T = {k = 0, b = new[1], t = 0, p = 0, c = 0, x = 0, cr = 0, cw = 0, r = 0}
+  local T = {k = 0, b = new[1], t = 0, p = 0, c = 0, x = 0, cr = 0, cw = 0, r = 0, pc = 0, pt = 0, pu = 0}
   local recs, names = {{}, {}}, {{}, {}}
   local function into(r, b)
     r.k = r.k + 1
@@ -230,6 +249,8 @@ if #new > 1 then
     r.p = r.p + num[b + 4]
     r.c = r.c + num[b + 5]
     r.x = r.x + num[b + 10]
+    local src = ARGV[b + 11]
+    if src ~= '' then r[src] = r[src] + 1 end
   end
   for i = 1, #new do
     local b = new[i]
@@ -242,7 +263,7 @@ if #new > 1 then
       if h == 1 or name ~= '' then
         local r = recs[h][name]
         if not r then
-          r = {k = 0, b = b, t = 0, p = 0, c = 0, x = 0}
+          r = {k = 0, b = b, t = 0, p = 0, c = 0, x = 0, pc = 0, pt = 0, pu = 0}
           recs[h][name] = r
           names[h][#names[h] + 1] = name
         end
@@ -265,6 +286,9 @@ if #new > 1 then
     if T.cw > 0 then hincrby(1, 'cw', val(T, 8, T.cw)) end
     if T.r > 0 then hincrby(1, 'r', val(T, 9, T.r)) end
     if T.x > 0 then hincrby(1, '$', val(T, 10, T.x)) end
+    for _, f in ipairs({'pc', 'pt', 'pu'}) do
+      if T[f] > 0 then hincrby(1, f, tostring(T[f])) end
+    end
     for h = 1, 2 do
       for _, name in ipairs(names[h]) do
         local r = recs[h][name]
@@ -273,6 +297,9 @@ if #new > 1 then
         hincrby(h + 1, 'c|' .. name, val(r, 5, r.c))
         hincrby(h + 1, 'n|' .. name, tostring(r.k))
         if r.x > 0 then hincrby(h + 1, '$|' .. name, val(r, 10, r.x)) end
+        for _, f in ipairs({'pc', 'pt', 'pu'}) do
+          if r[f] > 0 then hincrby(h + 1, f .. '|' .. name, tostring(r[f])) end
+        end
       end
     end
   end

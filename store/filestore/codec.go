@@ -27,6 +27,7 @@ type storedEvent struct {
 	ReasoningTokens  int64           `json:"reasoningTokens"`
 	TotalTokens      int64           `json:"totalTokens"`
 	Cost             json.Number     `json:"costUsd"`
+	Pricing          string          `json:"pricing"`
 	Metadata         json.RawMessage `json:"metadata"` // accepted, never kept
 }
 
@@ -44,6 +45,13 @@ func (w *storedEvent) event() (tokenledger.Event, string) {
 			return e, fmt.Sprintf("event %q: costUsd %v", w.ID, err)
 		}
 		e.Cost = c
+	}
+	if w.Pricing != "" {
+		src, ok := tokenledger.ParsePriceSource(w.Pricing)
+		if !ok {
+			return e, fmt.Sprintf("event %q: pricing %q is not client, table or unpriced", w.ID, w.Pricing)
+		}
+		e.Pricing = src
 	}
 	return e, checkStored(&e)
 }
@@ -89,7 +97,7 @@ func allDigits(s string) bool {
 
 // appendEvent appends the stored form of e to dst: tokenledger.Event's
 // JSON without metadata, fields in a fixed order, optional ones left out
-// when empty.
+// when empty (a file of the version before pricing reads the same).
 func appendEvent(dst []byte, e *tokenledger.Event) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = jsonenc.AppendString(dst, e.ID)
@@ -121,6 +129,11 @@ func appendEvent(dst []byte, e *tokenledger.Event) []byte {
 	if e.Cost != 0 {
 		dst = append(dst, `,"costUsd":`...)
 		dst = append(dst, e.Cost.String()...)
+	}
+	if e.Pricing != tokenledger.PriceUnknown {
+		dst = append(dst, `,"pricing":"`...)
+		dst = append(dst, e.Pricing.String()...)
+		dst = append(dst, '"')
 	}
 	return append(dst, '}')
 }

@@ -127,6 +127,8 @@ func parseEvent(b []byte, i int, w *storedEvent) (end int, ok bool) {
 			str = &w.UserID
 		case "sessionId":
 			str = &w.SessionID
+		case "pricing":
+			str = &w.Pricing
 		case "promptTokens":
 			num = &w.PromptTokens
 		case "completionTokens":

@@ -61,7 +61,7 @@ func testEvent(prefix string, n, days int, now time.Time) tokenledger.Event {
 		ID: fmt.Sprintf("%s-%d", prefix, n), Timestamp: ts.UTC(),
 		Model: fmt.Sprintf("model-%d", n%5), UserID: fmt.Sprintf("user-%d", n%17), SessionID: fmt.Sprintf("sess-%d", n%29),
 		PromptTokens: int64(n%1000 + 1), CompletionTokens: int64(n % 333),
-		Cost: tokenledger.Nanos(n*1001 + 3),
+		Cost: tokenledger.Nanos(n*1001 + 3), Pricing: tokenledger.PriceSource(n % 4), // every source, and none
 	}
 	e.CacheReadTokens = min(int64(n%7), e.PromptTokens)
 	e.ReasoningTokens = min(int64(n%3), e.CompletionTokens)

@@ -439,10 +439,12 @@ func TestScriptRefusesMalformedCalls(t *testing.T) {
 	exp := time.Now().Add(time.Hour).Unix()
 	for name, args := range map[string][]any{
 		"too few":      {exp, "m", "u", "s", 1, 1, 2},
-		"exponent":     {exp, "m", "u", "s", "1e5", 1, 2, 0, 0, 0, 0},
-		"negative":     {exp, "m", "u", "s", 1, -1, 2, 0, 0, 0, 0},
-		"leading zero": {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, "07"},
-		"huge":         {exp, "m", "u", "s", 1, 1, "99999999999999999", 0, 0, 0, 0},
+		"v5's shape":   {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0},
+		"exponent":     {exp, "m", "u", "s", "1e5", 1, 2, 0, 0, 0, 0, ""},
+		"negative":     {exp, "m", "u", "s", 1, -1, 2, 0, 0, 0, 0, ""},
+		"leading zero": {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, "07", ""},
+		"huge":         {exp, "m", "u", "s", 1, 1, "99999999999999999", 0, 0, 0, 0, ""},
+		"price source": {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "table"},
 	} {
 		err := c.Eval(ctx, redismodel.AddScript(), keys, args...).Err()
 		if err == nil || !strings.Contains(err.Error(), "tokenledger add") {
@@ -453,7 +455,7 @@ func TestScriptRefusesMalformedCalls(t *testing.T) {
 		t.Errorf("refused calls wrote %v", left)
 	}
 	// The same call, well formed, counts.
-	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0).Result()
+	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt").Result()
 	if err != nil || fmt.Sprint(got) != "[1]" {
 		t.Errorf("well-formed call: %v, %v", got, err)
 	}
@@ -472,12 +474,12 @@ func TestScriptSumsExactly(t *testing.T) {
 	k := func(kind string) string { return p + ":" + day + ":" + kind }
 	exp := time.Now().Add(time.Hour).Unix()
 	// Per event: model, user, session, prompt, completion, total, cache
-	// read, cache write, reasoning, cost.
+	// read, cache write, reasoning, cost, price source.
 	evs := [][]any{
-		{"m", "u", "s", "1", "2", "4503599627370497", "0", "0", "0", "9007199254740993"},
-		{"m", "u", "s", "3", "4", "4503599627370497", "0", "0", "0", "1"},
-		{"m", "", "", "5", "0", "9999999999999999", "7", "0", "0", "9999999999999999"},
-		{"m2", "u", "s2", "0", "0", "0", "0", "0", "0", "0"},
+		{"m", "u", "s", "1", "2", "4503599627370497", "0", "0", "0", "9007199254740993", "pt"},
+		{"m", "u", "s", "3", "4", "4503599627370497", "0", "0", "0", "1", "pc"},
+		{"m", "", "", "5", "0", "9999999999999999", "7", "0", "0", "9999999999999999", "pu"},
+		{"m2", "u", "s2", "0", "0", "0", "0", "0", "0", "0", ""},
 	}
 	keys := []string{k("totals"), k("models"), k("users"), k("userset"), k("sessions")}
 	args := []any{exp}
@@ -490,10 +492,10 @@ func TestScriptSumsExactly(t *testing.T) {
 		t.Fatalf("script: %v, %v", got, err)
 	}
 	want := map[string]map[string]string{
-		"totals": {"t": "19007199254740993", "p": "9", "c": "6", "n": "4", "cr": "7", "$": "19007199254740993"},
+		"totals": {"t": "19007199254740993", "p": "9", "c": "6", "n": "4", "cr": "7", "$": "19007199254740993", "pc": "1", "pt": "1", "pu": "1"},
 		"models": {"t|m": "19007199254740993", "p|m": "9", "c|m": "6", "n|m": "3", "$|m": "19007199254740993",
-			"t|m2": "0", "p|m2": "0", "c|m2": "0", "n|m2": "1"},
-		"users": {"t|u": "9007199254740994", "p|u": "4", "c|u": "6", "n|u": "3", "$|u": "9007199254740994"},
+			"pc|m": "1", "pt|m": "1", "pu|m": "1", "t|m2": "0", "p|m2": "0", "c|m2": "0", "n|m2": "1"},
+		"users": {"t|u": "9007199254740994", "p|u": "4", "c|u": "6", "n|u": "3", "$|u": "9007199254740994", "pc|u": "1", "pt|u": "1"},
 	}
 	for kind, w := range want {
 		h, err := c.HGetAll(ctx, k(kind)).Result()
@@ -517,7 +519,7 @@ func TestScriptSumsExactly(t *testing.T) {
 	}
 	// The same ids again, and a new one: only the new one counts.
 	keys = append(keys, k("id:new"))
-	args = append(args, "m", "", "", "1", "1", "2", "0", "0", "0", "0")
+	args = append(args, "m", "", "", "1", "1", "2", "0", "0", "0", "0", "pu")
 	got, err = c.Eval(ctx, redismodel.AddScript(), keys, args...).Result()
 	if err != nil || fmt.Sprint(got) != "[0 0 0 0 1]" {
 		t.Fatalf("script again: %v, %v", got, err)
@@ -546,7 +548,7 @@ func TestScriptChecksOnlyWhatItWrites(t *testing.T) {
 		if err := c.Set(ctx, k(kind), "x", time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
-		err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0).Err()
+		err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt").Err()
 		if err == nil || !strings.Contains(err.Error(), "WRONGTYPE tokenledger key "+k(kind)+" holds a string") {
 			t.Errorf("%s holds a string: err = %v, want the script's WRONGTYPE", kind, err)
 		}
@@ -560,7 +562,7 @@ func TestScriptChecksOnlyWhatItWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "", "", 1, 1, 2, 0, 0, 0, 0).Result()
+	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "", "", 1, 1, 2, 0, 0, 0, 0, "").Result()
 	if err != nil || fmt.Sprint(got) != "[1]" {
 		t.Errorf("a call without user or session over strings at their keys: %v, %v; want [1]", got, err)
 	}
@@ -584,7 +586,7 @@ func TestClaimTokens(t *testing.T) {
 		args := []any{exp}
 		for _, id := range ids {
 			keys = append(keys, day+"id:"+id)
-			args = append(args, "m", "u", "s", 1, 2, 3, 0, 0, 0, 0)
+			args = append(args, "m", "u", "s", 1, 2, 3, 0, 0, 0, 0, "pc")
 		}
 		if token != "" {
 			args = append(args, token)

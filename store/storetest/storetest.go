@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"UniqueUsersAndSessions", testUniqueCounts},
 		{"PerModelAndPerUserTotals", testModelAndUserTotals},
 		{"CostExact", testCostExact},
+		{"PricedCostExact", testPricedCostExact},
 		{"CounterOverflowRefused", testCounterOverflowRefused},
 		{"Reset", testReset},
 		{"Read91Days", testRead91Days},
@@ -150,12 +151,14 @@ func expect(events []tokenledger.Event, users bool) map[tokenledger.Date]tokenle
 		d.ReasoningTokens += e.ReasoningTokens
 		d.RequestCount++
 		d.Cost += e.Cost
+		d.Pricing.Count(e.Pricing)
 		m := d.Models[e.Model]
 		m.PromptTokens += e.PromptTokens
 		m.CompletionTokens += e.CompletionTokens
 		m.TotalTokens += e.TotalTokens
 		m.RequestCount++
 		m.Cost += e.Cost
+		m.Pricing.Count(e.Pricing)
 		d.Models[e.Model] = m
 		if e.UserID != "" {
 			userSets[k.d][e.UserID] = true
@@ -508,9 +511,12 @@ func testModelAndUserTotals(t *testing.T, newStore Factory) {
 		t.Fatal(err)
 	}
 	want := []tokenledger.UserTotals{
-		{UserID: "alice", Totals: tokenledger.Totals{PromptTokens: 600, CompletionTokens: 120, TotalTokens: 720, RequestCount: 2, Cost: 1_500_000}},
-		{UserID: "bob", Totals: tokenledger.Totals{PromptTokens: 50, CompletionTokens: 5, TotalTokens: 55, RequestCount: 1}},
-		{UserID: "user|with|bars", Totals: tokenledger.Totals{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, RequestCount: 1}},
+		{UserID: "alice", Totals: tokenledger.Totals{PromptTokens: 600, CompletionTokens: 120, TotalTokens: 720, RequestCount: 2, Cost: 1_500_000,
+			Pricing: tokenledger.PricingCounts{Client: 1, Unpriced: 1}}},
+		{UserID: "bob", Totals: tokenledger.Totals{PromptTokens: 50, CompletionTokens: 5, TotalTokens: 55, RequestCount: 1,
+			Pricing: tokenledger.PricingCounts{Unpriced: 1}}},
+		{UserID: "user|with|bars", Totals: tokenledger.Totals{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, RequestCount: 1,
+			Pricing: tokenledger.PricingCounts{Unpriced: 1}}},
 	}
 	if !reflect.DeepEqual(users, want) {
 		t.Errorf("users report:\n got  %+v\n want %+v", users, want)
