@@ -52,7 +52,7 @@ func TestDecodeEventFields(t *testing.T) {
 		ID: "abc-1", Timestamp: time.Date(2026, 11, 27, 9, 0, 0, 500_000_000, time.UTC),
 		Model: "claude", Provider: "anthropic", UserID: "u1", SessionID: "s1",
 		PromptTokens: 100, CompletionTokens: 50, CacheReadTokens: 30, CacheWriteTokens: 20,
-		ReasoningTokens: 10, TotalTokens: 200, Cost: 1_234_568,
+		ReasoningTokens: 10, TotalTokens: 200, Cost: 1_234_568, Pricing: tokenledger.PricedByClient,
 	}
 	if string(e.Metadata) != `{"a":[1,2]}` {
 		t.Errorf("metadata = %s, want compacted object", e.Metadata)

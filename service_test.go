@@ -123,7 +123,7 @@ func TestReports(t *testing.T) {
 		t.Errorf("history = %+v", hist)
 	}
 	b, _ := json.Marshal(hist[5])
-	if want := `{"date":"2026-11-26","totalTokens":0,"completionTokens":0,"promptTokens":0,"requestCount":0,"uniqueUsers":0,"uniqueSessions":0,"cacheReadTokens":0,"cacheWriteTokens":0,"reasoningTokens":0,"costUsd":0,"models":{}}`; string(b) != want {
+	if want := `{"date":"2026-11-26","totalTokens":0,"completionTokens":0,"promptTokens":0,"requestCount":0,"uniqueUsers":0,"uniqueSessions":0,"cacheReadTokens":0,"cacheWriteTokens":0,"reasoningTokens":0,"costUsd":0,"pricing":{"client":0,"table":0,"unpriced":0},"models":{}}`; string(b) != want {
 		t.Errorf("zero-filled day JSON:\n got  %s\n want %s", b, want)
 	}
 	stats, err := svc.Stats(ctx)
@@ -131,7 +131,7 @@ func TestReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ = json.Marshal(stats)
-	if want := `{"totalTokensAllTime":134,"totalRequests":4,"avgTokensPerRequest":34,"mostActiveDate":"2026-08-29","daysTracked":3,"totalCostUsd":0.000000005,"firstDate":"2026-08-29","lastDate":"2026-11-27","topModel":"c"}`; string(b) != want {
+	if want := `{"totalTokensAllTime":134,"totalRequests":4,"avgTokensPerRequest":34,"mostActiveDate":"2026-08-29","daysTracked":3,"totalCostUsd":0.000000005,"pricing":{"client":1,"table":0,"unpriced":3},"firstDate":"2026-08-29","lastDate":"2026-11-27","topModel":"c"}`; string(b) != want {
 		t.Errorf("stats:\n got  %s\n want %s", b, want)
 	}
 	if d, err := svc.DateUsage(ctx, "2026-11-25"); err != nil || d == nil || d.TotalTokens != 17 {
@@ -157,7 +157,7 @@ func TestReports(t *testing.T) {
 func TestComputeStatsEdges(t *testing.T) {
 	empty := tokenledger.ComputeStats(nil)
 	b, _ := json.Marshal(empty)
-	if want := `{"totalTokensAllTime":0,"totalRequests":0,"avgTokensPerRequest":0,"mostActiveDate":null,"daysTracked":0,"totalCostUsd":0,"firstDate":null,"lastDate":null,"topModel":null}`; string(b) != want {
+	if want := `{"totalTokensAllTime":0,"totalRequests":0,"avgTokensPerRequest":0,"mostActiveDate":null,"daysTracked":0,"totalCostUsd":0,"pricing":{"client":0,"table":0,"unpriced":0},"firstDate":null,"lastDate":null,"topModel":null}`; string(b) != want {
 		t.Errorf("empty stats:\n got  %s\n want %s", b, want)
 	}
 	days := []tokenledger.Day{

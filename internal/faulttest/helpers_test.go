@@ -628,6 +628,14 @@ func (l *ledger) add(e event) {
 		l.days[e.date()] = d
 	}
 	t := tokenledger.Totals{PromptTokens: e.Prompt, CompletionTokens: e.Complete, TotalTokens: e.total(), RequestCount: 1, Cost: e.Cost}
+	// An event sent with its cost is priced by the client; the others'
+	// models ("model-N") are in no price table.
+	src := tokenledger.Unpriced
+	if e.Cost > 0 {
+		src = tokenledger.PricedByClient
+	}
+	t.Pricing.Count(src)
+	d.day.Pricing.Count(src)
 	d.day.PromptTokens += e.Prompt
 	d.day.CompletionTokens += e.Complete
 	d.day.TotalTokens += e.total()
@@ -753,6 +761,7 @@ func (l *ledger) check(t testing.TB, s snapshot) {
 		want.TotalTokensAllTime += d.day.TotalTokens
 		want.TotalRequests += d.day.RequestCount
 		want.TotalCost += d.day.Cost
+		want.Pricing.Add(d.day.Pricing)
 		want.DaysTracked++
 		if want.MostActiveDate == nil || d.day.TotalTokens > best.TotalTokens ||
 			(d.day.TotalTokens == best.TotalTokens && d.day.Date > best.Date) {
