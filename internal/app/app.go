@@ -14,6 +14,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
+	"github.com/tokenledger/tokenledger/pricing"
 	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
@@ -47,6 +48,9 @@ type App struct {
 	Config config.Config
 	// Service logs events and computes every report.
 	Service *tokenledger.Service
+	// Prices is the price table the Service prices events with: the
+	// built-in table and the models of cfg.Prices.
+	Prices *pricing.Table
 	// Info describes the open store (kind, where, database or local).
 	Info tokenledger.StoreInfo
 
@@ -79,20 +83,27 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	if o.Repair && cfg.Store != config.File {
 		return nil, fmt.Errorf("--repair applies to the local file store only, and the store is %s (%s)", cfg.Store, cfg.StoreReason)
 	}
+	prices, err := pricing.Load(cfg.Prices)
+	if err != nil {
+		return nil, err
+	}
 	st, db, fb, err := openStore(ctx, cfg, o, log)
 	if err != nil {
 		return nil, err
 	}
 	svc, err := tokenledger.NewService(tokenledger.Config{
-		Store: st, Now: o.Now, RetentionDays: cfg.RetentionDays, Logger: log,
+		Store: st, Now: o.Now, RetentionDays: cfg.RetentionDays, Logger: log, Prices: prices,
 	})
 	if err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("build service: %w", err)
 	}
-	a := &App{Config: cfg, Service: svc, Info: httpapi.StoreInfoOf(st), store: st, db: db, fb: fb, log: log, now: o.Now,
+	a := &App{Config: cfg, Service: svc, Prices: prices, Info: httpapi.StoreInfoOf(st), store: st, db: db, fb: fb, log: log, now: o.Now,
 		migrate: o.Migrate && cfg.Migrate && db != nil}
 	line := fmt.Sprintf("💾 Using the %s store at %s (%s)", a.Info.Kind, a.Info.Location, cfg.StoreReason)
+	if cfg.Prices != "" {
+		line += fmt.Sprintf("; prices from the built-in table and %s (%d models)", cfg.Prices, prices.Len())
+	}
 	if fb != nil {
 		line += fmt.Sprintf("; fallback spool %s", cfg.SpoolDir)
 	}
@@ -155,6 +166,7 @@ func (a *App) Deps() httpapi.Deps {
 		ReadKey:   a.Config.ReadKey,
 		Migration: a.Migration,
 		Secrets:   a.Config.Secrets(),
+		Prices:    a.Prices,
 
 		RateLimit:         a.Config.RateLimit,
 		RateBurst:         a.Config.RateBurst,

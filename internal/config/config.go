@@ -108,6 +108,11 @@ type Config struct {
 	// database store; one process owns it at a time.
 	SpoolDir string
 
+	// Prices is the path of a price file in LiteLLM's format whose models
+	// replace or add to the built-in table (TOKENLEDGER_PRICES; "" for the
+	// built-in table alone). The file is read by internal/app at start.
+	Prices string
+
 	// DBTimeout bounds each database call (TOKENLEDGER_DB_TIMEOUT, a Go
 	// duration such as 2s; default DefaultDBTimeout).
 	DBTimeout time.Duration
@@ -262,6 +267,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.SpoolDir == "" {
 		c.SpoolDir = c.File + ".spool"
 	}
+	c.Prices = get("TOKENLEDGER_PRICES")
 	if c.DBTimeout, err = parseDBTimeout(get("TOKENLEDGER_DB_TIMEOUT")); err != nil {
 		return Config{}, err
 	}

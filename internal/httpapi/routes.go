@@ -11,13 +11,17 @@ import (
 // onlyCleanPaths in front, so that the mux never redirects.
 //
 // /api/tokens is guarded by keys (auth.go): POST by the API key, GET by
-// the read key (or the API key), DELETE by the admin key. /api/test,
+// the read key (or the API key), DELETE by the admin key. GET /api/prices
+// takes the read key too: a user's price file may hold contract prices. /api/test,
 // /healthz and /readyz are open and show no secret.
 func addRoutes(mux *http.ServeMux, s *server) {
 	mux.Handle("POST /api/tokens", s.requireKey(accessWrite, handleLog(s)))
 	mux.Handle("GET /api/tokens", s.requireKey(accessRead, handleQuery(s)))
 	mux.Handle("DELETE /api/tokens", s.requireKey(accessAdmin, handleReset(s)))
 	mux.Handle("/api/tokens", handleMethodNotAllowed("GET, HEAD, POST, DELETE"))
+
+	mux.Handle("GET /api/prices", s.requireKey(accessRead, handlePrices(s)))
+	mux.Handle("/api/prices", handleMethodNotAllowed("GET, HEAD"))
 
 	mux.Handle("GET /api/test", handleTest(s))
 	mux.Handle("/api/test", handleMethodNotAllowed("GET, HEAD"))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/pricing"
 )
 
 // MaxBodyBytes is the largest POST body accepted: 1 MiB.
@@ -85,6 +86,9 @@ type Deps struct {
 	Secrets []string
 	// CheckTimeout bounds the store check; DefaultCheckTimeout when zero.
 	CheckTimeout time.Duration
+	// Prices is the table the Service prices events with, for GET
+	// /api/prices; nil when there is none.
+	Prices *pricing.Table
 }
 
 // server holds the resolved dependencies shared by the handlers.

@@ -48,14 +48,19 @@ func newFixtureOn(t *testing.T, st tokenledger.Store, configure ...func(*Deps)) 
 	clock := func() time.Time { return now }
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc, err := tokenledger.NewService(tokenledger.Config{Store: st, Now: clock, RetentionDays: 90, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := Deps{Service: svc, Logger: log, AdminKey: adminKey}
+	d := Deps{Logger: log, AdminKey: adminKey}
 	for _, c := range configure {
 		c(&d)
 	}
+	cfg := tokenledger.Config{Store: st, Now: clock, RetentionDays: 90, Logger: log}
+	if d.Prices != nil {
+		cfg.Prices = d.Prices
+	}
+	svc, err := tokenledger.NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Service = svc
 	f := &fixture{t: t, svc: svc, h: NewServer(d), logs: logs}
 	if m, ok := st.(*memstore.Store); ok {
 		f.store = m
@@ -145,7 +150,7 @@ func TestPostForms(t *testing.T) {
 	single := `{"id":"a1","model":"gpt-4o","promptTokens":100,"completionTokens":50,"userId":"u1","sessionId":"s1","costUsd":0.0015}`
 	a := f.post(single)
 	a.wantStatus(t, 200)
-	if got, want := jsonOf(t, a.body), `{"accepted":1,"degraded":false,"duplicates":0,"ids":["a1"],"storageType":"file-system"}`; got != want {
+	if got, want := jsonOf(t, a.body), `{"accepted":1,"costs":[{"costUsd":0.0015,"pricing":"client"}],"degraded":false,"duplicates":0,"ids":["a1"],"storageType":"file-system"}`; got != want {
 		t.Errorf("single: %s, want %s", got, want)
 	}
 
@@ -195,11 +200,11 @@ func TestGetActions(t *testing.T) {
 		{"id":"3","model":"claude","promptTokens":1000,"completionTokens":1,"userId":"u2","timestamp":"2026-11-25T08:00:00Z"}]`).wantStatus(t, 200)
 
 	today := `{"cacheReadTokens":0,"cacheWriteTokens":0,"completionTokens":55,"costUsd":0.001,"date":"2026-11-27",` +
-		`"models":{"claude":{"completionTokens":5,"costUsd":0,"promptTokens":10,"requestCount":1,"totalTokens":15},` +
-		`"gpt-4o":{"completionTokens":50,"costUsd":0.001,"promptTokens":100,"requestCount":1,"totalTokens":150}},` +
-		`"promptTokens":110,"reasoningTokens":0,"requestCount":2,"totalTokens":165,"uniqueSessions":1,"uniqueUsers":2}`
+		`"models":{"claude":{"completionTokens":5,"costUsd":0,"pricing":{"client":0,"table":0,"unpriced":1},"promptTokens":10,"requestCount":1,"totalTokens":15},` +
+		`"gpt-4o":{"completionTokens":50,"costUsd":0.001,"pricing":{"client":1,"table":0,"unpriced":0},"promptTokens":100,"requestCount":1,"totalTokens":150}},` +
+		`"pricing":{"client":1,"table":0,"unpriced":1},"promptTokens":110,"reasoningTokens":0,"requestCount":2,"totalTokens":165,"uniqueSessions":1,"uniqueUsers":2}`
 	stats := `{"avgTokensPerRequest":389,"daysTracked":2,"firstDate":"2026-11-25","lastDate":"2026-11-27",` +
-		`"mostActiveDate":"2026-11-25","topModel":"claude","totalCostUsd":0.001,"totalRequests":3,"totalTokensAllTime":1166}`
+		`"mostActiveDate":"2026-11-25","pricing":{"client":1,"table":0,"unpriced":2},"topModel":"claude","totalCostUsd":0.001,"totalRequests":3,"totalTokensAllTime":1166}`
 
 	tests := []struct {
 		query string
@@ -211,12 +216,12 @@ func TestGetActions(t *testing.T) {
 		{"?action=date&date=2026-11-26", map[string]string{"dateUsage": "null"}},
 		{"?action=date&date=2030-01-01", map[string]string{"dateUsage": "null"}},
 		{"?action=stats", map[string]string{"stats": stats}},
-		{"?action=models&days=7", map[string]string{"models": `[{"completionTokens":6,"costUsd":0,"model":"claude","promptTokens":1010,"requestCount":2,"totalTokens":1016},` +
-			`{"completionTokens":50,"costUsd":0.001,"model":"gpt-4o","promptTokens":100,"requestCount":1,"totalTokens":150}]`}},
-		{"?action=models&days=1", map[string]string{"models": `[{"completionTokens":50,"costUsd":0.001,"model":"gpt-4o","promptTokens":100,"requestCount":1,"totalTokens":150},` +
-			`{"completionTokens":5,"costUsd":0,"model":"claude","promptTokens":10,"requestCount":1,"totalTokens":15}]`}},
-		{"?action=users", map[string]string{"users": `[{"completionTokens":6,"costUsd":0,"promptTokens":1010,"requestCount":2,"totalTokens":1016,"userId":"u2"},` +
-			`{"completionTokens":50,"costUsd":0.001,"promptTokens":100,"requestCount":1,"totalTokens":150,"userId":"u1"}]`}},
+		{"?action=models&days=7", map[string]string{"models": `[{"completionTokens":6,"costUsd":0,"model":"claude","pricing":{"client":0,"table":0,"unpriced":2},"promptTokens":1010,"requestCount":2,"totalTokens":1016},` +
+			`{"completionTokens":50,"costUsd":0.001,"model":"gpt-4o","pricing":{"client":1,"table":0,"unpriced":0},"promptTokens":100,"requestCount":1,"totalTokens":150}]`}},
+		{"?action=models&days=1", map[string]string{"models": `[{"completionTokens":50,"costUsd":0.001,"model":"gpt-4o","pricing":{"client":1,"table":0,"unpriced":0},"promptTokens":100,"requestCount":1,"totalTokens":150},` +
+			`{"completionTokens":5,"costUsd":0,"model":"claude","pricing":{"client":0,"table":0,"unpriced":1},"promptTokens":10,"requestCount":1,"totalTokens":15}]`}},
+		{"?action=users", map[string]string{"users": `[{"completionTokens":6,"costUsd":0,"pricing":{"client":0,"table":0,"unpriced":2},"promptTokens":1010,"requestCount":2,"totalTokens":1016,"userId":"u2"},` +
+			`{"completionTokens":50,"costUsd":0.001,"pricing":{"client":1,"table":0,"unpriced":0},"promptTokens":100,"requestCount":1,"totalTokens":150,"userId":"u1"}]`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {

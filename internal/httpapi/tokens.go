@@ -30,6 +30,17 @@ type logAnswer struct {
 	IDs         []string `json:"ids"`
 	StorageType string   `json:"storageType"`
 	Degraded    bool     `json:"degraded"`
+	// Costs has each event's cost and how it was priced, in request order.
+	Costs []eventCost `json:"costs"`
+}
+
+// eventCost is one event's cost in the answer of POST /api/tokens.
+type eventCost struct {
+	Cost tokenledger.Nanos `json:"costUsd"`
+	// Pricing is client, table or unpriced.
+	Pricing tokenledger.PriceSource `json:"pricing"`
+	// PriceKey is the price table's key that priced the event.
+	PriceKey string `json:"priceKey,omitempty"`
 }
 
 // handleLog serves POST /api/tokens: one event, an array of events or
@@ -65,9 +76,13 @@ func handleLog(s *server) http.Handler {
 			s.writeServiceError(w, r, "log events", err)
 			return
 		}
+		costs := make([]eventCost, len(events))
+		for i := range events {
+			costs[i] = eventCost{Cost: events[i].Cost, Pricing: events[i].Pricing, PriceKey: events[i].PriceKey}
+		}
 		encode(w, http.StatusOK, logAnswer{
 			Accepted: res.Accepted, Duplicates: res.Duplicates, IDs: res.IDs,
-			StorageType: s.storageType, Degraded: res.Degraded,
+			StorageType: s.storageType, Degraded: res.Degraded, Costs: costs,
 		})
 	})
 }
