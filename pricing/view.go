@@ -49,3 +49,31 @@ func (m *Model) Tiers() []TierInfo {
 	slices.Reverse(out)
 	return out
 }
+
+// Description is what GET /api/prices and `tokenledger prices --model`
+// show for a model name: the key it matched, how, and the rates an event
+// of it is billed at.
+type Description struct {
+	Model    string `json:"model"`
+	Provider string `json:"provider,omitempty"`
+	Key      string `json:"key"`
+	// Match lists the lookup steps that found Key ("exact", or some of
+	// "provider prefix", "without date", "case-insensitive").
+	Match []string `json:"match"`
+	// Source is "built-in" or "file" (TOKENLEDGER_PRICES).
+	Source string `json:"source"`
+	// LiteLLMProvider is the entry's litellm_provider.
+	LiteLLMProvider string     `json:"litellmProvider,omitempty"`
+	Tiers           []TierInfo `json:"tiers"`
+}
+
+// Describe looks model (sent with provider) up and describes the match;
+// ok is false when no key matches.
+func (t *Table) Describe(model, provider string) (Description, bool) {
+	m, match, ok := t.Lookup(model, provider)
+	if !ok {
+		return Description{}, false
+	}
+	return Description{Model: model, Provider: provider, Key: m.Key, Match: match.How, Source: m.Source,
+		LiteLLMProvider: m.Provider, Tiers: m.Tiers()}, true
+}

@@ -89,8 +89,11 @@ func TestServeEndToEnd(t *testing.T) {
 	if all.TodayUsage == nil || all.TodayUsage.UniqueUsers != 2 || all.TodayUsage.UniqueSessions != 2 || all.TodayUsage.CacheReadTokens != 800 {
 		t.Errorf("todayUsage = %+v", all.TodayUsage)
 	}
-	if all.Stats.TotalCost != 4_500_000 {
-		t.Errorf("totalCostUsd = %v, want 0.0045", all.Stats.TotalCost)
+	// 0.0045 sent by the client, plus the table's price of the 50
+	// completion tokens of gpt-4o sent without a cost: 50 × $0.00001.
+	// "claude" is no key of the table: unpriced.
+	if all.Stats.TotalCost != 5_000_000 || all.Stats.Pricing != (tokenledger.PricingCounts{Client: 1, Table: 1, Unpriced: 2}) {
+		t.Errorf("totalCostUsd = %v, pricing %+v, want 0.005 and 1 client, 1 table, 2 unpriced", all.Stats.TotalCost, all.Stats.Pricing)
 	}
 
 	s.stop(t)
@@ -127,7 +130,7 @@ func TestLogAndReportOnFile(t *testing.T) {
 
 	r := cli(t, env, "", "log", "--model", "gpt-4o", "--prompt", "1200", "--completion", "300", "--user", "ada",
 		"--session", "s1", "--cost", "0.0045", "--id", "req-1", "--timestamp", ts.Format(time.RFC3339Nano))
-	if r.code != 0 || r.stdout != "logged 1500 tokens for model gpt-4o, id req-1\n" {
+	if r.code != 0 || r.stdout != "logged 1500 tokens for model gpt-4o, id req-1, cost $0.0045 (given)\n" {
 		t.Fatalf("log: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "📊 Logged 1500 tokens for model gpt-4o (File)") {
@@ -138,7 +141,7 @@ func TestLogAndReportOnFile(t *testing.T) {
 		t.Fatalf("log again: exit %d stdout %q", r.code, r.stdout)
 	}
 	r = cli(t, env, "", "log", "--json", "--model", "claude-sonnet", "--completion", "20", "--id", "req-2", "--timestamp", ts.Format(time.RFC3339Nano))
-	if r.code != 0 || r.stdout != `{"accepted":1,"degraded":false,"duplicates":0,"ids":["req-2"],"storageType":"file-system"}`+"\n" {
+	if r.code != 0 || r.stdout != `{"accepted":1,"costs":[{"costUsd":0,"pricing":"unpriced"}],"degraded":false,"duplicates":0,"ids":["req-2"],"storageType":"file-system"}`+"\n" {
 		t.Fatalf("log --json: exit %d stdout %q", r.code, r.stdout)
 	}
 	r = cli(t, env, `[{"id":"b1","model":"claude-sonnet","promptTokens":5000,"timestamp":"`+ts.Format(time.RFC3339)+`"},{"id":"req-1","model":"x","timestamp":"`+ts.Format(time.RFC3339Nano)+`"}]`, "log", "--stdin")
@@ -158,10 +161,11 @@ func TestLogAndReportOnFile(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("report: exit %d stderr %s", r.code, r.stderr)
 	}
-	want := fmt.Sprintf(`Date        Requests  Prompt  Completion  Total  Users  Sessions  Top model
-%s         0       0           0      0      0         0  -
-%s         3    6200         320   6520      1         1  claude-sonnet
-Total              3    6200         320   6520      -         -  claude-sonnet
+	want := fmt.Sprintf(`Date        Requests  Prompt  Completion  Total     Cost  Users  Sessions  Top model
+%s         0       0           0      0    $0.00      0         0  -
+%s         3    6200         320   6520  $0.0045      1         1  claude-sonnet
+Total              3    6200         320   6520  $0.0045      -         -  claude-sonnet
+cost incomplete: 2 requests of model claude-sonnet unpriced (not in the price table; add it with TOKENLEDGER_PRICES)
 `, day.AddDays(-1), day)
 	if r.stdout != want {
 		t.Errorf("report =\n%s\nwant\n%s", r.stdout, want)

@@ -117,14 +117,14 @@ func runLog(ctx context.Context, args []string, e env) error {
 	if *asJSON {
 		b, _ := json.Marshal(map[string]any{
 			"accepted": res.Accepted, "duplicates": res.Duplicates, "ids": res.IDs,
-			"storageType": httpapi.StorageType(a.Info), "degraded": res.Degraded,
+			"storageType": httpapi.StorageType(a.Info), "degraded": res.Degraded, "costs": httpapi.CostsOf(events),
 		})
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return nil
 	}
 	if len(events) == 1 {
 		if res.Accepted == 1 {
-			fmt.Fprintf(e.stdout, "logged %d tokens for model %s, id %s\n", events[0].TotalTokens, events[0].Model, res.IDs[0])
+			fmt.Fprintf(e.stdout, "logged %d tokens for model %s, id %s, %s\n", events[0].TotalTokens, events[0].Model, res.IDs[0], costLine(&events[0]))
 		} else {
 			fmt.Fprintf(e.stdout, "duplicate: id %s was already counted on %s; nothing changed\n", res.IDs[0], events[0].Day())
 		}
@@ -162,7 +162,7 @@ func fillEvent(ev *tokenledger.Event, total *wholeNumber[int64], cost, ts string
 		if err != nil {
 			return usagef("log: --cost %s, not %q", err, cost)
 		}
-		ev.Cost = n
+		ev.Cost, ev.Pricing = n, tokenledger.PricedByClient
 	}
 	if ts != "" {
 		t, err := tokenledger.ParseTimestamp(strings.TrimSpace(ts))
@@ -185,4 +185,15 @@ func flagMessage(ve *tokenledger.ValidationError) string {
 		return f + " " + msg
 	}
 	return msg
+}
+
+// costLine says what an event cost and where the cost came from.
+func costLine(ev *tokenledger.Event) string {
+	switch ev.Pricing {
+	case tokenledger.PricedByTable:
+		return fmt.Sprintf("cost $%s (price table: %s)", ev.Cost, ev.PriceKey)
+	case tokenledger.PricedByClient:
+		return fmt.Sprintf("cost $%s (given)", ev.Cost)
+	}
+	return "unpriced (the model is not in the price table)"
 }

@@ -16,7 +16,8 @@ import (
 const reportUsage = `Usage: tokenledger report [--days N] [--json]
 
 Prints the usage of the last N days (today last, days without usage as
-zeros) as a table, or with --json as GET /api/tokens?action=all answers it
+zeros) as a table with their cost, followed by a line for each model whose
+cost is incomplete (unpriced requests), or with --json as GET /api/tokens?action=all answers it
 (todayUsage, history, stats; stats cover the whole retention window).
 `
 
@@ -59,24 +60,60 @@ func runReport(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
-// writeTable prints days as a table: text columns left-aligned, numbers
-// right-aligned, with a total row. Unique users and sessions cannot be
+// writeTable prints days as a table with a total row, then a line for
+// each model whose cost is incomplete. Unique users and sessions cannot be
 // added across days, so their total is "-".
 func writeTable(w io.Writer, days []tokenledger.Day) {
-	rows := [][]string{{"Date", "Requests", "Prompt", "Completion", "Total", "Users", "Sessions", "Top model"}}
+	rows := [][]string{{"Date", "Requests", "Prompt", "Completion", "Total", "Cost", "Users", "Sessions", "Top model"}}
 	// The days' sums can pass int64 (each day's counters stay below 2^62),
 	// so they are added as big integers and printed exactly.
-	var sum [4]big.Int
+	var sum [5]big.Int
 	for _, d := range days {
 		rows = append(rows, []string{string(d.Date), itoa(d.RequestCount), itoa(d.PromptTokens), itoa(d.CompletionTokens),
-			itoa(d.TotalTokens), itoa(d.UniqueUsers), itoa(d.UniqueSessions), topModel([]tokenledger.Day{d})})
-		for i, n := range []int64{d.RequestCount, d.PromptTokens, d.CompletionTokens, d.TotalTokens} {
+			itoa(d.TotalTokens), dollars(big.NewInt(int64(d.Cost))), itoa(d.UniqueUsers), itoa(d.UniqueSessions), topModel([]tokenledger.Day{d})})
+		for i, n := range []int64{d.RequestCount, d.PromptTokens, d.CompletionTokens, d.TotalTokens, int64(d.Cost)} {
 			sum[i].Add(&sum[i], big.NewInt(n))
 		}
 	}
 	rows = append(rows, []string{"Total", sum[0].String(), sum[1].String(), sum[2].String(),
-		sum[3].String(), "-", "-", topModel(days)})
+		sum[3].String(), dollars(&sum[4]), "-", "-", topModel(days)})
+	writeRows(w, rows)
+	for _, line := range incompleteCost(days) {
+		fmt.Fprintln(w, line)
+	}
+}
 
+// incompleteCost says, per model, how many requests of days have no cost
+// from the table or the client, and how many were recorded before events
+// were priced (their cost is only what the client sent).
+func incompleteCost(days []tokenledger.Day) []string {
+	var lines []string
+	for _, m := range tokenledger.Models(days) {
+		p := m.Pricing
+		if p.Unpriced > 0 {
+			lines = append(lines, fmt.Sprintf("cost incomplete: %d requests of model %s unpriced (not in the price table; add it with TOKENLEDGER_PRICES)", p.Unpriced, m.Model))
+		}
+		if before := m.RequestCount - p.Client - p.Table - p.Unpriced; before > 0 {
+			lines = append(lines, fmt.Sprintf("cost incomplete: %d requests of model %s were recorded before pricing and count only the cost their client sent", before, m.Model))
+		}
+	}
+	return lines
+}
+
+// dollars writes an amount of nano-dollars exactly, with at least two
+// decimals: $0.025, $12.50, $0.000000005.
+func dollars(nanos *big.Int) string {
+	q, r := new(big.Int).QuoRem(nanos, big.NewInt(tokenledger.NanosPerDollar), new(big.Int))
+	frac := strings.TrimRight(fmt.Sprintf("%09d", r.Int64()), "0")
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	return "$" + q.String() + "." + frac
+}
+
+// writeRows prints rows as aligned columns: the first left-aligned, the
+// last after two spaces, the others right-aligned.
+func writeRows(w io.Writer, rows [][]string) {
 	width := make([]int, len(rows[0]))
 	for _, r := range rows {
 		for i, c := range r {

@@ -27,6 +27,7 @@ Commands:
   report   print daily usage of the last days as a table or JSON
   test     check the storage with a real write and read (exit 1 when it fails)
   migrate  import a local usage file into the database, exactly once
+  prices   show the price table events are priced with, or check a price file
   bench    load a server or the store and verify the totals (BENCHMARKS.md)
 
 Run 'tokenledger <command> --help' for a command's flags. Storage and
@@ -84,7 +85,7 @@ func runCommand(ctx context.Context, args []string, e env) error {
 	stdout, stderr := e.stdout, e.stderr
 	if len(args) < 2 {
 		fmt.Fprint(stderr, mainUsage)
-		return usagef("no command given; use serve, log, report, test, migrate or bench")
+		return usagef("no command given; use serve, log, report, test, migrate, prices or bench")
 	}
 	cmd, rest := args[1], args[2:]
 	var err error
@@ -101,11 +102,13 @@ func runCommand(ctx context.Context, args []string, e env) error {
 		err = runMigrate(ctx, rest, e)
 	case "bench":
 		err = runBench(ctx, rest, e)
+	case "prices":
+		err = runPrices(ctx, rest, e)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, mainUsage)
 		return nil
 	default:
-		return usagef("unknown command %q; use serve, log, report, test, migrate or bench (see tokenledger --help)", cmd)
+		return usagef("unknown command %q; use serve, log, report, test, migrate, prices or bench (see tokenledger --help)", cmd)
 	}
 	if errors.Is(err, errHelp) {
 		return nil

@@ -6,24 +6,7 @@ import (
 	"net/url"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/pricing"
 )
-
-// priceAnswer is the 200 answer of GET /api/prices: the rates the table
-// would bill an event of Model at, and the key it matched.
-type priceAnswer struct {
-	Model    string `json:"model"`
-	Provider string `json:"provider,omitempty"`
-	Key      string `json:"key"`
-	// Match lists the lookup steps that found Key ("exact", or some of
-	// "provider prefix", "without date", "case-insensitive").
-	Match []string `json:"match"`
-	// Source is "built-in" or "file" (TOKENLEDGER_PRICES).
-	Source string `json:"source"`
-	// LiteLLMProvider is the entry's litellm_provider.
-	LiteLLMProvider string              `json:"litellmProvider,omitempty"`
-	Tiers           []pricing.TierInfo `json:"tiers"`
-}
 
 // handlePrices serves GET /api/prices?model=M[&provider=P].
 func handlePrices(s *server) http.Handler {
@@ -37,14 +20,13 @@ func handlePrices(s *server) http.Handler {
 			writeError(w, http.StatusNotFound, "This server has no price table; every event without costUsd is recorded as unpriced")
 			return
 		}
-		m, match, ok := s.Prices.Lookup(model, provider)
+		desc, ok := s.Prices.Describe(model, provider)
 		if !ok {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No price for model %q: it matches no key of the price table (%d models), so its events are recorded as unpriced; add it with TOKENLEDGER_PRICES",
 				truncate(model, 200), s.Prices.Len()))
 			return
 		}
-		encode(w, http.StatusOK, priceAnswer{Model: model, Provider: provider, Key: m.Key, Match: match.How,
-			Source: m.Source, LiteLLMProvider: m.Provider, Tiers: m.Tiers()})
+		encode(w, http.StatusOK, desc)
 	})
 }
 

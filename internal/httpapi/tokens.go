@@ -31,11 +31,11 @@ type logAnswer struct {
 	StorageType string   `json:"storageType"`
 	Degraded    bool     `json:"degraded"`
 	// Costs has each event's cost and how it was priced, in request order.
-	Costs []eventCost `json:"costs"`
+	Costs []EventCost `json:"costs"`
 }
 
-// eventCost is one event's cost in the answer of POST /api/tokens.
-type eventCost struct {
+// EventCost is one event's cost in the answer of POST /api/tokens.
+type EventCost struct {
 	Cost tokenledger.Nanos `json:"costUsd"`
 	// Pricing is client, table or unpriced.
 	Pricing tokenledger.PriceSource `json:"pricing"`
@@ -76,15 +76,20 @@ func handleLog(s *server) http.Handler {
 			s.writeServiceError(w, r, "log events", err)
 			return
 		}
-		costs := make([]eventCost, len(events))
-		for i := range events {
-			costs[i] = eventCost{Cost: events[i].Cost, Pricing: events[i].Pricing, PriceKey: events[i].PriceKey}
-		}
 		encode(w, http.StatusOK, logAnswer{
 			Accepted: res.Accepted, Duplicates: res.Duplicates, IDs: res.IDs,
-			StorageType: s.storageType, Degraded: res.Degraded, Costs: costs,
+			StorageType: s.storageType, Degraded: res.Degraded, Costs: CostsOf(events),
 		})
 	})
+}
+
+// CostsOf returns the cost and price source of each prepared event.
+func CostsOf(events []tokenledger.Event) []EventCost {
+	costs := make([]EventCost, len(events))
+	for i := range events {
+		costs[i] = EventCost{Cost: events[i].Cost, Pricing: events[i].Pricing, PriceKey: events[i].PriceKey}
+	}
+	return costs
 }
 
 // queryParams are the parameters of GET /api/tokens.
