@@ -43,7 +43,7 @@ go test -race -count=1 -timeout 15m ./... || status=1
 fuzztime="${TOKENLEDGER_FUZZTIME:-15s}"
 if [ "$fuzztime" != "0" ]; then
   for target in \
-    ".:FuzzDecodeEvents" ".:FuzzParseDollars" \
+    ".:FuzzDecodeEvents" ".:FuzzParseDollars" "./pricing:FuzzParse" \
     "./internal/httpapi:FuzzQuery" \
     "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" \
     "./store/kvrest:FuzzDecodeReplies" "./store/kvrest:FuzzStoreReplies"; do
