@@ -4,6 +4,7 @@ import (
 	"math/big"
 	"math/bits"
 	"sort"
+	"strconv"
 
 	"github.com/tokenledger/tokenledger"
 )
@@ -76,7 +77,7 @@ func resolve(raw rawRates) []tier {
 				if d := c.set[c.b]; d != nil {
 					f := bucketFields[c.b]
 					if c.set == own && above > 0 {
-						f += "_above_" + itoa(above/1000) + "k_tokens"
+						f += "_above_" + strconv.FormatInt(above/1000, 10) + "k_tokens"
 					}
 					t.rates[b] = &Rate{perToken: *d, Field: f}
 					break
@@ -88,9 +89,6 @@ func resolve(raw rawRates) []tier {
 	}
 	return tiers
 }
-
-// itoa formats a small non-negative integer.
-func itoa(n int64) string { return big.NewInt(n).String() }
 
 // prepare computes the tier's coefficients at a common scale.
 func (t *tier) prepare() {

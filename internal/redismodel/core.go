@@ -494,12 +494,8 @@ func (c *Core) readDay(op string, d tokenledger.Date, r []any, users bool) (toke
 			day.ReasoningTokens = v
 		case CodeCost:
 			day.Cost = tokenledger.Nanos(v)
-		case CodePricedClient:
-			day.Pricing.Client = v
-		case CodePricedTable:
-			day.Pricing.Table = v
-		case CodeUnpriced:
-			day.Pricing.Unpriced = v
+		default:
+			setPricing(&day.Pricing, f, v)
 		}
 		// Unknown fields are left for a newer writer's readers.
 		return nil
@@ -544,19 +540,31 @@ func readNamed(r any) (map[string]tokenledger.Totals, error) {
 			t.RequestCount = v
 		case CodeCost:
 			t.Cost = tokenledger.Nanos(v)
-		case CodePricedClient:
-			t.Pricing.Client = v
-		case CodePricedTable:
-			t.Pricing.Table = v
-		case CodeUnpriced:
-			t.Pricing.Unpriced = v
 		default:
-			return nil // a newer writer's counter
+			if !setPricing(&t.Pricing, code, v) {
+				return nil // a newer writer's counter
+			}
 		}
 		out[name] = t
 		return nil
 	})
 	return out, err
+}
+
+// setPricing sets the price-source counter named by code to v and
+// reports whether code is one.
+func setPricing(p *tokenledger.PricingCounts, code string, v int64) bool {
+	switch code {
+	case CodePricedClient:
+		p.Client = v
+	case CodePricedTable:
+		p.Table = v
+	case CodeUnpriced:
+		p.Unpriced = v
+	default:
+		return false
+	}
+	return true
 }
 
 // cut splits "<code>|<name>" at the first "|".
