@@ -59,3 +59,37 @@ func BenchmarkPrice(b *testing.B) {
 		}
 	}
 }
+
+// nopStore satisfies tokenledger.Store for a Service that only prepares.
+type nopStore struct{ tokenledger.Store }
+
+// BenchmarkDecodePrepare is the whole way in for one event without and
+// with the price table (218 and 5,000 models): DecodeEvents then
+// Service.Prepare. The difference is what pricing adds to an event.
+func BenchmarkDecodePrepare(b *testing.B) {
+	body := []byte(`{"id":"bench-1","model":"claude-sonnet-4-5-20250929","provider":"anthropic","userId":"u42","sessionId":"s17","promptTokens":5000,"cacheReadTokens":3000,"cacheWriteTokens":1000,"completionTokens":200}`)
+	for _, c := range []struct {
+		name   string
+		prices tokenledger.Pricer
+	}{{"prices=none", nil}, {"prices=218", withModels(b, 218)}, {"prices=5000", withModels(b, 5_000)}} {
+		svc, err := tokenledger.NewService(tokenledger.Config{Store: nopStore{}, Prices: c.prices})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				evs, err := tokenledger.DecodeEvents(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := svc.Prepare(evs); err != nil {
+					b.Fatal(err)
+				}
+				if c.prices != nil && evs[0].Pricing != tokenledger.PricedByTable {
+					b.Fatalf("event priced by %v, want the table", evs[0].Pricing)
+				}
+			}
+		})
+	}
+}

@@ -195,7 +195,7 @@ func ceilingPhase(b testing.TB, srv *redistest.Instance, day tokenledger.Date, e
 		"EVALSHA", redismodel.AddScriptSHA(), "6",
 		k.Day(day, redismodel.KindTotals), k.Day(day, redismodel.KindModels), k.Day(day, redismodel.KindUsers),
 		k.Day(day, redismodel.KindUserSet), k.Day(day, redismodel.KindSessions), k.ID(day, "__rand_int__"),
-		exp, "gpt-4o", "u1", "s1", "100", "50", "150", "0", "0", "0", "1500"}
+		exp, "gpt-4o", "u1", "s1", "100", "50", "150", "0", "0", "0", "1500", redismodel.CodePricedClient}
 	cpu0 := childrenCPU(b)
 	out, err := exec.Command("redis-benchmark", args...).CombinedOutput()
 	clientCPU = float64((childrenCPU(b) - cpu0).Microseconds()) / benchEvents
