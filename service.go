@@ -316,6 +316,45 @@ func (s *Service) All(ctx context.Context, n int) (AllReport, error) {
 	return AllReport{TodayUsage: Find(days, today), History: History(days, today, n), Stats: ComputeStats(days)}, nil
 }
 
+// RangeReport is what a usage page shows for the last n days: today, the
+// zero-filled history, the per-model and per-user totals over the range,
+// and the stats of the whole retained window.
+type RangeReport struct {
+	TodayUsage *Day          `json:"todayUsage"`
+	History    []Day         `json:"history"`
+	Models     []ModelTotals `json:"models"`
+	Users      []UserTotals  `json:"users"`
+	Stats      Stats         `json:"stats"`
+}
+
+// Range returns the RangeReport of the last n days. The range is read once
+// with its users; the rest of the window, which only the stats need, is
+// read without them (there is no second read when n spans the window).
+func (s *Service) Range(ctx context.Context, n int) (RangeReport, error) {
+	if err := s.CheckDays(n); err != nil {
+		return RangeReport{}, err
+	}
+	days, today, err := s.days(ctx, n, true)
+	if err != nil {
+		return RangeReport{}, err
+	}
+	window := days
+	if n < s.retention+1 {
+		older, err := s.store.Days(ctx, DayQuery{From: s.OldestDay(), To: today.AddDays(-n)})
+		if err != nil {
+			return RangeReport{}, err
+		}
+		window = append(older, days...)
+	}
+	return RangeReport{
+		TodayUsage: Find(days, today),
+		History:    History(days, today, n),
+		Models:     Models(days),
+		Users:      Users(days),
+		Stats:      ComputeStats(window),
+	}, nil
+}
+
 // Models returns per-model totals over the last n days.
 func (s *Service) Models(ctx context.Context, n int) ([]ModelTotals, error) {
 	if err := s.CheckDays(n); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -146,6 +147,31 @@ func TestReports(t *testing.T) {
 	}
 	if len(users) != 2 || users[0].UserID != "u1" || users[0].TotalTokens != 32 || users[0].RequestCount != 2 {
 		t.Errorf("users = %+v", users)
+	}
+	// Range: models and users over the range only, stats over the window,
+	// the same whether the window is read in one part or two.
+	for _, n := range []int{3, 91} {
+		rg, err := svc.Range(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantModels, wantUsers := 2, 2
+		if n == 91 {
+			wantModels = 3
+		}
+		if len(rg.History) != n || len(rg.Models) != wantModels || len(rg.Users) != wantUsers || rg.TodayUsage == nil || rg.TodayUsage.TotalTokens != 17 {
+			t.Errorf("Range(%d) = history %d, models %+v, users %+v, today %+v", n, len(rg.History), rg.Models, rg.Users, rg.TodayUsage)
+		}
+		if !reflect.DeepEqual(rg.Stats, stats) {
+			t.Errorf("Range(%d).Stats = %+v, want the window's %+v", n, rg.Stats, stats)
+		}
+		a := rg.Models[len(rg.Models)-2]
+		if a.Model != "a" || a.TotalTokens != 32 || rg.Users[0].UserID != "u1" || rg.Users[0].RequestCount != 2 {
+			t.Errorf("Range(%d) model a = %+v, users[0] = %+v", n, a, rg.Users[0])
+		}
+	}
+	if _, err := svc.Range(ctx, 92); !errors.Is(err, tokenledger.ErrInvalid) {
+		t.Errorf("Range(92): err = %v, want ErrInvalid", err)
 	}
 	for _, n := range []int{0, -1, 92} {
 		if _, err := svc.History(ctx, n); !errors.Is(err, tokenledger.ErrInvalid) {

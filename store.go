@@ -85,6 +85,8 @@ type StoreInfo struct {
 	// Database is true for a shared database (storageType "database"),
 	// false for local storage (storageType "file-system").
 	Database bool
+	// Cluster is true for a Redis Cluster.
+	Cluster bool
 	// Location says where the data lives, with credentials removed: a
 	// file path, or a host and port.
 	Location string

@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Runs every check of tokenledger: gofmt, go vet, all tests with the race
 # detector, and each fuzz target for a bounded time. Redis-backed tests
-# need redis-server: when it is missing and this runs as root, it is
-# installed with apt-get; otherwise those tests skip (or fail, when
-# TOKENLEDGER_REQUIRE_REDIS=1, as in CI).
+# need redis-server, the dashboard's tests Chromium: when one is missing
+# and this runs as root, it is installed with apt-get; otherwise those
+# tests skip (or fail, when TOKENLEDGER_REQUIRE_REDIS=1 /
+# TOKENLEDGER_REQUIRE_BROWSER=1, as in CI).
 # Exits non-zero when anything fails.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# install_missing PACKAGES… installs Debian packages with apt-get when
+# this runs as root (and says what will skip otherwise).
+updated=
+install_missing() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "test.sh: redis-server is missing; installing redis-server and redis-tools with apt-get" >&2
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; }; then
-      echo "test.sh: warning: installing redis-server failed; Redis tests will skip (or fail with TOKENLEDGER_REQUIRE_REDIS=1)" >&2
+    echo "test.sh: installing $* with apt-get" >&2
+    if [ -z "$updated" ]; then apt-get update -qq && updated=1; fi
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; then
+      echo "test.sh: warning: installing $* failed; the tests that need it will skip (or fail in CI)" >&2
     fi
   else
-    echo "test.sh: warning: redis-server is not installed and this is not root; Redis tests will skip (or fail with TOKENLEDGER_REQUIRE_REDIS=1)" >&2
+    echo "test.sh: warning: $* not installed and this is not root; the tests that need it will skip (or fail in CI)" >&2
   fi
+}
+command -v redis-server >/dev/null 2>&1 || install_missing redis-server redis-tools
+# The dashboard's tests drive a real headless Chromium.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
+  install_missing chromium
 fi
 
 status=0
@@ -34,8 +44,11 @@ go vet ./... || status=1
 
 # -count=1: every test runs, even when Go's cache holds a pass for the
 # same code (a cached pass says nothing about the redis-server here now).
+# -artifacts keeps what tests save for a reviewer (the dashboard's
+# screenshots) under test-artifacts/.
 echo "== go test -race -count=1 -timeout 15m ./..."
-go test -race -count=1 -timeout 15m ./... || status=1
+rm -rf test-artifacts && mkdir -p test-artifacts
+go test -race -count=1 -timeout 15m -artifacts -outputdir "$PWD/test-artifacts" ./... || status=1
 
 # Each fuzz target runs for a bounded time (TOKENLEDGER_FUZZTIME, default
 # 15s; 0 skips the step). A crash fails the run and leaves its input in the

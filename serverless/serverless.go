@@ -101,3 +101,22 @@ func redactError(err error, red *redact.Redactor) error {
 type redacted string
 
 func (e redacted) Error() string { return string(e) }
+
+// dashboard serves the page and its files; it holds no store.
+var dashboard = httpapi.DashboardHandler()
+
+// ServeDashboard answers a request for the dashboard (api/dashboard). The
+// page reads /api/tokens and /api/test, which are their own functions, so
+// no App is built here.
+func ServeDashboard(w http.ResponseWriter, r *http.Request) {
+	dashboard.ServeHTTP(w, r)
+}
+
+// Close releases what the instance opened (its store, its spool). Vercel
+// never calls it; tests that run several instances in one process do.
+func (i *Instance) Close() error {
+	if i.app == nil {
+		return nil
+	}
+	return i.app.Close()
+}

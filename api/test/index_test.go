@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenledger/tokenledger/internal/buildinfo"
 	"github.com/tokenledger/tokenledger/internal/kvresttest"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 )
@@ -47,12 +48,14 @@ func TestOnVercelWithKV(t *testing.T) {
 	}
 	delete(got, "timestamp")
 	want := map[string]any{
-		"status":      "ok",
-		"storageType": "database",
-		"database":    map[string]any{"configured": true, "kind": "kv-rest", "connected": true, "error": nil},
-		"fallback":    map[string]any{"active": false, "pendingEvents": float64(0)},
-		"migration":   map[string]any{"ran": false, "migrated": float64(0), "skipped": float64(0)},
-		"environment": map[string]any{"isVercel": true, "vercelEnv": "preview", "region": "fra1", "storageType": "database"},
+		"status":       "ok",
+		"storageType":  "database",
+		"database":     map[string]any{"configured": true, "kind": "kv-rest", "cluster": false, "connected": true, "error": nil},
+		"version":      buildinfo.Version(),
+		"resetEnabled": false,
+		"fallback":     map[string]any{"active": false, "pendingEvents": float64(0)},
+		"migration":    map[string]any{"ran": false, "migrated": float64(0), "skipped": float64(0)},
+		"environment":  map[string]any{"isVercel": true, "vercelEnv": "preview", "region": "fra1", "storageType": "database"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("/api/test =\n%v\nwant\n%v", got, want)

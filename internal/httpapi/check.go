@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/buildinfo"
 )
 
 // Values of TestReport.Status.
@@ -24,7 +25,13 @@ type TestReport struct {
 	Fallback    tokenledger.FallbackStatus `json:"fallback"`
 	Migration   MigrationStatus            `json:"migration"`
 	Environment TestEnvironment            `json:"environment"`
-	Timestamp   string                     `json:"timestamp"`
+	// Version is the running tokenledger's version (buildinfo.Version).
+	Version string `json:"version"`
+	// ResetEnabled is true when an admin key is configured, so that
+	// DELETE /api/tokens can be allowed: the dashboard shows its Reset
+	// button only then.
+	ResetEnabled bool   `json:"resetEnabled"`
+	Timestamp    string `json:"timestamp"`
 }
 
 // OK reports whether the store check passed (status ok or degraded).
@@ -38,6 +45,8 @@ type DatabaseStatus struct {
 	Configured bool `json:"configured"`
 	// Kind is the active store's kind: file, memory, redis or kv-rest.
 	Kind string `json:"kind"`
+	// Cluster is true when the Redis store talks to a Redis Cluster.
+	Cluster bool `json:"cluster"`
 	// Connected is true when the store's check passed.
 	Connected bool `json:"connected"`
 	// LatencyMs is how long the check took, in milliseconds.
@@ -71,6 +80,7 @@ func (s *server) testReport(ctx context.Context) TestReport {
 		Database: DatabaseStatus{
 			Configured: s.info.Database,
 			Kind:       s.info.Kind,
+			Cluster:    s.info.Cluster,
 			Connected:  err == nil,
 			LatencyMs:  math.Round(float64(took.Microseconds())) / 1000,
 		},
@@ -81,7 +91,9 @@ func (s *server) testReport(ctx context.Context) TestReport {
 			Region:      nonEmpty(s.Environment.Region),
 			StorageType: s.storageType,
 		},
-		Timestamp: s.timestamp(),
+		Version:      buildinfo.Version(),
+		ResetEnabled: s.AdminKey != "",
+		Timestamp:    s.timestamp(),
 	}
 	if s.Migration != nil {
 		rep.Migration = s.Migration()

@@ -3,11 +3,14 @@ package httpapi
 import (
 	"net/http"
 	"path"
+
+	"github.com/tokenledger/tokenledger/internal/web"
 )
 
 // addRoutes lists the whole HTTP surface of tokenledger. A GET route also
 // answers HEAD. Every other method on a known path gets 405 with Allow;
-// every unknown path gets 404. All answers are JSON. NewServer puts
+// every unknown path gets 404. All answers but the dashboard's files are
+// JSON. NewServer puts
 // onlyCleanPaths in front, so that the mux never redirects.
 //
 // /api/tokens is guarded by keys (auth.go): POST by the API key, GET by
@@ -31,7 +34,44 @@ func addRoutes(mux *http.ServeMux, s *server) {
 	mux.Handle("GET /readyz", handleReadyz(s))
 	mux.Handle("/readyz", handleMethodNotAllowed("GET, HEAD"))
 
+	addDashboardRoutes(mux)
+
 	mux.Handle("/", handleNotFound())
+}
+
+// addDashboardRoutes adds the dashboard (internal/web): the page at / and
+// /dashboard, its files under /dashboard/. The page holds no data: it
+// reads the API with the key the user gives it, so it is open like
+// /api/test.
+func addDashboardRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /{$}", web.Page())
+	mux.Handle("/{$}", handleMethodNotAllowed("GET, HEAD"))
+	mux.Handle("GET /dashboard", web.Page())
+	mux.Handle("/dashboard", handleMethodNotAllowed("GET, HEAD"))
+	mux.Handle("GET /dashboard/{asset}", web.Assets(handleNotFound()))
+	mux.Handle("/dashboard/{asset}", handleMethodNotAllowed("GET, HEAD"))
+}
+
+// DashboardHandler serves the dashboard alone, for the Vercel function
+// api/dashboard that vercel.json's rewrites send /, /dashboard and
+// /dashboard/{asset} to. Whether the function sees the original path or
+// its own, it answers the same: /api/dashboard is the page, and
+// /api/dashboard?asset=NAME the file NAME. It needs no store.
+func DashboardHandler() http.Handler {
+	mux := http.NewServeMux()
+	addDashboardRoutes(mux)
+	notFound := handleNotFound()
+	page := web.Page()
+	mux.Handle("GET /api/dashboard", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.Query().Has("asset") {
+			page.ServeHTTP(w, r)
+		} else if !web.ServeAsset(w, r, r.URL.Query().Get("asset")) {
+			notFound.ServeHTTP(w, r)
+		}
+	}))
+	mux.Handle("/api/dashboard", handleMethodNotAllowed("GET, HEAD"))
+	mux.Handle("/", notFound)
+	return commonHeaders(onlyCleanPaths(mux))
 }
 
 // onlyCleanPaths answers 404, like any unknown path, for a path that is

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/buildinfo"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
 
@@ -359,9 +360,9 @@ func TestErrors(t *testing.T) {
 		{"other charset", "POST", "/api/tokens", "application/json; charset=latin1", `{"model":"m"}`,
 			415, "Content-Type must be application/json with charset utf-8 (or no charset)", "", -1},
 		{"unknown action", "GET", "/api/tokens?action=week", "", "",
-			400, "Invalid action. Valid actions: today, date, history, stats, all, models, users", "action", -1},
+			400, "Invalid action. Valid actions: today, date, history, stats, all, models, users, range", "action", -1},
 		{"empty action", "GET", "/api/tokens?action=", "", "",
-			400, "Invalid action. Valid actions: today, date, history, stats, all, models, users", "action", -1},
+			400, "Invalid action. Valid actions: today, date, history, stats, all, models, users, range", "action", -1},
 		{"missing date", "GET", "/api/tokens?action=date", "", "",
 			400, "Date parameter required for date action", "date", -1},
 		{"bad date", "GET", "/api/tokens?action=date&date=2026-13-01", "", "",
@@ -389,7 +390,7 @@ func TestErrors(t *testing.T) {
 		{"days empty", "GET", "/api/tokens?action=history&days=", "", "",
 			400, `days must be a whole number from 1 to 91, not ""`, "days", -1},
 		{"days with stats", "GET", "/api/tokens?action=stats&days=30", "", "",
-			400, "days is not a parameter of action stats (only of history, all, models and users)", "days", -1},
+			400, "days is not a parameter of action stats (only of history, all, models, users and range)", "days", -1},
 		{"action twice", "GET", "/api/tokens?action=today&action=stats", "", "",
 			400, "action must be given at most once", "action", -1},
 		{"wrong method", "PUT", "/api/tokens", "application/json", `{"model":"m"}`,
@@ -719,10 +720,10 @@ func TestAPITest(t *testing.T) {
 		a.wantStatus(t, 200)
 		db := a.body["database"].(map[string]any)
 		delete(db, "latencyMs")
-		want := `{"database":{"configured":false,"connected":true,"error":null,"kind":"memory"},` +
+		want := `{"database":{"cluster":false,"configured":false,"connected":true,"error":null,"kind":"memory"},` +
 			`"environment":{"isVercel":true,"region":"fra1","storageType":"file-system","vercelEnv":"preview"},` +
 			`"fallback":{"active":false,"pendingEvents":0},"migration":{"migrated":0,"ran":false,"skipped":0},` +
-			`"status":"ok","storageType":"file-system","timestamp":"2026-11-27T12:00:00.000Z"}`
+			`"resetEnabled":true,"status":"ok","storageType":"file-system","timestamp":"2026-11-27T12:00:00.000Z","version":"` + buildinfo.Version() + `"}`
 		if got := jsonOf(t, a.body); got != want {
 			t.Errorf("body =\n%s\nwant\n%s", got, want)
 		}

@@ -17,7 +17,7 @@ import (
 // Messages of GET /api/tokens fixed by the contract.
 const (
 	msgDateRequired  = "Date parameter required for date action"
-	msgInvalidAction = "Invalid action. Valid actions: today, date, history, stats, all, models, users"
+	msgInvalidAction = "Invalid action. Valid actions: today, date, history, stats, all, models, users, range"
 )
 
 // defaultHistoryDays is the days parameter when it is not given.
@@ -108,6 +108,7 @@ var actionParams = map[string]struct{ date, days bool }{
 	"all":     {days: true},
 	"models":  {days: true},
 	"users":   {days: true},
+	"range":   {days: true},
 }
 
 // parseQuery reads and checks the query of GET /api/tokens. It returns a
@@ -149,7 +150,7 @@ func (s *server) parseQuery(raw string) (queryParams, error) {
 	}
 	if v, ok := q["days"]; ok {
 		if !takes.days {
-			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "days", Msg: fmt.Sprintf("is not a parameter of action %s (only of history, all, models and users)", p.action)}
+			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "days", Msg: fmt.Sprintf("is not a parameter of action %s (only of history, all, models, users and range)", p.action)}
 		}
 		n, err := parseDays(v[0])
 		if err == nil {
@@ -219,6 +220,11 @@ func handleQuery(s *server) http.Handler {
 			answer["models"], err = s.Service.Models(ctx, p.days)
 		case "users":
 			answer["users"], err = s.Service.Users(ctx, p.days)
+		case "range":
+			var rg tokenledger.RangeReport
+			rg, err = s.Service.Range(ctx, p.days)
+			answer["todayUsage"], answer["history"], answer["stats"] = rg.TodayUsage, rg.History, rg.Stats
+			answer["models"], answer["users"] = rg.Models, rg.Users
 		}
 		if err != nil {
 			s.writeServiceError(w, r, "read "+p.action, err)

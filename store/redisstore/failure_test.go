@@ -385,7 +385,7 @@ func TestInfoAndServiceLogLine(t *testing.T) {
 
 	cl := redistest.SharedCluster(t)
 	cs := open(t, redisstore.Options{ClusterNodes: cl.Addrs()})
-	if got := cs.Info().Location; got != strings.Join(cl.Addrs(), ",") {
-		t.Errorf("cluster Info().Location = %q", got)
+	if got := cs.Info(); got.Location != strings.Join(cl.Addrs(), ",") || !got.Cluster {
+		t.Errorf("cluster Info() = %+v, want its nodes and Cluster", got)
 	}
 }

@@ -247,7 +247,7 @@ func (s *Store) Close() error {
 // server's host:port (a comma-separated seed list for a cluster), without
 // credentials.
 func (s *Store) Info() tokenledger.StoreInfo {
-	return tokenledger.StoreInfo{Kind: "redis", Database: true, Location: s.client.location}
+	return tokenledger.StoreInfo{Kind: "redis", Database: true, Cluster: s.client.cluster != nil, Location: s.client.location}
 }
 
 // Prefix returns the key prefix in use.
