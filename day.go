@@ -51,8 +51,8 @@ type Day struct {
 	// Pricing counts the requests by where their cost came from.
 	Pricing PricingCounts `json:"pricing"`
 	// Models maps a model name to its totals for the day. Never nil in a
-	// report.
-	Models map[string]Totals `json:"models"`
+	// report; nil only in the range report's history, which leaves it out.
+	Models map[string]Totals `json:"models,omitzero"`
 	// Users maps a userId to its totals for the day. Stores fill it only
 	// when DayQuery.Users is set; it is not part of the Day's JSON.
 	Users map[string]Totals `json:"-"`

@@ -288,7 +288,11 @@ func modelSums(days []Day) map[string]*wideTotals {
 // sumsBy returns, per name, the totals that part picks from each day
 // (its models or its users), summed over days.
 func sumsBy(days []Day, part func(Day) map[string]Totals) map[string]*wideTotals {
-	sums := map[string]*wideTotals{}
+	size := 0
+	for _, d := range days {
+		size = max(size, len(part(d)))
+	}
+	sums := make(map[string]*wideTotals, size)
 	for _, d := range days {
 		for name, t := range part(d) {
 			s := sums[name]

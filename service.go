@@ -346,9 +346,13 @@ func (s *Service) Range(ctx context.Context, n int) (RangeReport, error) {
 		}
 		window = append(older, days...)
 	}
+	history := History(days, today, n)
+	for i := range history {
+		history[i].Models = nil // the range's models list sums them once
+	}
 	return RangeReport{
 		TodayUsage: Find(days, today),
-		History:    History(days, today, n),
+		History:    history,
 		Models:     Models(days),
 		Users:      Users(days),
 		Stats:      ComputeStats(window),

@@ -165,6 +165,12 @@ func TestReports(t *testing.T) {
 		if !reflect.DeepEqual(rg.Stats, stats) {
 			t.Errorf("Range(%d).Stats = %+v, want the window's %+v", n, rg.Stats, stats)
 		}
+		if b, _ := json.Marshal(rg.History[n-1]); strings.Contains(string(b), `"models"`) {
+			t.Errorf("Range(%d) history day carries its models: %s", n, b)
+		}
+		if len(rg.TodayUsage.Models) == 0 {
+			t.Errorf("Range(%d) todayUsage lost its models", n)
+		}
 		a := rg.Models[len(rg.Models)-2]
 		if a.Model != "a" || a.TotalTokens != 32 || rg.Users[0].UserID != "u1" || rg.Users[0].RequestCount != 2 {
 			t.Errorf("Range(%d) model a = %+v, users[0] = %+v", n, a, rg.Users[0])

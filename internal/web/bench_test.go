@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"testing"
@@ -44,23 +45,29 @@ func BenchmarkRangeRequest(b *testing.B) {
 			s := backend(b, kind, nil)
 			s.post(b, bigSample(time.Now().UTC().Add(-time.Second)))
 			url := s.url + "/api/tokens?action=range&days=90"
+			read := func() time.Duration {
+				start := time.Now()
+				res, err := http.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, err = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if err != nil || res.StatusCode != http.StatusOK {
+					b.Fatalf("status %d, %v", res.StatusCode, err)
+				}
+				return time.Since(start)
+			}
+			// The first reads after 90,000 writes share the cores with the
+			// store's own catching up (the file store folds its journal):
+			// 20 reads first, not counted.
+			for range 20 {
+				read()
+			}
 			var ds []time.Duration
 			for b.Loop() {
 				for range 100 {
-					start := time.Now()
-					res, err := http.Get(url)
-					if err != nil {
-						b.Fatal(err)
-					}
-					n, _ := res.Body.Read(make([]byte, 1))
-					for n > 0 {
-						n, _ = res.Body.Read(make([]byte, 64<<10))
-					}
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						b.Fatalf("status %d", res.StatusCode)
-					}
-					ds = append(ds, time.Since(start))
+					ds = append(ds, read())
 				}
 			}
 			b.ReportMetric(float64(percentile(ds, 0.5).Microseconds())/1000, "p50-ms")

@@ -6,6 +6,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 
@@ -202,10 +203,7 @@ func (s *Store) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger
 		}
 		c := d.agg.Clone()
 		if q.Users {
-			c.Users = make(map[string]tokenledger.Totals, len(d.users))
-			for k, v := range d.users {
-				c.Users[k] = v
-			}
+			c.Users = maps.Clone(d.users) // copies the table: no rehash per user
 		}
 		out = append(out, c)
 	}
