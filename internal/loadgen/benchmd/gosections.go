@@ -80,6 +80,14 @@ func (r *report) goSections(w func(string, ...any)) {
 	w("`pricing/bench_test.go`. `BenchmarkPrice` is what the price table adds to each event: the model's lookup and the exact cost, for a model found by its key (`exact`), one found only without its date suffix (`dated`, above 200k prompt tokens: the long-context tier), and an unknown model for which every lookup step misses (`unknown`), with the shipped 218 models and with the table grown to 5,000 (a flat lookup: the same time). ")
 	w("`BenchmarkDecodePrepare` is the whole way in for one event — `DecodeEvents` then `Service.Prepare` — without a price table and with one, in the same run: the difference is pricing's share, within the noise of two shared cores.\n\n")
 	table(g)
+
+	w("## Dashboard\n\n")
+	g = r.bench("dashboard")
+	cmd(g)
+	w("`internal/web/bench_test.go`, over 90 days × 50 models × 1,000 users (90,000 events) logged through `serve`'s HTTP API. `BenchmarkRangeRequest` is the page's one data request, `GET /api/tokens?action=range&days=90`, read whole over loopback 100 times after 20 uncounted reads: p50 and p99. ")
+	w("The file store answers from its in-memory aggregates; most of its time is summing 90 × 1,000 per-user totals. Redis reads each day's user hash (`HGETALL` of ~1,000 users × their fields, 90 times) and parses it on every request: that parse is the time, and it is issue 18's Redis-read work, not the page's. ")
+	w("`BenchmarkFirstRender` opens the page in headless Chromium 5 times (file store) and takes the median from the HTML's `responseEnd` to the page's `tokenledger-rendered` mark (every section drawn), from the Performance API; `page-KiB-gzip` is the page, its scripts and styles gzipped.\n\n")
+	table(g)
 }
 
 // pricingFigures returns the slowest BenchmarkPrice case in ns/op and the

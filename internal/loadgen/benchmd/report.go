@@ -217,6 +217,15 @@ func (r *report) markdown() string {
 		w("| Pricing adds ≤ 1 µs per event, flat from 218 to 5,000 models | slowest lookup + cost %.0f ns; largest ratio 5,000 / 218 models × %.2f | %s |\n",
 			worstNs, worstRatio, metGap(worstNs <= 1000 && worstRatio < 1.5))
 	}
+	if d := r.bench("dashboard"); len(d.metrics) > 0 {
+		for _, kind := range []string{"file", "redis"} {
+			p50 := d.m("BenchmarkRangeRequest/"+kind, "p50-ms")
+			w("| Dashboard data request p50 ≤ 20 ms (%s, 90 days × 50 models × 1,000 users) | p50 %.1f ms, p99 %.1f ms | %s |\n",
+				kind, p50, d.m("BenchmarkRangeRequest/"+kind, "p99-ms"), metGap(p50 > 0 && p50 <= 20))
+		}
+		render, size := d.m("BenchmarkFirstRender", "render-p50-ms"), d.m("BenchmarkFirstRender", "page-KiB-gzip")
+		w("| Dashboard first render ≤ 500 ms, page ≤ 120 KB gzipped | median %.0f ms; %.1f KiB | %s |\n", render, size, metGap(render > 0 && render <= 500 && size*1024 <= 120_000))
+	}
 	w("\nWhere a target is missed, the section below says why, from the measured CPU split and the profile.\n\n")
 
 	// HTTP single.
