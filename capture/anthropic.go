@@ -37,7 +37,7 @@ func anthropicResponse(body []byte) (Usage, error) {
 		return Usage{}, fmt.Errorf("the body is not an Anthropic message: %v", err)
 	}
 	if m.Usage == nil {
-		return Usage{}, fmt.Errorf("the Anthropic response has no usage object: %w", ErrNoUsage)
+		return Usage{}, noUsagef("the Anthropic response has no usage object")
 	}
 	u := Usage{ID: m.ID, Model: m.Model, Completion: int64(m.Usage.OutputTokens)}
 	var err error

@@ -47,9 +47,17 @@ type Usage struct {
 	Prompt, Completion, CacheRead, CacheWrite, Reasoning int64
 }
 
-// ErrNoUsage is wrapped by every error for a response that carries no
-// usage (an error body, a stream cut before its usage event).
-var ErrNoUsage = errors.New("no usage")
+// ErrNoUsage matches (errors.Is) every error for a response that carries
+// no usage (an error body, a stream cut before its usage event).
+var ErrNoUsage = errors.New("the response carries no usage")
+
+// noUsage is an error that says what is missing and is ErrNoUsage.
+type noUsage string
+
+func (e noUsage) Error() string        { return string(e) }
+func (e noUsage) Is(target error) bool { return target == ErrNoUsage }
+
+func noUsagef(format string, args ...any) error { return noUsage(fmt.Sprintf(format, args...)) }
 
 // Event returns u as an event for provider, with the ids and metadata
 // the caller knows (the user, the session, the request's path).
@@ -131,7 +139,7 @@ func Body(k Kind, body []byte) (Usage, error) {
 	trimmed := bytes.TrimSpace(body)
 	switch {
 	case len(trimmed) == 0:
-		return Usage{}, fmt.Errorf("the body is empty: %w", ErrNoUsage)
+		return Usage{}, noUsagef("the body is empty")
 	case trimmed[0] == '{':
 		return Response(k, trimmed)
 	case trimmed[0] == '[':

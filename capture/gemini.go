@@ -40,7 +40,7 @@ func geminiResponse(body []byte) (Usage, error) {
 		return Usage{}, fmt.Errorf("the body is not a Gemini response: %v", err)
 	}
 	if b.UsageMetadata == nil {
-		return Usage{}, fmt.Errorf("the Gemini response has no usageMetadata: %w", ErrNoUsage)
+		return Usage{}, noUsagef("the Gemini response has no usageMetadata")
 	}
 	return b.usage()
 }

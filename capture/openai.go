@@ -58,7 +58,7 @@ func openAIResponse(body []byte) (Usage, error) {
 		return Usage{}, fmt.Errorf("the body is not an OpenAI response: %v", err)
 	}
 	if b.Usage == nil {
-		return Usage{}, fmt.Errorf("the OpenAI response has no usage object: %w", ErrNoUsage)
+		return Usage{}, noUsagef("the OpenAI response has no usage object")
 	}
 	return b.Usage.usage(b.ID, b.Model)
 }

@@ -64,9 +64,9 @@ func (s *Stream) Malformed() (int, error) { return s.malformed, s.lastErr }
 func (s *Stream) Usage() (Usage, error) {
 	if !s.have {
 		if s.malformed > 0 {
-			return Usage{}, fmt.Errorf("no event of the %s stream carried usage (%d could not be read: %v): %w", s.kind, s.malformed, s.lastErr, ErrNoUsage)
+			return Usage{}, noUsagef("no event of the %s stream carried usage (%d could not be read: %v)", s.kind, s.malformed, s.lastErr)
 		}
-		return Usage{}, fmt.Errorf("no event of the %s stream carried usage: %w", s.kind, ErrNoUsage)
+		return Usage{}, noUsagef("no event of the %s stream carried usage", s.kind)
 	}
 	return s.usage, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
+	"github.com/tokenledger/tokenledger/internal/proxy"
 	"github.com/tokenledger/tokenledger/pricing"
 	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/memstore"
@@ -53,6 +54,8 @@ type App struct {
 	Prices *pricing.Table
 	// Info describes the open store (kind, where, database or local).
 	Info tokenledger.StoreInfo
+	// Proxy is the recording proxy; nil unless cfg.Proxy.On.
+	Proxy *proxy.Proxy
 
 	store     tokenledger.Store
 	db        tokenledger.Store // the database store, unwrapped; nil for file and memory
@@ -100,12 +103,21 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	}
 	a := &App{Config: cfg, Service: svc, Prices: prices, Info: httpapi.StoreInfoOf(st), store: st, db: db, fb: fb, log: log, now: o.Now,
 		migrate: o.Migrate && cfg.Migrate && db != nil}
+	if cfg.Proxy.On {
+		if a.Proxy, err = newProxy(cfg.Proxy, svc, log); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+	}
 	line := fmt.Sprintf("💾 Using the %s store at %s (%s)", a.Info.Kind, a.Info.Location, cfg.StoreReason)
 	if cfg.Prices != "" {
 		line += fmt.Sprintf("; prices from the built-in table and %s (%d models)", cfg.Prices, prices.Len())
 	}
 	if fb != nil {
 		line += fmt.Sprintf("; fallback spool %s", cfg.SpoolDir)
+	}
+	if a.Proxy != nil {
+		line += "; recording proxy on at /proxy/{name}/"
 	}
 	if a.migrate {
 		line += fmt.Sprintf("; migrating %s once if it exists", cfg.File)
@@ -167,6 +179,7 @@ func (a *App) Deps() httpapi.Deps {
 		Migration: a.Migration,
 		Secrets:   a.Config.Secrets(),
 		Prices:    a.Prices,
+		Proxy:     a.Proxy,
 
 		RateLimit:         a.Config.RateLimit,
 		RateBurst:         a.Config.RateBurst,

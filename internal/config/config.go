@@ -113,6 +113,9 @@ type Config struct {
 	// built-in table alone). The file is read by internal/app at start.
 	Prices string
 
+	// Proxy is the recording proxy's configuration.
+	Proxy ProxyConfig
+
 	// DBTimeout bounds each database call (TOKENLEDGER_DB_TIMEOUT, a Go
 	// duration such as 2s; default DefaultDBTimeout).
 	DBTimeout time.Duration
@@ -296,6 +299,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if c.LogLevel, err = parseLogLevel(get("TOKENLEDGER_LOG_LEVEL")); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadProxy(get); err != nil {
 		return Config{}, err
 	}
 	if err := c.chooseStore(get("TOKENLEDGER_STORE")); err != nil {

@@ -52,6 +52,10 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	encode(w, status, errorBody{Error: msg})
 }
 
+// WriteError is writeError for the packages whose answers share the
+// API's error shape (the proxy).
+func WriteError(w http.ResponseWriter, status int, msg string) { writeError(w, status, msg) }
+
 // maxFieldEcho is the longest field name an error answer repeats.
 const maxFieldEcho = 64
 

@@ -15,7 +15,10 @@ import (
 //
 // /api/tokens is guarded by keys (auth.go): POST by the API key, GET by
 // the read key (or the API key), DELETE by the admin key. GET /api/prices
-// takes the read key too: a user's price file may hold contract prices. /api/test,
+// takes the read key too: a user's price file may hold contract prices.
+// POST /api/capture/{provider} takes the API key like POST /api/tokens;
+// /proxy/{name}/… (any method, forwarded) takes it in X-Tokenledger-Key
+// (capture.go). /api/test,
 // /healthz and /readyz are open and show no secret.
 func addRoutes(mux *http.ServeMux, s *server) {
 	mux.Handle("POST /api/tokens", s.requireKey(accessWrite, handleLog(s)))
@@ -33,6 +36,10 @@ func addRoutes(mux *http.ServeMux, s *server) {
 	mux.Handle("/healthz", handleMethodNotAllowed("GET, HEAD"))
 	mux.Handle("GET /readyz", handleReadyz(s))
 	mux.Handle("/readyz", handleMethodNotAllowed("GET, HEAD"))
+
+	mux.Handle("POST /api/capture/{provider}", s.requireKey(accessWrite, handleCapture(s)))
+	mux.Handle("/api/capture/{provider}", handleMethodNotAllowed("POST"))
+	mux.Handle("/proxy/{name}/{rest...}", handleProxy(s))
 
 	addDashboardRoutes(mux)
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/proxy"
 	"github.com/tokenledger/tokenledger/pricing"
 )
 
@@ -89,6 +90,8 @@ type Deps struct {
 	// Prices is the table the Service prices events with, for GET
 	// /api/prices; nil when there is none.
 	Prices *pricing.Table
+	// Proxy serves /proxy/{name}/…; nil when the proxy is off.
+	Proxy *proxy.Proxy
 }
 
 // server holds the resolved dependencies shared by the handlers.
