@@ -26,7 +26,7 @@ func (s *Server) chat(w http.ResponseWriter, req request, fake string) {
 		s.remember(id, Answer{Kind: capture.OpenAI, Usage: u, User: req.User})
 		writeJSON(w, obj{"id": id, "object": "chat.completion", "created": 1741570283, "model": u.Model,
 			"choices": []obj{{"index": 0, "message": obj{"role": "assistant", "content": Text, "refusal": nil}, "logprobs": nil, "finish_reason": "stop"}},
-			"usage": usage, "system_fingerprint": "fp_test"})
+			"usage":   usage, "system_fingerprint": "fp_test"})
 		return
 	}
 	withUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage

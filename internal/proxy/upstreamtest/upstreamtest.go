@@ -78,7 +78,7 @@ func (s *Server) Sent() map[string]Answer {
 
 // request is what the stand-in reads of a request body.
 type request struct {
-	size          int // the body's length
+	size          int    // the body's length
 	Model         string `json:"model"`
 	Stream        bool   `json:"stream"`
 	User          string `json:"user"`
