@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every check of tokenledger: gofmt, go vet, all tests with the race
 # detector, and each fuzz target for a bounded time. Redis-backed tests
-# need redis-server, the dashboard's tests Chromium: when one is missing
-# and this runs as root, it is installed with apt-get; otherwise those
-# tests skip (or fail, when TOKENLEDGER_REQUIRE_REDIS=1 /
-# TOKENLEDGER_REQUIRE_BROWSER=1, as in CI).
+# need redis-server, the dashboard's tests Chromium, the proxy's tests
+# Node with the providers' official clients: when one is missing and this
+# runs as root, it is installed with apt-get (the clients with npm, from
+# the pinned lock file, as any user); otherwise those tests skip (or
+# fail, when TOKENLEDGER_REQUIRE_REDIS=1 / TOKENLEDGER_REQUIRE_BROWSER=1
+# / TOKENLEDGER_REQUIRE_NODE=1, as in CI).
 # Exits non-zero when anything fails.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -27,6 +29,16 @@ command -v redis-server >/dev/null 2>&1 || install_missing redis-server redis-to
 # The dashboard's tests drive a real headless Chromium.
 if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
   install_missing chromium
+fi
+
+# The proxy's tests drive the official openai, @anthropic-ai/sdk and
+# @google/genai clients, pinned in internal/proxy/sdktest/package-lock.json.
+command -v node >/dev/null 2>&1 || install_missing nodejs npm
+sdk=internal/proxy/sdktest
+if command -v npm >/dev/null 2>&1 && ! (cd "$sdk" && npm ls --silent >/dev/null 2>&1); then
+  echo "test.sh: installing the providers' clients into $sdk/node_modules (npm ci)" >&2
+  (cd "$sdk" && npm ci --no-audit --no-fund --silent) ||
+    echo "test.sh: warning: npm ci failed; the SDK tests will skip (or fail in CI)" >&2
 fi
 
 status=0
@@ -57,7 +69,7 @@ fuzztime="${TOKENLEDGER_FUZZTIME:-15s}"
 if [ "$fuzztime" != "0" ]; then
   for target in \
     ".:FuzzDecodeEvents" ".:FuzzParseDollars" "./pricing:FuzzParse" \
-    "./internal/httpapi:FuzzQuery" \
+    "./internal/httpapi:FuzzQuery" "./capture:FuzzBody" \
     "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" \
     "./store/kvrest:FuzzDecodeReplies" "./store/kvrest:FuzzStoreReplies"; do
     pkg="${target%%:*}"
