@@ -89,7 +89,13 @@ func runLog(ctx context.Context, args []string, e env) error {
 		}
 		events = []tokenledger.Event{ev}
 	}
+	return logEvents(ctx, e, "log", events, *asJSON, !*stdin)
+}
 
+// logEvents logs events into the configured store and prints the result
+// (as POST /api/tokens answers with asJSON). cmd names the command in
+// errors; byFlags makes a validation error name the event's flag.
+func logEvents(ctx context.Context, e env, cmd string, events []tokenledger.Event, asJSON, byFlags bool) error {
 	cfg, err := loadConfig(e)
 	if err != nil {
 		return err
@@ -98,10 +104,10 @@ func runLog(ctx context.Context, args []string, e env) error {
 	// so that a mistake gets one line and touches nothing.
 	if err := precheck(events, cfg.RetentionDays); err != nil {
 		var ve *tokenledger.ValidationError
-		if errors.As(err, &ve) && !*stdin {
-			return usagef("log: %s", flagMessage(ve))
+		if errors.As(err, &ve) && byFlags {
+			return usagef("%s: %s", cmd, flagMessage(ve))
 		}
-		return usagef("log: %s", err)
+		return usagef("%s: %s", cmd, err)
 	}
 	a, err := openApp(ctx, e, cfg, app.Options{})
 	if err != nil {
@@ -112,9 +118,9 @@ func runLog(ctx context.Context, args []string, e env) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("log: %w", err)
+		return fmt.Errorf("%s: %w", cmd, err)
 	}
-	if *asJSON {
+	if asJSON {
 		b, _ := json.Marshal(map[string]any{
 			"accepted": res.Accepted, "duplicates": res.Duplicates, "ids": res.IDs,
 			"storageType": httpapi.StorageType(a.Info), "degraded": res.Degraded, "costs": httpapi.CostsOf(events),

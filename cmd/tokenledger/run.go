@@ -24,6 +24,7 @@ Usage:
 Commands:
   serve    serve the HTTP API (docs/api.md)
   log      log one usage event (or a JSON body from stdin)
+  capture  log the usage of a provider's response read from stdin
   report   print daily usage of the last days as a table or JSON
   test     check the storage with a real write and read (exit 1 when it fails)
   migrate  import a local usage file into the database, exactly once
@@ -85,7 +86,7 @@ func runCommand(ctx context.Context, args []string, e env) error {
 	stdout, stderr := e.stdout, e.stderr
 	if len(args) < 2 {
 		fmt.Fprint(stderr, mainUsage)
-		return usagef("no command given; use serve, log, report, test, migrate, prices or bench")
+		return usagef("no command given; use serve, log, capture, report, test, migrate, prices or bench")
 	}
 	cmd, rest := args[1], args[2:]
 	var err error
@@ -94,6 +95,8 @@ func runCommand(ctx context.Context, args []string, e env) error {
 		err = runServe(ctx, rest, e)
 	case "log":
 		err = runLog(ctx, rest, e)
+	case "capture":
+		err = runCapture(ctx, rest, e)
 	case "report":
 		err = runReport(ctx, rest, e)
 	case "test":
@@ -108,7 +111,7 @@ func runCommand(ctx context.Context, args []string, e env) error {
 		fmt.Fprint(stdout, mainUsage)
 		return nil
 	default:
-		return usagef("unknown command %q; use serve, log, report, test, migrate, prices or bench (see tokenledger --help)", cmd)
+		return usagef("unknown command %q; use serve, log, capture, report, test, migrate, prices or bench (see tokenledger --help)", cmd)
 	}
 	if errors.Is(err, errHelp) {
 		return nil
