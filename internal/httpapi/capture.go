@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/capture"
@@ -39,9 +40,26 @@ func handleProxy(s *server) http.Handler {
 		// The upstream's answer reaches the client with its own headers.
 		w.Header().Del("Cache-Control")
 		w.Header().Del("X-Content-Type-Options")
-		s.Proxy.ServeHTTP(w, r)
+		if r.URL.Path != "/api/proxy" {
+			s.Proxy.ServeHTTP(w, r)
+			return
+		}
+		// Vercel's rewrite: the original path in tokenledger_path, the
+		// original query beside it.
+		q := r.URL.Query()
+		name, rest, ok := strings.Cut(q.Get(rewrittenPath), "/")
+		if !ok || name == "" {
+			writeError(w, http.StatusNotFound, "The proxy's path is /proxy/{name}/…, with name an upstream")
+			return
+		}
+		q.Del(rewrittenPath)
+		s.Proxy.Forward(w, r, name, rest, q.Encode())
 	})
 }
+
+// rewrittenPath is the query parameter vercel.json's rewrite puts the
+// path after /proxy/ in.
+const rewrittenPath = "tokenledger_path"
 
 // handleCapture is POST /api/capture/{provider}: the body is a provider's
 // response (or its stream's events), logged as one event with the user

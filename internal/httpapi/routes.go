@@ -40,6 +40,7 @@ func addRoutes(mux *http.ServeMux, s *server) {
 	mux.Handle("POST /api/capture/{provider}", s.requireKey(accessWrite, handleCapture(s)))
 	mux.Handle("/api/capture/{provider}", handleMethodNotAllowed("POST"))
 	mux.Handle("/proxy/{name}/{rest...}", handleProxy(s))
+	mux.Handle("/api/proxy", handleProxy(s)) // vercel.json's rewrite of /proxy/…
 
 	addDashboardRoutes(mux)
 
