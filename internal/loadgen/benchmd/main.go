@@ -412,6 +412,7 @@ func goBenchPhase(r *report) {
 		{key: "file-open", args: []string{"-bench", "OpenClose1M", "-benchtime", "1x", "./store/filestore/"}},
 		{key: "pricing", args: []string{"-bench", "Price|DecodePrepare", "-benchtime", "1s", "./pricing/"}},
 		{key: "dashboard", args: []string{"-bench", "RangeRequest|FirstRender", "-benchtime", "1x", "./internal/web/"}},
+		{key: "proxy", args: []string{"-bench", "Overhead|StreamMemory", "-benchtime", "1x", "./internal/proxy/"}},
 	} {
 		note("go test -run '^$' %s", strings.Join(gb.args, " "))
 		start := time.Now()

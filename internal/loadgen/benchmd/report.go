@@ -226,6 +226,15 @@ func (r *report) markdown() string {
 		render, size := d.m("BenchmarkFirstRender", "render-p50-ms"), d.m("BenchmarkFirstRender", "page-KiB-gzip")
 		w("| Dashboard first render ≤ 500 ms, page ≤ 120 KB gzipped | median %.0f ms; %.1f KiB | %s |\n", render, size, metGap(render > 0 && render <= 500 && size*1024 <= 120_000))
 	}
+	if px := r.bench("proxy"); len(px.metrics) > 0 {
+		m := func(unit string) float64 { return px.m("BenchmarkOverhead", unit) }
+		w("| Proxy adds ≤ 1 ms p50 (non-streamed), ≤ 2 ms to the first byte (streamed) | + %.2f ms p50; + %.2f ms to the first byte | %s |\n",
+			m("added-p50-ms"), m("added-ttfb-ms"), metGap(m("direct-p50-ms") > 0 && m("added-p50-ms") <= 1 && m("added-ttfb-ms") <= 2))
+		w("| Proxy throughput ≥ 80 %% of direct at 64 clients | %.0f %% against an upstream that answers at once; %.0f %% against one that takes 20 ms | %s |\n",
+			m("proxy-%-of-direct"), m("proxy-%-of-direct-20ms"), metGap(m("proxy-%-of-direct") >= 80))
+		kib := px.m("BenchmarkStreamMemory", "KiB/stream")
+		w("| Proxy memory ≤ 64 KiB per stream in flight | %.1f KiB | %s |\n", kib, metGap(kib > 0 && kib <= 64))
+	}
 	w("\nWhere a target is missed, the section below says why, from the measured CPU split and the profile.\n\n")
 
 	// HTTP single.

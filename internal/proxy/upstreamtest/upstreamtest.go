@@ -10,7 +10,7 @@
 // OpenAI's error shape (no usage);
 // "slow" streams with a pause between events; "malformed" puts a line
 // that is not JSON in the stream; "repeat" answers with the same id each
-// time.
+// time; "delay" waits Pause before it answers, as a real model does.
 package upstreamtest
 
 import (
@@ -102,6 +102,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	req.size = len(body)
 	fake := r.Header.Get("X-Fake")
+	if fake == "delay" {
+		time.Sleep(s.Pause)
+	}
 	p := r.URL.Path
 	switch {
 	case strings.HasSuffix(p, "/chat/completions"):
