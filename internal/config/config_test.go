@@ -27,6 +27,7 @@ func TestLoadDefaults(t *testing.T) {
 		RetentionDays: 90,
 		Addr:          "127.0.0.1:8080", AddrFrom: "default",
 		LogLevel: slog.LevelInfo,
+		Proxy:    ProxyConfig{Overrides: map[string]string{}, Extra: map[string]string{}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(empty) =\n%+v\nwant\n%+v", got, want)

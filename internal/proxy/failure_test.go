@@ -253,3 +253,20 @@ func todayRequests(t *testing.T, h *harness) int64 {
 	}
 	return d.RequestCount
 }
+
+// TestRecordingFailure: when the store refuses the event, the client's
+// answer is whole and unchanged, and the failure is counted.
+func TestRecordingFailure(t *testing.T) {
+	up := upstreamtest.Start()
+	defer up.Close()
+	ups, _ := proxy.Upstreams(map[string]string{"openai": up.URL}, nil)
+	p := proxy.New(proxy.Options{Upstreams: ups, WriteError: httpapi.WriteError, Logger: quiet,
+		Record: func(context.Context, tokenledger.Event) error { return tokenledger.ErrUnavailable }})
+	svc, _ := tokenledger.NewService(tokenledger.Config{Store: memstore.New(nil, 0), Logger: quiet})
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{Service: svc, Proxy: p, Logger: quiet}))
+	defer srv.Close()
+	res, body := send(t, srv.URL+"/proxy/openai/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[]}`)
+	if res.StatusCode != http.StatusOK || deltas(t, body) != upstreamtest.Text || p.Failed.Load() != 1 || p.Recorded.Load() != 0 {
+		t.Errorf("status %d, text %q, failed %d, recorded %d", res.StatusCode, deltas(t, body), p.Failed.Load(), p.Recorded.Load())
+	}
+}
