@@ -86,7 +86,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"report", "--days", "0"}, "tokenledger: report: --days must be a whole number from 1 to 91, not 0"},
 		{[]string{"report", "--days", "92"}, "tokenledger: report: --days must be a whole number from 1 to 91, not 92"},
 		{[]string{"test", "--json"}, "tokenledger: test: flag provided but not defined: -json (see tokenledger test --help)"},
-		{[]string{"frobnicate"}, `tokenledger: unknown command "frobnicate"; use serve, log, report, test, migrate, prices or bench (see tokenledger --help)`},
+		{[]string{"frobnicate"}, `tokenledger: unknown command "frobnicate"; use serve, log, capture, report, test, migrate, prices or bench (see tokenledger --help)`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -104,7 +104,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	t.Run("no command", func(t *testing.T) {
 		r := cli(t, memoryEnv, "")
-		if r.code != 2 || !strings.HasSuffix(r.stderr, "tokenledger: no command given; use serve, log, report, test, migrate, prices or bench\n") {
+		if r.code != 2 || !strings.HasSuffix(r.stderr, "tokenledger: no command given; use serve, log, capture, report, test, migrate, prices or bench\n") {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
