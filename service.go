@@ -34,6 +34,16 @@ type Config struct {
 	// Prices computes the cost of events that come without one; when nil,
 	// such events are recorded as unpriced.
 	Prices Pricer
+	// Observer, when not nil, is told the outcome of every Log call
+	// (internal/metrics counts them).
+	Observer Observer
+}
+
+// Observer learns what Log did: the events stored (isNew false for a
+// duplicate) and the events refused by a rule.
+type Observer interface {
+	Logged(events []Event, isNew []bool)
+	Refused(n int)
 }
 
 // Service validates events, assigns what they lack, writes them to a Store
@@ -45,6 +55,7 @@ type Service struct {
 	newID     func() string
 	log       *slog.Logger
 	prices    Pricer
+	obs       Observer
 	label     string
 	lines     lineLimiter
 }
@@ -98,7 +109,7 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("tokenledger: a store is required")
 	}
-	s := &Service{store: cfg.Store, now: cfg.Now, retention: cfg.RetentionDays, newID: cfg.NewID, log: cfg.Logger, prices: cfg.Prices}
+	s := &Service{store: cfg.Store, now: cfg.Now, retention: cfg.RetentionDays, newID: cfg.NewID, log: cfg.Logger, prices: cfg.Prices, obs: cfg.Observer}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -196,6 +207,7 @@ func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
 		return LogResult{}, &ValidationError{Index: -1, Msg: "there are no events to log"}
 	}
 	if err := s.Prepare(events); err != nil {
+		s.Refused(len(events))
 		return LogResult{}, err
 	}
 	res, err := s.store.Add(ctx, events)
@@ -206,6 +218,9 @@ func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
 		return LogResult{}, fmt.Errorf("store answered for %d of %d events", len(res.New), len(events))
 	}
 	out := LogResult{Accepted: res.Accepted(), Duplicates: res.Duplicates(), IDs: make([]string, len(events)), Degraded: res.Degraded}
+	if s.obs != nil {
+		s.obs.Logged(events, res.New)
+	}
 	if s.log.Enabled(ctx, slog.LevelInfo) {
 		label := s.label
 		if res.Degraded {
@@ -217,6 +232,15 @@ func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
 		out.IDs[i] = events[i].ID
 	}
 	return out, nil
+}
+
+// Refused tells the Observer that n events were refused: by a rule here,
+// or by the HTTP API before they were events (a body that does not
+// decode counts as one).
+func (s *Service) Refused(n int) {
+	if s.obs != nil {
+		s.obs.Refused(n)
+	}
 }
 
 // logLines logs "📊 Logged X tokens for model Y (Database)" for each new

@@ -37,4 +37,11 @@ func TestProxyFunction(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `"requestCount":2`) {
 		t.Errorf("today after two proxied calls: %s", rec.Body)
 	}
+	rec = httptest.NewRecorder()
+	inst.Serve(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil), env)
+	for _, want := range []string{`tokenledger_proxy_requests_total{code="200",upstream="gemini"} 2`, `tokenledger_events_total{result="accepted"} 2`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

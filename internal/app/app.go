@@ -14,6 +14,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
+	"github.com/tokenledger/tokenledger/internal/metrics"
 	"github.com/tokenledger/tokenledger/internal/proxy"
 	"github.com/tokenledger/tokenledger/pricing"
 	"github.com/tokenledger/tokenledger/store/fallback"
@@ -56,6 +57,8 @@ type App struct {
 	Info tokenledger.StoreInfo
 	// Proxy is the recording proxy; nil unless cfg.Proxy.On.
 	Proxy *proxy.Proxy
+	// Metrics are served at GET /metrics.
+	Metrics *metrics.Metrics
 
 	store     tokenledger.Store
 	db        tokenledger.Store // the database store, unwrapped; nil for file and memory
@@ -94,17 +97,18 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	met := newMetrics(cfg, fb)
 	svc, err := tokenledger.NewService(tokenledger.Config{
-		Store: st, Now: o.Now, RetentionDays: cfg.RetentionDays, Logger: log, Prices: prices,
+		Store: st, Now: o.Now, RetentionDays: cfg.RetentionDays, Logger: log, Prices: prices, Observer: met,
 	})
 	if err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("build service: %w", err)
 	}
-	a := &App{Config: cfg, Service: svc, Prices: prices, Info: httpapi.StoreInfoOf(st), store: st, db: db, fb: fb, log: log, now: o.Now,
+	a := &App{Config: cfg, Service: svc, Prices: prices, Metrics: met, Info: httpapi.StoreInfoOf(st), store: st, db: db, fb: fb, log: log, now: o.Now,
 		migrate: o.Migrate && cfg.Migrate && db != nil}
 	if cfg.Proxy.On {
-		if a.Proxy, err = newProxy(cfg.Proxy, svc, log); err != nil {
+		if a.Proxy, err = newProxy(cfg.Proxy, svc, met, log); err != nil {
 			_ = st.Close()
 			return nil, err
 		}
@@ -180,6 +184,7 @@ func (a *App) Deps() httpapi.Deps {
 		Secrets:   a.Config.Secrets(),
 		Prices:    a.Prices,
 		Proxy:     a.Proxy,
+		Metrics:   a.Metrics,
 
 		RateLimit:         a.Config.RateLimit,
 		RateBurst:         a.Config.RateBurst,

@@ -8,13 +8,14 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
+	"github.com/tokenledger/tokenledger/internal/metrics"
 	"github.com/tokenledger/tokenledger/internal/proxy"
 )
 
 // newProxy builds the recording proxy over svc: each response's usage is
 // logged like a POST /api/tokens (through the spool while the database
 // is down).
-func newProxy(cfg config.ProxyConfig, svc *tokenledger.Service, log *slog.Logger) (*proxy.Proxy, error) {
+func newProxy(cfg config.ProxyConfig, svc *tokenledger.Service, met *metrics.Metrics, log *slog.Logger) (*proxy.Proxy, error) {
 	ups, err := proxy.Upstreams(cfg.Overrides, cfg.Extra)
 	if err != nil {
 		return nil, err
@@ -30,5 +31,6 @@ func newProxy(cfg config.ProxyConfig, svc *tokenledger.Service, log *slog.Logger
 		WriteError: httpapi.WriteError,
 		Logger:     log,
 		Transport:  tr,
+		Observe:    met.Proxied,
 	}), nil
 }

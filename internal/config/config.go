@@ -115,6 +115,9 @@ type Config struct {
 
 	// Proxy is the recording proxy's configuration.
 	Proxy ProxyConfig
+	// MetricsMaxModels bounds the model label of /metrics
+	// (TOKENLEDGER_METRICS_MAX_MODELS, default 100).
+	MetricsMaxModels int
 
 	// DBTimeout bounds each database call (TOKENLEDGER_DB_TIMEOUT, a Go
 	// duration such as 2s; default DefaultDBTimeout).
@@ -302,6 +305,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if err := c.loadProxy(get); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadMetrics(get); err != nil {
 		return Config{}, err
 	}
 	if err := c.chooseStore(get("TOKENLEDGER_STORE")); err != nil {

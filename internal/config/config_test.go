@@ -28,6 +28,8 @@ func TestLoadDefaults(t *testing.T) {
 		Addr:          "127.0.0.1:8080", AddrFrom: "default",
 		LogLevel: slog.LevelInfo,
 		Proxy:    ProxyConfig{Overrides: map[string]string{}, Extra: map[string]string{}},
+
+		MetricsMaxModels: 100,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(empty) =\n%+v\nwant\n%+v", got, want)

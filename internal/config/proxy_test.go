@@ -29,6 +29,7 @@ func TestProxy(t *testing.T) {
 		"TOKENLEDGER_UPSTREAMS=openai=https://x.example":          "openai is built in; set TOKENLEDGER_UPSTREAM_OPENAI",
 		"TOKENLEDGER_UPSTREAMS=a=https://x.example,a=http://y.io": "a is named twice",
 		"TOKENLEDGER_UPSTREAMS=a=ftp://x.example":                 "is not an http:// or https:// URL",
+		"TOKENLEDGER_METRICS_MAX_MODELS=0":                        "TOKENLEDGER_METRICS_MAX_MODELS must be a whole number from 1 to 10000",
 	} {
 		name, value, _ := strings.Cut(kv, "=")
 		_, err := Load(env(map[string]string{name: value}))

@@ -88,6 +88,7 @@ func handleCapture(s *server) http.Handler {
 		}
 		u, err := capture.Body(kind, body)
 		if err != nil {
+			s.Service.Refused(1)
 			writeError(w, http.StatusBadRequest, "Nothing was stored: "+err.Error())
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -42,20 +43,53 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // logRequests logs every request at debug level with its status and
-// duration.
+// duration, and records the duration in the metrics when there are some.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+		debug := s.log.Enabled(r.Context(), slog.LevelDebug)
+		if !debug && s.Metrics == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status), slog.Duration("took", time.Since(start)))
+		took, status := time.Since(start), rec.status
+		if status == 0 {
+			status = http.StatusOK // written without WriteHeader
+		}
+		if s.Metrics != nil {
+			s.Metrics.ObserveHTTP(routeOf(r), methodOf(r), status, took)
+		}
+		if debug {
+			s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", status), slog.Duration("took", took))
+		}
 	})
+}
+
+// routeOf is the mux pattern that served r without its method ("GET
+// /api/tokens" → "/api/tokens"), "unmatched" for none: a label with few
+// values whatever paths clients send.
+func routeOf(r *http.Request) string {
+	p := r.Pattern
+	if i := strings.IndexByte(p, ' '); i >= 0 {
+		p = p[i+1:]
+	}
+	if p == "" || p == "/" {
+		return "unmatched"
+	}
+	return p
+}
+
+// methodOf is r's method when it is a standard one, else "other".
+func methodOf(r *http.Request) string {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return r.Method
+	}
+	return "other"
 }
 
 // recoverPanics turns a panic in a handler into a logged 500 instead of a

@@ -15,7 +15,8 @@ import (
 //
 // /api/tokens is guarded by keys (auth.go): POST by the API key, GET by
 // the read key (or the API key), DELETE by the admin key. GET /api/prices
-// takes the read key too: a user's price file may hold contract prices.
+// takes the read key too: a user's price file may hold contract prices, and
+// so does GET /metrics (per-model tokens and cost).
 // POST /api/capture/{provider} takes the API key like POST /api/tokens;
 // /proxy/{name}/… (any method, forwarded) takes it in X-Tokenledger-Key
 // (capture.go). /api/test,
@@ -31,6 +32,11 @@ func addRoutes(mux *http.ServeMux, s *server) {
 
 	mux.Handle("GET /api/test", handleTest(s))
 	mux.Handle("/api/test", handleMethodNotAllowed("GET, HEAD"))
+
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.requireKey(accessRead, s.Metrics.Handler()))
+		mux.Handle("/metrics", handleMethodNotAllowed("GET, HEAD"))
+	}
 
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("/healthz", handleMethodNotAllowed("GET, HEAD"))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/metrics"
 	"github.com/tokenledger/tokenledger/internal/proxy"
 	"github.com/tokenledger/tokenledger/pricing"
 )
@@ -92,6 +93,9 @@ type Deps struct {
 	Prices *pricing.Table
 	// Proxy serves /proxy/{name}/…; nil when the proxy is off.
 	Proxy *proxy.Proxy
+	// Metrics serves GET /metrics (read key) and times every request;
+	// nil for none (the route is then 404).
+	Metrics *metrics.Metrics
 }
 
 // server holds the resolved dependencies shared by the handlers.

@@ -59,6 +59,9 @@ func handleLog(s *server) http.Handler {
 			return
 		}
 		events, err := decodeBody(w, r)
+		if err != nil {
+			s.Service.Refused(1) // an undecodable body counts as one
+		}
 		var ve *tokenledger.ValidationError
 		switch {
 		case errors.Is(err, errBodyTooLarge):

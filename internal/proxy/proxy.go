@@ -46,6 +46,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// Transport reaches the upstreams; http.DefaultTransport when nil.
 	Transport http.RoundTripper
+	// Observe, when not nil, is told each forwarded call's upstream and
+	// status (502 for an unreachable upstream).
+	Observe func(upstream string, code int)
 	// UpstreamTimeout bounds a whole upstream call, which goes on when
 	// the client leaves so that its usage is still recorded; 10 minutes
 	// when zero.
@@ -129,10 +132,14 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, rest, rawQ
 				pr.Out.Header.Del(h)
 			}
 		},
-		Transport:      p.o.Transport,
-		ModifyResponse: func(res *http.Response) error { p.watch(c, res); return nil },
-		ErrorHandler:   p.unreachable(up),
-		ErrorLog:       slog.NewLogLogger(p.o.Logger.Handler(), slog.LevelDebug),
+		Transport: p.o.Transport,
+		ModifyResponse: func(res *http.Response) error {
+			p.observe(up.Name, res.StatusCode)
+			p.watch(c, res)
+			return nil
+		},
+		ErrorHandler: p.unreachable(up),
+		ErrorLog:     slog.NewLogLogger(p.o.Logger.Handler(), slog.LevelDebug),
 	}
 	rp.ServeHTTP(w, r)
 }
@@ -213,8 +220,15 @@ func (p *Proxy) unreachable(up Upstream) func(http.ResponseWriter, *http.Request
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
+		p.observe(up.Name, http.StatusBadGateway)
 		p.o.Logger.Warn("proxy: upstream unreachable", "upstream", up.Name, "err", err)
 		p.o.WriteError(w, http.StatusBadGateway, fmt.Sprintf("The upstream %s (%s) could not be reached: %v", up.Name, up.Base.Redacted(), err))
+	}
+}
+
+func (p *Proxy) observe(upstream string, code int) {
+	if p.o.Observe != nil {
+		p.o.Observe(upstream, code)
 	}
 }
 

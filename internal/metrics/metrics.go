@@ -1,0 +1,150 @@
+// Package metrics is tokenledger's Prometheus surface, GET /metrics: what
+// the process logged (events, tokens, cost), how its HTTP API, its store's
+// fallback spool and its proxy are doing, plus Go's and the process's own
+// collectors. Counters are per process, as Prometheus expects: totals come
+// from the store, rates from here (docs/operations.md).
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokenledger/tokenledger"
+)
+
+// DefaultMaxModels is how many distinct model label values a process
+// keeps before it counts further models as "other".
+const DefaultMaxModels = 100
+
+// Other is the model label of every model beyond the limit.
+const Other = "other"
+
+// Metrics holds the registry and every metric tokenledger exports.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	events  *prometheus.CounterVec
+	tokens  *prometheus.CounterVec
+	cost    *prometheus.CounterVec
+	httpDur *prometheus.HistogramVec
+	proxied *prometheus.CounterVec
+
+	mu        sync.Mutex
+	models    map[string]bool
+	maxModels int
+}
+
+// Options configure New.
+type Options struct {
+	// MaxModels bounds the model label's values; DefaultMaxModels when 0.
+	MaxModels int
+	// Fallback reports the spool in front of the database; nil without one.
+	Fallback func() tokenledger.FallbackStatus
+}
+
+// New returns the metrics on a registry of their own, with the Go and
+// process collectors.
+func New(o Options) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), models: map[string]bool{}, maxModels: o.MaxModels}
+	if m.maxModels <= 0 {
+		m.maxModels = DefaultMaxModels
+	}
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenledger_events_total",
+		Help: "Events this process was asked to log, by result: accepted (new), duplicate (an id already counted), refused (broken rule or undecodable body)."}, []string{"result"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenledger_tokens_total",
+		Help: "Tokens of accepted events, by model and bucket (prompt and completion include their cache and reasoning parts)."}, []string{"model", "type"})
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenledger_cost_usd_total",
+		Help: "Cost in US dollars of accepted events, by model."}, []string{"model"})
+	m.httpDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tokenledger_http_request_duration_seconds",
+		Help: "HTTP requests by route pattern, method and status code.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route", "method", "code"})
+	m.proxied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenledger_proxy_requests_total",
+		Help: "Calls forwarded by the recording proxy, by upstream and status code."}, []string{"upstream", "code"})
+	for _, r := range []string{"accepted", "duplicate", "refused"} {
+		m.events.WithLabelValues(r)
+	}
+	m.reg.MustRegister(m.events, m.tokens, m.cost, m.httpDur, m.proxied,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if o.Fallback != nil {
+		gauge := func(name, help string, f func(tokenledger.FallbackStatus) float64) prometheus.GaugeFunc {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(o.Fallback()) })
+		}
+		m.reg.MustRegister(
+			gauge("tokenledger_fallback_active", "1 while events go to the local spool instead of the database.", func(s tokenledger.FallbackStatus) float64 {
+				if s.Active {
+					return 1
+				}
+				return 0
+			}),
+			gauge("tokenledger_spool_events", "Events waiting in the spool for the database.", func(s tokenledger.FallbackStatus) float64 { return float64(s.PendingEvents) }),
+			gauge("tokenledger_spool_rejected_events", "Spooled events the database refused; they stay in the spool.", func(s tokenledger.FallbackStatus) float64 { return float64(s.RejectedEvents) }),
+		)
+	}
+	return m
+}
+
+// Handler serves the registry in Prometheus's text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// model returns name as a label value: itself while the process has seen
+// fewer than MaxModels models, Other after that for any new one.
+func (m *Metrics) model(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.models[name] {
+		return name
+	}
+	if len(m.models) >= m.maxModels {
+		return Other
+	}
+	m.models[name] = true
+	return name
+}
+
+// Logged counts a Log call's events (tokenledger.Observer).
+func (m *Metrics) Logged(events []tokenledger.Event, isNew []bool) {
+	var accepted, dup float64
+	for i := range events {
+		if !isNew[i] {
+			dup++
+			continue
+		}
+		accepted++
+		e := &events[i]
+		model := m.model(e.Model)
+		for _, b := range []struct {
+			typ string
+			n   int64
+		}{{"prompt", e.PromptTokens}, {"completion", e.CompletionTokens}, {"cache_read", e.CacheReadTokens}, {"cache_write", e.CacheWriteTokens}, {"reasoning", e.ReasoningTokens}} {
+			if b.n > 0 {
+				m.tokens.WithLabelValues(model, b.typ).Add(float64(b.n))
+			}
+		}
+		if e.Cost > 0 {
+			m.cost.WithLabelValues(model).Add(float64(e.Cost) / 1e9)
+		}
+	}
+	m.events.WithLabelValues("accepted").Add(accepted)
+	m.events.WithLabelValues("duplicate").Add(dup)
+}
+
+// Refused counts refused events (tokenledger.Observer).
+func (m *Metrics) Refused(n int) { m.events.WithLabelValues("refused").Add(float64(n)) }
+
+// Proxied counts one call the proxy forwarded.
+func (m *Metrics) Proxied(upstream string, code int) {
+	m.proxied.WithLabelValues(upstream, strconv.Itoa(code)).Inc()
+}
+
+// ObserveHTTP records one request's duration under its route pattern
+// (r.Pattern: the mux's, never the raw path, so the labels stay few).
+func (m *Metrics) ObserveHTTP(route, method string, code int, took time.Duration) {
+	m.httpDur.WithLabelValues(route, method, strconv.Itoa(code)).Observe(took.Seconds())
+}
