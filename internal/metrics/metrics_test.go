@@ -105,7 +105,7 @@ func TestCounters(t *testing.T) {
 	post(t, url, `{"events":[{"id":"a","model":"gpt-4o","promptTokens":1000,"cacheReadTokens":200,"completionTokens":50,"reasoningTokens":10,"costUsd":0.25},
 		{"id":"b","model":"claude-sonnet-4","promptTokens":7,"cacheWriteTokens":3,"completionTokens":1}]}`)
 	post(t, url, `{"id":"a","model":"gpt-4o","promptTokens":1000,"completionTokens":50}`) // duplicate
-	post(t, url, `{"model":"gpt-4o","promtTokens":5}`)                                   // refused: unknown field
+	post(t, url, `{"model":"gpt-4o","promtTokens":5}`)                                    // refused: unknown field
 	post(t, url, `{"events":[{"model":"x","promptTokens":1},{"model":"","promptTokens":1}]}`)
 
 	res, _ := http.Get(url + "/metrics")
