@@ -17,7 +17,8 @@ import (
 // the read key (or the API key), DELETE by the admin key. GET /api/prices
 // takes the read key too: a user's price file may hold contract prices, and
 // so does GET /metrics (per-model tokens and cost).
-// POST /api/capture/{provider} takes the API key like POST /api/tokens;
+// POST /api/capture/{provider} and POST /v1/traces (OTLP) take the API
+// key like POST /api/tokens;
 // /proxy/{name}/… (any method, forwarded) takes it in X-Tokenledger-Key
 // (capture.go). /api/test,
 // /healthz and /readyz are open and show no secret.
@@ -45,6 +46,8 @@ func addRoutes(mux *http.ServeMux, s *server) {
 
 	mux.Handle("POST /api/capture/{provider}", s.requireKey(accessWrite, handleCapture(s)))
 	mux.Handle("/api/capture/{provider}", handleMethodNotAllowed("POST"))
+	mux.Handle("POST /v1/traces", s.requireKey(accessWrite, handleTraces(s)))
+	mux.Handle("/v1/traces", handleMethodNotAllowed("POST"))
 	mux.Handle("/proxy/{name}/{rest...}", handleProxy(s))
 	mux.Handle("/api/proxy", handleProxy(s)) // vercel.json's rewrite of /proxy/…
 
