@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 )
@@ -52,7 +53,7 @@ func (s *Stream) geminiData(data []byte) error {
 	if err := json.Unmarshal(data, &b); err != nil {
 		return err
 	}
-	s.id, s.model = first(s.id, b.ResponseID), first(s.model, b.ModelVersion)
+	s.id, s.model = cmp.Or(s.id, b.ResponseID), cmp.Or(s.model, b.ModelVersion)
 	if b.UsageMetadata == nil {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 )
@@ -80,7 +81,7 @@ func (s *Stream) openAIData(data []byte) error {
 		return err
 	}
 	if e.Response != nil {
-		s.id, s.model = first(s.id, e.Response.ID), first(s.model, e.Response.Model)
+		s.id, s.model = cmp.Or(s.id, e.Response.ID), cmp.Or(s.model, e.Response.Model)
 		switch e.Type {
 		case "response.completed", "response.incomplete", "response.failed":
 			if e.Response.Usage != nil {
@@ -89,7 +90,7 @@ func (s *Stream) openAIData(data []byte) error {
 		}
 		return nil
 	}
-	s.id, s.model = first(s.id, e.ID), first(s.model, e.Model)
+	s.id, s.model = cmp.Or(s.id, e.ID), cmp.Or(s.model, e.Model)
 	if e.Usage != nil {
 		return s.set(e.Usage.usage(s.id, s.model))
 	}
@@ -106,11 +107,4 @@ func IsOpenAIUsageChunk(data []byte) bool {
 	}
 	var choices []json.RawMessage
 	return json.Unmarshal(*b.Choices, &choices) == nil && len(choices) == 0
-}
-
-func first(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

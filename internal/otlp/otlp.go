@@ -6,6 +6,7 @@
 package otlp
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -135,10 +136,10 @@ func Event(res pcommon.Map, span ptrace.Span) (e tokenledger.Event, ok bool, err
 		input += read + write
 	}
 	e = tokenledger.Event{
-		ID:        first(str(attrs, "gen_ai.response.id"), spanID(span)),
+		ID:        cmp.Or(str(attrs, "gen_ai.response.id"), spanID(span)),
 		Timestamp: span.EndTimestamp().AsTime().UTC(),
-		Model:     first(str(attrs, "gen_ai.response.model"), str(attrs, "gen_ai.request.model")),
-		Provider:  first(str(attrs, "gen_ai.provider.name"), str(attrs, "gen_ai.system")),
+		Model:     cmp.Or(str(attrs, "gen_ai.response.model"), str(attrs, "gen_ai.request.model")),
+		Provider:  cmp.Or(str(attrs, "gen_ai.provider.name"), str(attrs, "gen_ai.system")),
 		UserID:    lookup(attrs, res, "enduser.id", "user.id", "ai.telemetry.metadata.userId"),
 		SessionID: lookup(attrs, res, "gen_ai.conversation.id", "session.id", "ai.telemetry.metadata.sessionId"),
 
@@ -217,11 +218,4 @@ func lookup(span, res pcommon.Map, names ...string) string {
 func spanID(span ptrace.Span) string {
 	t, s := span.TraceID(), span.SpanID()
 	return hex.EncodeToString(t[:]) + "-" + hex.EncodeToString(s[:])
-}
-
-func first(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

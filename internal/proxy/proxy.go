@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -164,8 +165,8 @@ func (c *call) readRequest(body []byte) []byte {
 		c.model = modelInPath(c.path)
 		return body
 	}
-	c.model = first(req.Model, modelInPath(c.path))
-	c.user = first(c.user, first(req.User, req.Metadata.UserID))
+	c.model = cmp.Or(req.Model, modelInPath(c.path))
+	c.user = cmp.Or(c.user, req.User, req.Metadata.UserID)
 	if c.up.Kind != capture.OpenAI || !strings.HasSuffix(c.path, "/chat/completions") || !req.Stream ||
 		(req.StreamOptions != nil && req.StreamOptions.IncludeUsage) {
 		return body
@@ -230,11 +231,4 @@ func (p *Proxy) observe(upstream string, code int) {
 	if p.o.Observe != nil {
 		p.o.Observe(upstream, code)
 	}
-}
-
-func first(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -147,7 +148,7 @@ func (w *watched) record() {
 		return
 	}
 	e := u.Event(c.up.Name)
-	e.Model = first(e.Model, c.model)
+	e.Model = cmp.Or(e.Model, c.model)
 	e.UserID, e.SessionID = c.user, c.session
 	e.Metadata, _ = json.Marshal(map[string]string{"path": c.path})
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
