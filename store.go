@@ -124,5 +124,23 @@ type Unwrapper interface {
 	Unwrap() Store
 }
 
+// FindStore returns st, or the first store it wraps (through Unwrapper), that
+// is a T: how a decorator's caller reaches an optional interface, such as
+// Describer, of the store underneath.
+func FindStore[T any](st Store) (T, bool) {
+	for st != nil {
+		if t, ok := st.(T); ok {
+			return t, true
+		}
+		u, ok := st.(Unwrapper)
+		if !ok {
+			break
+		}
+		st = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // Clock returns the current time. Tests inject a fixed or stepping clock.
 type Clock func() time.Time

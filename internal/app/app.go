@@ -93,11 +93,14 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, db, fb, err := openStore(ctx, cfg, o, log)
+	met := newMetrics(cfg)
+	st, db, fb, err := openStore(ctx, cfg, o, met, log)
 	if err != nil {
 		return nil, err
 	}
-	met := newMetrics(cfg, fb)
+	if fb != nil {
+		met.WatchFallback(fb.FallbackStatus)
+	}
 	svc, err := tokenledger.NewService(tokenledger.Config{
 		Store: st, Now: o.Now, RetentionDays: cfg.RetentionDays, Logger: log, Prices: prices, Observer: met,
 	})
@@ -138,21 +141,25 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	return a, nil
 }
 
-// openStore opens the store cfg.Store names. For a database it also
-// returns the database store itself and, with o.Spool, the fallback spool
-// in front of it (which is then the store to use).
-func openStore(ctx context.Context, cfg config.Config, o Options, log *slog.Logger) (st, db tokenledger.Store, fb *fallback.Store, err error) {
+// openStore opens the store cfg.Store names, measured by met. For a
+// database it also returns the database store itself and, with o.Spool,
+// the fallback spool in front of it (which is then the store to use).
+func openStore(ctx context.Context, cfg config.Config, o Options, met *metrics.Metrics, log *slog.Logger) (st, db tokenledger.Store, fb *fallback.Store, err error) {
 	switch cfg.Store {
 	case config.Memory:
 		return memstore.New(o.Now, cfg.RetentionDays), nil, nil, nil
 	case config.File:
 		st, err := openFile(cfg, o, log)
-		return st, nil, nil, err
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return met.Store(st), nil, nil, nil
 	case config.Redis, config.KV:
 		db, down, err := openDatabase(ctx, cfg, o, log)
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		db = met.Store(db)
 		if !o.Spool {
 			return db, db, nil, nil
 		}

@@ -110,6 +110,7 @@ func (a *App) Migrate(ctx context.Context) error {
 			st.AlreadyMigrated, st.File = true, res.File
 		}
 		st.Migrated += res.Migrated
+		a.Metrics.Migrated(res.Migrated)
 		st.Skipped += res.Skipped
 		st.AlreadyInDatabase += res.AlreadyThere
 		if err != nil {

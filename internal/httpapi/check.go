@@ -109,8 +109,6 @@ func (s *server) testReport(ctx context.Context) TestReport {
 	return rep
 }
 
-// fallbackStatus returns the spool status of st or of a store it wraps;
-// inactive and empty when none has a spool.
 // redactedFallback is the store's fallback status with any secret in its
 // delivery error redacted, like the check's own error.
 func (s *server) redactedFallback() tokenledger.FallbackStatus {
@@ -121,16 +119,11 @@ func (s *server) redactedFallback() tokenledger.FallbackStatus {
 	return st
 }
 
+// fallbackStatus returns the spool status of st or of a store it wraps;
+// inactive and empty when none has a spool.
 func fallbackStatus(st tokenledger.Store) tokenledger.FallbackStatus {
-	for st != nil {
-		if f, ok := st.(tokenledger.FallbackReporter); ok {
-			return f.FallbackStatus()
-		}
-		u, ok := st.(tokenledger.Unwrapper)
-		if !ok {
-			break
-		}
-		st = u.Unwrap()
+	if f, ok := tokenledger.FindStore[tokenledger.FallbackReporter](st); ok {
+		return f.FallbackStatus()
 	}
 	return tokenledger.FallbackStatus{}
 }

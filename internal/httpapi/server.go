@@ -145,7 +145,7 @@ func newServer(d Deps) *server {
 // StoreInfoOf describes st: its own Info when it is a
 // tokenledger.Describer, otherwise a local store of unknown kind.
 func StoreInfoOf(st tokenledger.Store) tokenledger.StoreInfo {
-	if d, ok := st.(tokenledger.Describer); ok {
+	if d, ok := tokenledger.FindStore[tokenledger.Describer](st); ok {
 		return d.Info()
 	}
 	return tokenledger.StoreInfo{Kind: "unknown"}

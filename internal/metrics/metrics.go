@@ -35,6 +35,10 @@ type Metrics struct {
 	httpDur *prometheus.HistogramVec
 	proxied *prometheus.CounterVec
 
+	storeDur *prometheus.HistogramVec
+	storeErr *prometheus.CounterVec
+	migrated prometheus.Counter
+
 	mu        sync.Mutex
 	models    map[string]bool
 	maxModels int
@@ -44,8 +48,6 @@ type Metrics struct {
 type Options struct {
 	// MaxModels bounds the model label's values; DefaultMaxModels when 0.
 	MaxModels int
-	// Fallback reports the spool in front of the database; nil without one.
-	Fallback func() tokenledger.FallbackStatus
 }
 
 // New returns the metrics on a registry of their own, with the Go and
@@ -65,27 +67,37 @@ func New(o Options) *Metrics {
 		Help: "HTTP requests by route pattern, method and status code.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route", "method", "code"})
 	m.proxied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenledger_proxy_requests_total",
 		Help: "Calls forwarded by the recording proxy, by upstream and status code."}, []string{"upstream", "code"})
+	m.storeDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tokenledger_store_operation_duration_seconds",
+		Help: "Calls to the store underneath (the file, or the database under the spool), by store kind and op: add, days, reset, check.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"store", "op"})
+	m.storeErr = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenledger_store_errors_total",
+		Help: "Store calls that failed (an outage, a timeout, data it could not read), by store kind and op."}, []string{"store", "op"})
+	m.migrated = prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenledger_migrated_records_total",
+		Help: "Records of the local file this process migrated into the database."})
 	for _, r := range []string{"accepted", "duplicate", "refused"} {
 		m.events.WithLabelValues(r)
 	}
-	m.reg.MustRegister(m.events, m.tokens, m.cost, m.httpDur, m.proxied,
+	m.reg.MustRegister(m.events, m.tokens, m.cost, m.httpDur, m.proxied, m.storeDur, m.storeErr, m.migrated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if o.Fallback != nil {
-		gauge := func(name, help string, f func(tokenledger.FallbackStatus) float64) prometheus.GaugeFunc {
-			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(o.Fallback()) })
-		}
-		m.reg.MustRegister(
-			gauge("tokenledger_fallback_active", "1 while events go to the local spool instead of the database.", func(s tokenledger.FallbackStatus) float64 {
-				if s.Active {
-					return 1
-				}
-				return 0
-			}),
-			gauge("tokenledger_spool_events", "Events waiting in the spool for the database.", func(s tokenledger.FallbackStatus) float64 { return float64(s.PendingEvents) }),
-			gauge("tokenledger_spool_rejected_events", "Spooled events the database refused; they stay in the spool.", func(s tokenledger.FallbackStatus) float64 { return float64(s.RejectedEvents) }),
-		)
-	}
 	return m
+}
+
+// WatchFallback adds the gauges of the fallback spool in front of the
+// database, read from status at each scrape. Call it once, when there is
+// a spool.
+func (m *Metrics) WatchFallback(status func() tokenledger.FallbackStatus) {
+	gauge := func(name, help string, f func(tokenledger.FallbackStatus) float64) prometheus.GaugeFunc {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(status()) })
+	}
+	m.reg.MustRegister(
+		gauge("tokenledger_fallback_active", "1 while events go to the local spool instead of the database.", func(s tokenledger.FallbackStatus) float64 {
+			if s.Active {
+				return 1
+			}
+			return 0
+		}),
+		gauge("tokenledger_spool_events", "Events waiting in the spool for the database.", func(s tokenledger.FallbackStatus) float64 { return float64(s.PendingEvents) }),
+		gauge("tokenledger_spool_rejected_events", "Spooled events the database refused; they stay in the spool.", func(s tokenledger.FallbackStatus) float64 { return float64(s.RejectedEvents) }),
+	)
 }
 
 // Handler serves the registry in Prometheus's text format.
@@ -137,6 +149,9 @@ func (m *Metrics) Logged(events []tokenledger.Event, isNew []bool) {
 
 // Refused counts refused events (tokenledger.Observer).
 func (m *Metrics) Refused(n int) { m.events.WithLabelValues("refused").Add(float64(n)) }
+
+// Migrated counts n records migrated from the local file.
+func (m *Metrics) Migrated(n int) { m.migrated.Add(float64(n)) }
 
 // Proxied counts one call the proxy forwarded.
 func (m *Metrics) Proxied(upstream string, code int) {

@@ -126,7 +126,7 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 		return res, err
 	}
 	mark := "migrated:" + sum
-	marker, canMark := db.(Marker)
+	marker, canMark := tokenledger.FindStore[Marker](db)
 	if canMark && !o.DryRun && !o.IgnoreMark {
 		done, err := marker.HasMark(ctx, mark)
 		if err != nil {

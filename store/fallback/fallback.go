@@ -113,7 +113,7 @@ func (s *Store) Spool() *Spool { return s.spool }
 
 // Info describes the database store.
 func (s *Store) Info() tokenledger.StoreInfo {
-	if d, ok := s.primary.(tokenledger.Describer); ok {
+	if d, ok := tokenledger.FindStore[tokenledger.Describer](s.primary); ok {
 		return d.Info()
 	}
 	return tokenledger.StoreInfo{Kind: "unknown", Database: true}
@@ -424,7 +424,7 @@ type ResetClock interface {
 
 // lastReset asks the database when it was last reset, when it can say.
 func (s *Store) lastReset(ctx context.Context) (time.Time, error) {
-	rc, ok := s.primary.(ResetClock)
+	rc, ok := tokenledger.FindStore[ResetClock](s.primary)
 	if !ok {
 		return time.Time{}, nil
 	}
