@@ -69,7 +69,7 @@ fuzztime="${TOKENLEDGER_FUZZTIME:-15s}"
 if [ "$fuzztime" != "0" ]; then
   for target in \
     ".:FuzzDecodeEvents" ".:FuzzParseDollars" "./pricing:FuzzParse" \
-    "./internal/httpapi:FuzzQuery" "./capture:FuzzBody" \
+    "./internal/httpapi:FuzzQuery" "./capture:FuzzBody" "./internal/otlp:FuzzSpans" \
     "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" \
     "./store/kvrest:FuzzDecodeReplies" "./store/kvrest:FuzzStoreReplies"; do
     pkg="${target%%:*}"

@@ -12,6 +12,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -47,9 +49,25 @@ func Decode(f Format, body []byte) (ptrace.Traces, error) {
 		err = req.UnmarshalProto(body)
 	}
 	if err != nil {
-		return ptrace.Traces{}, fmt.Errorf("the body is not an OTLP ExportTraceServiceRequest in %s: %v", f.ContentType(), err)
+		return ptrace.Traces{}, fmt.Errorf("the body is not an OTLP ExportTraceServiceRequest in %s: %s", f.ContentType(), oneLine(err.Error()))
 	}
 	return req.Traces(), nil
+}
+
+// oneLine keeps a decoder's message to one printable line: the JSON
+// decoder appends the body around the fault (", error found in #N byte
+// of ...|<body>|..."), which is cut, and any control character left
+// becomes a space.
+func oneLine(msg string) string {
+	if i := strings.Index(msg, ", error found in #"); i >= 0 {
+		msg = msg[:i]
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, msg)
 }
 
 // Answer encodes the ExportTraceServiceResponse: with partialSuccess

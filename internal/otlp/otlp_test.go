@@ -3,6 +3,7 @@ package otlp_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/attribute"
@@ -95,7 +97,8 @@ func TestSDKExport(t *testing.T) {
 			attribute.String("enduser.id", "ada"), attribute.String("gen_ai.conversation.id", "conv-1"))
 		outer, s := tp.Tracer("ai").Start(ctx, "ai.generateText")
 		s.SetAttributes(attribute.String("ai.operationId", "ai.generateText"), attribute.Int("ai.usage.promptTokens", 30), attribute.Int("ai.usage.completionTokens", 9),
-			attribute.Int("gen_ai.usage.input_tokens", 30), attribute.Int("gen_ai.usage.output_tokens", 9))
+			attribute.Int("gen_ai.usage.input_tokens", 30), attribute.Int("gen_ai.usage.output_tokens", 9),
+			attribute.String("gen_ai.request.model", "claude-sonnet-4-20250514")) // countable but for the rule
 		for _, step := range []int{10, 20} {
 			span(outer, tp, "ai.generateText.doGenerate", attribute.String("ai.operationId", "ai.generateText.doGenerate"),
 				attribute.String("gen_ai.system", "anthropic.messages"), attribute.String("gen_ai.request.model", "claude-sonnet-4-20250514"),
@@ -144,25 +147,93 @@ func TestSDKExport(t *testing.T) {
 	in.mu.Unlock()
 	var answers []string
 	for _, b := range bodies {
-		req, _ := http.NewRequest(http.MethodPost, in.url+"/v1/traces", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		req.Header.Set("Authorization", "Bearer otlp-api-key-0123456789")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		ans := ptraceotlp.NewExportResponse()
-		if res.StatusCode != http.StatusOK || ans.UnmarshalProto(raw) != nil {
-			t.Fatalf("retry: %d %q", res.StatusCode, raw)
-		}
-		if n := ans.PartialSuccess().RejectedSpans(); n > 0 {
-			answers = append(answers, ans.PartialSuccess().ErrorMessage())
+		if _, msg := postExport(t, in.url, "application/x-protobuf", b); msg != "" {
+			answers = append(answers, msg)
 		}
 	}
 	check("after the retry")
 	if len(answers) != 1 || !strings.Contains(answers[0], `1 spans were not recorded; the first, "chat broken": gen_ai.usage.input_tokens is a Bool`) {
 		t.Errorf("partialSuccess messages %q, want one naming the broken span", answers)
+	}
+
+	// The same export in OTLP/JSON (the SDK's protobuf body re-encoded
+	// with the OTLP JSON mapping) is the same spans: it counts nothing.
+	for _, b := range bodies {
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(b); err != nil {
+			t.Fatal(err)
+		}
+		js, err := req.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		postExport(t, in.url, "application/json", js)
+	}
+	check("after the same spans as JSON")
+}
+
+// postExport sends one export body and returns the answer's
+// partialSuccess: the spans rejected and the message.
+func postExport(t *testing.T, url, contentType string, body []byte) (int64, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/traces", bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer otlp-api-key-0123456789")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	ans := ptraceotlp.NewExportResponse()
+	unmarshal := ans.UnmarshalProto
+	if contentType == "application/json" {
+		unmarshal = ans.UnmarshalJSON
+	}
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != contentType || unmarshal(raw) != nil {
+		t.Fatalf("POST /v1/traces (%s): %d %s %q", contentType, res.StatusCode, res.Header.Get("Content-Type"), raw)
+	}
+	return ans.PartialSuccess().RejectedSpans(), ans.PartialSuccess().ErrorMessage()
+}
+
+// TestJSONExport posts OTLP/JSON as the specification writes it (hex ids,
+// 64-bit integers as strings, camelCase fields), with the user on the
+// resource: one event with the span's own id, tokens and user.
+func TestJSONExport(t *testing.T) {
+	in := newIngest(t)
+	end := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	body := fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"user.id","value":{"stringValue":"carol"}}]},
+	  "scopeSpans":[{"scope":{"name":"openlit"},"spans":[
+	    {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"chat gpt-4o-mini","kind":3,
+	     "startTimeUnixNano":"%d","endTimeUnixNano":"%d",
+	     "attributes":[{"key":"gen_ai.system","value":{"stringValue":"openai"}},
+	       {"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o-mini"}},
+	       {"key":"gen_ai.usage.prompt_tokens","value":{"intValue":"77"}},
+	       {"key":"gen_ai.usage.completion_tokens","value":{"intValue":"12"}},
+	       {"key":"gen_ai.usage.cache_read.input_tokens","value":{"doubleValue":5}}]},
+	    {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b175","name":"chat bad",
+	     "attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":"-4"}}]}]}]}]}`, end.Add(-time.Second).UnixNano(), end.UnixNano())
+	rejected, msg := postExport(t, in.url, "application/json", []byte(body))
+	if rejected != 1 || !strings.Contains(msg, "gen_ai.usage.input_tokens is -4") {
+		t.Errorf("partialSuccess = %d %q, want the negative span refused", rejected, msg)
+	}
+	days, err := in.svc.Store().Days(context.Background(), tokenledger.DayQuery{From: tokenledger.DateOf(end), To: tokenledger.DateOf(end), Users: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(days) != 1 {
+		t.Fatalf("days %+v, want the span's day", days)
+	}
+	d := days[0]
+	m := d.Models["gpt-4o-mini"]
+	if d.RequestCount != 1 || m.PromptTokens != 77 || m.CompletionTokens != 12 || d.CacheReadTokens != 5 || d.Users["carol"].RequestCount != 1 {
+		t.Errorf("day %+v, want one gpt-4o-mini call of 77+12 tokens (5 cached) by carol", d)
+	}
+	if rejected, _ := postExport(t, in.url, "application/json", []byte(body)); rejected != 1 {
+		t.Errorf("the resend rejected %d", rejected)
+	}
+	days, _ = in.svc.Store().Days(context.Background(), tokenledger.DayQuery{From: d.Date, To: d.Date})
+	if days[0].RequestCount != 1 {
+		t.Errorf("a resent span counted again: %d requests", days[0].RequestCount)
 	}
 }
