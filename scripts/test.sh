@@ -32,14 +32,17 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/nul
 fi
 
 # The proxy's tests drive the official openai, @anthropic-ai/sdk and
-# @google/genai clients, pinned in internal/proxy/sdktest/package-lock.json.
+# @google/genai clients (internal/proxy/sdktest); the OTLP tests drive the
+# Vercel AI SDK and OpenTelemetry JS's exporters (internal/otlp/aisdktest).
+# Each is pinned in its package-lock.json.
 command -v node >/dev/null 2>&1 || install_missing nodejs npm
-sdk=internal/proxy/sdktest
-if command -v npm >/dev/null 2>&1 && ! (cd "$sdk" && npm ls --silent >/dev/null 2>&1); then
-  echo "test.sh: installing the providers' clients into $sdk/node_modules (npm ci)" >&2
-  (cd "$sdk" && npm ci --no-audit --no-fund --silent) ||
-    echo "test.sh: warning: npm ci failed; the SDK tests will skip (or fail in CI)" >&2
-fi
+for sdk in internal/proxy/sdktest internal/otlp/aisdktest; do
+  if command -v npm >/dev/null 2>&1 && ! (cd "$sdk" && npm ls --silent >/dev/null 2>&1); then
+    echo "test.sh: installing the pinned npm packages into $sdk/node_modules (npm ci)" >&2
+    (cd "$sdk" && npm ci --no-audit --no-fund --silent) ||
+      echo "test.sh: warning: npm ci in $sdk failed; its tests will skip (or fail in CI)" >&2
+  fi
+done
 
 status=0
 

@@ -139,12 +139,18 @@ func Event(res pcommon.Map, span ptrace.Span) (e tokenledger.Event, ok bool, err
 	if !hasIn && !hasOut {
 		return e, false, nil
 	}
+	// The AI SDK puts a call's cache and reasoning parts only under its
+	// own names (ai.usage.*), which follow the GenAI ones.
 	var read, write, reasoning int64
 	for _, f := range []struct {
-		v    *int64
-		name string
-	}{{&read, "gen_ai.usage.cache_read.input_tokens"}, {&write, "gen_ai.usage.cache_creation.input_tokens"}, {&reasoning, "gen_ai.usage.reasoning.output_tokens"}} {
-		if *f.v, _, err = get(f.name); err != nil {
+		v     *int64
+		names []string
+	}{
+		{&read, []string{"gen_ai.usage.cache_read.input_tokens", "ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens"}},
+		{&write, []string{"gen_ai.usage.cache_creation.input_tokens", "ai.usage.inputTokenDetails.cacheWriteTokens"}},
+		{&reasoning, []string{"gen_ai.usage.reasoning.output_tokens", "ai.usage.outputTokenDetails.reasoningTokens", "ai.usage.reasoningTokens"}},
+	} {
+		if *f.v, _, err = get(f.names...); err != nil {
 			return e, false, err
 		}
 	}
