@@ -39,9 +39,24 @@ type Metrics struct {
 	storeErr *prometheus.CounterVec
 	migrated prometheus.Counter
 
+	accepted, duplicate, refused prometheus.Counter
+
 	mu        sync.Mutex
-	models    map[string]bool
+	models    map[string]*modelSeries // at most maxModels, plus Other
 	maxModels int
+
+	httpSeries sync.Map // httpKey → prometheus.Observer
+}
+
+// modelSeries are one model label value's counters, looked up once.
+type modelSeries struct {
+	prompt, completion, cacheRead, cacheWrite, reasoning, cost prometheus.Counter
+}
+
+// httpKey names one series of the HTTP histogram.
+type httpKey struct {
+	route, method string
+	code          int
 }
 
 // Options configure New.
@@ -53,7 +68,7 @@ type Options struct {
 // New returns the metrics on a registry of their own, with the Go and
 // process collectors.
 func New(o Options) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), models: map[string]bool{}, maxModels: o.MaxModels}
+	m := &Metrics{reg: prometheus.NewRegistry(), models: map[string]*modelSeries{}, maxModels: o.MaxModels}
 	if m.maxModels <= 0 {
 		m.maxModels = DefaultMaxModels
 	}
@@ -73,9 +88,7 @@ func New(o Options) *Metrics {
 		Help: "Store calls that failed (an outage, a timeout, data it could not read), by store kind and op."}, []string{"store", "op"})
 	m.migrated = prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenledger_migrated_records_total",
 		Help: "Records of the local file this process migrated into the database."})
-	for _, r := range []string{"accepted", "duplicate", "refused"} {
-		m.events.WithLabelValues(r)
-	}
+	m.accepted, m.duplicate, m.refused = m.events.WithLabelValues("accepted"), m.events.WithLabelValues("duplicate"), m.events.WithLabelValues("refused")
 	m.reg.MustRegister(m.events, m.tokens, m.cost, m.httpDur, m.proxied, m.storeDur, m.storeErr, m.migrated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -105,50 +118,65 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
-// model returns name as a label value: itself while the process has seen
-// fewer than MaxModels models, Other after that for any new one.
-func (m *Metrics) model(name string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.models[name] {
-		return name
+// series returns the counters of name's model label: its own while the
+// process has seen fewer than MaxModels models, Other's after that for any
+// new one. The caller holds m.mu.
+func (m *Metrics) series(name string) *modelSeries {
+	if ms := m.models[name]; ms != nil {
+		return ms
 	}
+	label := name
 	if len(m.models) >= m.maxModels {
-		return Other
+		label = Other
+		if ms := m.models[Other]; ms != nil {
+			return ms
+		}
 	}
-	m.models[name] = true
-	return name
+	tok := func(typ string) prometheus.Counter { return m.tokens.WithLabelValues(label, typ) }
+	ms := &modelSeries{prompt: tok("prompt"), completion: tok("completion"), cacheRead: tok("cache_read"),
+		cacheWrite: tok("cache_write"), reasoning: tok("reasoning"), cost: m.cost.WithLabelValues(label)}
+	m.models[label] = ms
+	return ms
 }
 
 // Logged counts a Log call's events (tokenledger.Observer).
 func (m *Metrics) Logged(events []tokenledger.Event, isNew []bool) {
-	var accepted, dup float64
+	var accepted int
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for i := range events {
 		if !isNew[i] {
-			dup++
 			continue
 		}
 		accepted++
 		e := &events[i]
-		model := m.model(e.Model)
+		ms := m.series(e.Model)
 		for _, b := range []struct {
-			typ string
-			n   int64
-		}{{"prompt", e.PromptTokens}, {"completion", e.CompletionTokens}, {"cache_read", e.CacheReadTokens}, {"cache_write", e.CacheWriteTokens}, {"reasoning", e.ReasoningTokens}} {
+			c prometheus.Counter
+			n int64
+		}{{ms.prompt, e.PromptTokens}, {ms.completion, e.CompletionTokens}, {ms.cacheRead, e.CacheReadTokens}, {ms.cacheWrite, e.CacheWriteTokens}, {ms.reasoning, e.ReasoningTokens}} {
 			if b.n > 0 {
-				m.tokens.WithLabelValues(model, b.typ).Add(float64(b.n))
+				b.c.Add(float64(b.n))
 			}
 		}
 		if e.Cost > 0 {
-			m.cost.WithLabelValues(model).Add(float64(e.Cost) / 1e9)
+			ms.cost.Add(float64(e.Cost) / 1e9)
 		}
 	}
-	m.events.WithLabelValues("accepted").Add(accepted)
-	m.events.WithLabelValues("duplicate").Add(dup)
+	if accepted > 0 {
+		m.accepted.Add(float64(accepted))
+	}
+	if dup := len(events) - accepted; dup > 0 {
+		m.duplicate.Add(float64(dup))
+	}
 }
 
 // Refused counts refused events (tokenledger.Observer).
-func (m *Metrics) Refused(n int) { m.events.WithLabelValues("refused").Add(float64(n)) }
+func (m *Metrics) Refused(n int) {
+	if n > 0 {
+		m.refused.Add(float64(n))
+	}
+}
 
 // Migrated counts n records migrated from the local file.
 func (m *Metrics) Migrated(n int) { m.migrated.Add(float64(n)) }
@@ -161,5 +189,10 @@ func (m *Metrics) Proxied(upstream string, code int) {
 // ObserveHTTP records one request's duration under its route pattern
 // (r.Pattern: the mux's, never the raw path, so the labels stay few).
 func (m *Metrics) ObserveHTTP(route, method string, code int, took time.Duration) {
-	m.httpDur.WithLabelValues(route, method, strconv.Itoa(code)).Observe(took.Seconds())
+	k := httpKey{route, method, code}
+	o, ok := m.httpSeries.Load(k)
+	if !ok {
+		o, _ = m.httpSeries.LoadOrStore(k, m.httpDur.WithLabelValues(route, method, strconv.Itoa(code)))
+	}
+	o.(prometheus.Observer).Observe(took.Seconds())
 }

@@ -413,6 +413,8 @@ func goBenchPhase(r *report) {
 		{key: "pricing", args: []string{"-bench", "Price|DecodePrepare", "-benchtime", "1s", "./pricing/"}},
 		{key: "dashboard", args: []string{"-bench", "RangeRequest|FirstRender", "-benchtime", "1x", "./internal/web/"}},
 		{key: "proxy", args: []string{"-bench", "Overhead|StreamMemory", "-benchtime", "1x", "./internal/proxy/"}},
+		{key: "otlp", args: []string{"-bench", "Ingest", "-benchtime", "1x", "./internal/otlp/"}},
+		{key: "metrics", args: []string{"-bench", "MetricsCPU", "-benchtime", "1x", "./internal/metrics/"}},
 	} {
 		note("go test -run '^$' %s", strings.Join(gb.args, " "))
 		start := time.Now()

@@ -235,6 +235,23 @@ func (r *report) markdown() string {
 		kib := px.m("BenchmarkStreamMemory", "KiB/stream")
 		w("| Proxy memory ≤ 64 KiB per stream in flight | %.1f KiB | %s |\n", kib, metGap(kib > 0 && kib <= 64))
 	}
+	if o := r.bench("otlp"); len(o.metrics) > 0 {
+		for _, c := range []struct {
+			kind string
+			want float64
+		}{{"file", 50_000}, {"redis", 30_000}} {
+			n := "BenchmarkIngest/store=" + c.kind
+			rate, share := o.m(n, "otlp-spans/s"), o.m(n, "otlp-%-of-batches")
+			w("| OTLP ingest ≥ %s spans/s (%s, 500 spans a request) and ≥ 80 %% of `POST /api/tokens` batches of the same events | %s spans/s; %.0f %% of %s events/s | %s |\n",
+				loadgen.Thousands(int64(c.want)), c.kind, loadgen.Thousands(int64(rate)), share, loadgen.Thousands(int64(o.m(n, "batch-events/s"))), metGap(rate >= c.want && share >= 80))
+		}
+	}
+	if mt := r.bench("metrics"); len(mt.metrics) > 0 {
+		mem, file := mt.m("BenchmarkMetricsCPU/store=memory", "metrics-%-cpu"), mt.m("BenchmarkMetricsCPU/store=file", "metrics-%-cpu")
+		w("| `/metrics` adds ≤ 2 %% CPU per logged event | %.0f ns of metrics per event: %.1f %% of the memory store's handler CPU, %.1f %% of the file store's (with vs without in rounds: %+.1f %%, %+.1f %%, within the noise) | %s |\n",
+			mt.m("BenchmarkMetricsCPU/store=memory", "metrics-ns/event"), mem, file,
+			mt.m("BenchmarkMetricsCPU/store=memory", "on-vs-off-%-cpu"), mt.m("BenchmarkMetricsCPU/store=file", "on-vs-off-%-cpu"), metGap(mem > 0 && mem <= 2 && file <= 2))
+	}
 	w("\nWhere a target is missed, the section below says why, from the measured CPU split and the profile.\n\n")
 
 	// HTTP single.
