@@ -48,6 +48,8 @@ func addRoutes(mux *http.ServeMux, s *server) {
 	mux.Handle("/api/capture/{provider}", handleMethodNotAllowed("POST"))
 	mux.Handle("POST /v1/traces", s.requireKey(accessWrite, handleTraces(s)))
 	mux.Handle("/v1/traces", handleMethodNotAllowed("POST"))
+	mux.Handle("POST /api/traces", s.requireKey(accessWrite, handleTraces(s))) // vercel.json's rewrite of /v1/traces
+	mux.Handle("/api/traces", handleMethodNotAllowed("POST"))
 	mux.Handle("/proxy/{name}/{rest...}", handleProxy(s))
 	mux.Handle("/api/proxy", handleProxy(s)) // vercel.json's rewrite of /proxy/…
 
