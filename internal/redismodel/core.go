@@ -50,6 +50,9 @@ type Config struct {
 	// integer, about 16 bytes more than "1"). A Doer that never repeats a
 	// request does not need it.
 	ClaimTokens bool
+	// NoReadCache makes every Days call read its days whole, as before the
+	// cache: for benchmarks that compare the two.
+	NoReadCache bool
 }
 
 // Core is a tokenledger store over a Doer, minus Close and Info, which
@@ -62,6 +65,7 @@ type Core struct {
 	server    string
 	tokens    bool                    // Config.ClaimTokens
 	lastDay   atomic.Pointer[dayKeys] // see dayKeysOf
+	cache     *dayCache               // nil with Config.NoReadCache
 }
 
 // New returns a Core, or an error in one sentence when cfg breaks a rule.
@@ -91,7 +95,11 @@ func New(cfg Config) (*Core, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Core{doer: cfg.Doer, keys: keys, retention: r, now: now, server: cfg.Server, tokens: cfg.ClaimTokens}, nil
+	c := &Core{doer: cfg.Doer, keys: keys, retention: r, now: now, server: cfg.Server, tokens: cfg.ClaimTokens}
+	if !cfg.NoReadCache {
+		c.cache = &dayCache{}
+	}
+	return c, nil
 }
 
 // Keys returns the key layout.
@@ -404,122 +412,6 @@ func checkCounters(i int, e *tokenledger.Event) error {
 	return nil
 }
 
-// Days reads the days in [q.From, q.To] that hold usage, oldest first, in
-// one pipelined round trip: per day HGETALL of the totals and the models,
-// SCARD of the user and session sets and, when q.Users is set, HGETALL of
-// the users. Days whose keys have already expired are not asked for. A
-// field or value that cannot be read is an error that names the key.
-func (c *Core) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {
-	op := fmt.Sprintf("read days %s to %s", q.From, q.To)
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", c.server, op, err)
-	}
-	if _, err := tokenledger.ParseDate(string(q.From)); err != nil {
-		return nil, fmt.Errorf("read days: from: %w", err)
-	}
-	if _, err := tokenledger.ParseDate(string(q.To)); err != nil {
-		return nil, fmt.Errorf("read days: to: %w", err)
-	}
-	if q.From > q.To {
-		return nil, nil
-	}
-	// The keys of day D exist until the start of D + R + 1, so the oldest
-	// day that can still hold usage is today − R.
-	from := max(q.From, tokenledger.DateOf(c.now()).AddDays(-c.retention))
-	if from > q.To {
-		return nil, nil
-	}
-	n := tokenledger.DaysBetween(from, q.To) + 1
-	if n > MaxDaysPerRead {
-		return nil, fmt.Errorf("read days: a range of %d days is longer than the %d a read may span", n, MaxDaysPerRead)
-	}
-	per := 4
-	if q.Users {
-		per = 5
-	}
-	cmds := make([][]any, 0, n*per)
-	for i := range n {
-		d := from.AddDays(i)
-		cmds = append(cmds,
-			[]any{"HGETALL", c.keys.Day(d, KindTotals)},
-			[]any{"HGETALL", c.keys.Day(d, KindModels)},
-			[]any{"SCARD", c.keys.Day(d, KindUserSet)},
-			[]any{"SCARD", c.keys.Day(d, KindSessions)})
-		if q.Users {
-			cmds = append(cmds, []any{"HGETALL", c.keys.Day(d, KindUsers)})
-		}
-	}
-	replies, err := c.do(ctx, op, cmds)
-	if err != nil {
-		return nil, err
-	}
-	var out []tokenledger.Day
-	for i := range n {
-		r := replies[i*per : (i+1)*per]
-		day, err := c.readDay(op, from.AddDays(i), r, q.Users)
-		if err != nil {
-			return nil, err
-		}
-		if day.RequestCount > 0 {
-			out = append(out, day)
-		}
-	}
-	return out, nil
-}
-
-// readDay builds one Day from its replies (see Days for their order).
-func (c *Core) readDay(op string, d tokenledger.Date, r []any, users bool) (tokenledger.Day, error) {
-	for i, v := range r {
-		if e, ok := v.(ReplyError); ok {
-			return tokenledger.Day{}, c.replyFail(fmt.Sprintf("%s: day %s reply %d", op, d, i+1), e)
-		}
-	}
-	day := tokenledger.EmptyDay(d)
-	key := c.keys.Day(d, KindTotals)
-	err := eachPair(r[0], func(f string, v int64) error {
-		switch f {
-		case CodeTotal:
-			day.TotalTokens = v
-		case CodePrompt:
-			day.PromptTokens = v
-		case CodeCompletion:
-			day.CompletionTokens = v
-		case CodeRequests:
-			day.RequestCount = v
-		case CodeCacheRead:
-			day.CacheReadTokens = v
-		case CodeCacheWrite:
-			day.CacheWriteTokens = v
-		case CodeReasoning:
-			day.ReasoningTokens = v
-		case CodeCost:
-			day.Cost = tokenledger.Nanos(v)
-		default:
-			setPricing(&day.Pricing, f, v)
-		}
-		// Unknown fields are left for a newer writer's readers.
-		return nil
-	})
-	if err != nil {
-		return day, fmt.Errorf("%s: %s: key %s: %w", c.server, op, key, err)
-	}
-	if day.Models, err = readNamed(r[1]); err != nil {
-		return day, fmt.Errorf("%s: %s: key %s: %w", c.server, op, c.keys.Day(d, KindModels), err)
-	}
-	if day.UniqueUsers, err = toInt(r[2]); err != nil {
-		return day, fmt.Errorf("%s: %s: SCARD %s: %w", c.server, op, c.keys.Day(d, KindUserSet), err)
-	}
-	if day.UniqueSessions, err = toInt(r[3]); err != nil {
-		return day, fmt.Errorf("%s: %s: SCARD %s: %w", c.server, op, c.keys.Day(d, KindSessions), err)
-	}
-	if users {
-		if day.Users, err = readNamed(r[4]); err != nil {
-			return day, fmt.Errorf("%s: %s: key %s: %w", c.server, op, c.keys.Day(d, KindUsers), err)
-		}
-	}
-	return day, nil
-}
-
 // readNamed reads a per-model or per-user hash ("<code>|<name>" fields).
 func readNamed(r any) (map[string]tokenledger.Totals, error) {
 	out := map[string]tokenledger.Totals{}
@@ -668,19 +560,40 @@ func (c *Core) Reset(ctx context.Context) error {
 		return fmt.Errorf("%s: %s: %w", c.server, op, err)
 	}
 	ttl := int64(c.retention+1) * 24 * 3600
-	replies, err := c.do(ctx, op, [][]any{{"SET", c.keys.Mark(resetMark), strconv.FormatInt(time.Now().UnixMilli(), 10), "EX", ttl}})
+	stamp := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	replies, err := c.do(ctx, op, [][]any{{"SET", c.keys.Mark(resetMark), stamp, "EX", ttl}})
 	if err != nil {
 		return err
 	}
 	if e, ok := replies[0].(ReplyError); ok {
 		return c.replyFail(op+": record the time", e)
 	}
-	return c.nodes(ctx, op, c.resetNode)
+	if c.cache != nil {
+		c.cache.clear()
+	}
+	if err := c.nodes(ctx, op, c.resetNode); err != nil {
+		return err
+	}
+	// The same time under a second marker says the deletion finished: until
+	// then no reader keeps what it reads (see dayCache).
+	replies, err = c.do(ctx, op, [][]any{{"SET", c.keys.Mark(resetDoneMark), stamp, "EX", ttl}})
+	if err != nil {
+		return err
+	}
+	if e, ok := replies[0].(ReplyError); ok {
+		return c.replyFail(op+": record that it finished", e)
+	}
+	return nil
 }
 
 // resetMark names the marker that holds the time of the last Reset, in
 // Unix milliseconds.
 const resetMark = "reset"
+
+// resetDoneMark names the marker a Reset sets to the same time once its
+// deletion finished; while it differs from resetMark's, a reset is under
+// way (or died half-way) and reads are not cached.
+const resetDoneMark = "resetdone"
 
 // LastReset returns when Reset last ran (by the clock of the machine that
 // ran it), the zero time when it did not within the last R + 1 days.

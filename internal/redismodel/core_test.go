@@ -28,7 +28,9 @@ var fixedNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 func newCore(t *testing.T, d Doer) *Core {
 	t.Helper()
-	c, err := New(Config{Doer: d, Prefix: "tl", Now: func() time.Time { return fixedNow }, Server: "redis test:1"})
+	// Without the read cache: these tests read the replies of whole days
+	// (read_test.go tests the cache).
+	c, err := New(Config{Doer: d, Prefix: "tl", Now: func() time.Time { return fixedNow }, Server: "redis test:1", NoReadCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,15 +339,25 @@ type fakeNodes struct {
 	pages  [2][]string // the key order SCAN walks, fixed at cursor 0
 	unlink [][]any
 	marked []any // the SET of the reset marker
+	done   []any // the SET of the marker that says the reset finished
+	order  []string
 }
 
-// Do takes the SET of the reset marker, the one keyed command Reset sends
+// Do takes the SETs of the reset markers, the keyed commands Reset sends
 // through the cluster Doer (the deletions go node by node).
 func (f *fakeNodes) Do(_ context.Context, cmds [][]any) ([]any, error) {
-	if len(cmds) == 1 && cmds[0][0] == "SET" && strings.HasSuffix(cmds[0][1].(string), ":mark:reset") {
+	if len(cmds) == 1 && cmds[0][0] == "SET" {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.marked = cmds[0]
+		switch key := cmds[0][1].(string); {
+		case strings.HasSuffix(key, ":mark:reset"):
+			f.marked = cmds[0]
+		case strings.HasSuffix(key, ":mark:resetdone"):
+			f.done = cmds[0]
+		default:
+			return nil, fmt.Errorf("unexpected SET %s", key)
+		}
+		f.order = append(f.order, cmds[0][1].(string))
 		return []any{"OK"}, nil
 	}
 	return nil, errors.New("Reset must not send keyed commands through the cluster Doer")
@@ -419,6 +431,9 @@ func TestResetScansEveryNode(t *testing.T) {
 		t.Errorf("the reset marker was written as %v, want SET tl:mark:reset <ms> EX <ttl>", f.marked)
 	} else if ms, err := strconv.ParseInt(f.marked[2].(string), 10, 64); err != nil || ms < before || ms > time.Now().UnixMilli() {
 		t.Errorf("the reset marker holds %v, want the time of the reset in Unix milliseconds", f.marked[2])
+	}
+	if !reflect.DeepEqual(f.done, append([]any{"SET", "tl:mark:resetdone"}, f.marked[2:]...)) || len(f.order) != 2 || f.order[1] != "tl:mark:resetdone" {
+		t.Errorf("the end marker was written as %v (in order %v), want the same time as the reset marker, last", f.done, f.order)
 	}
 	left := [2][]string{}
 	for i := range f.keys {

@@ -162,6 +162,20 @@ func (tc *tripCounter) count(marker string) map[string]int {
 	return out
 }
 
+// commands returns how many name commands the trips so far sent, as far
+// as their first 4 KiB show.
+func (tc *tripCounter) commands(name string) int {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	n := 0
+	for _, reqs := range tc.trips {
+		for _, r := range reqs {
+			n += strings.Count(r, "\r\n"+strings.ToUpper(name)+"\r\n")
+		}
+	}
+	return n
+}
+
 // total sums a per-address count.
 func total(m map[string]int) int {
 	n := 0
