@@ -369,3 +369,79 @@ func median(v []float64) float64 {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// BenchmarkReadAll is GET action=all's read, Service.All(ctx, 91), over 91
+// days × 20 models × 1,000 users (1,000 events a day, each user once),
+// with the validated cache and without it (every day read whole, as
+// before), alternately on one server: p50 and p99 of a repeated read, and
+// of the first read after an event is logged through another instance.
+func BenchmarkReadAll(b *testing.B) {
+	srv := redistest.Server(b)
+	prefix := redistest.Prefix()
+	writer := open(b, redisstore.Options{URL: srv.URL(), KeyPrefix: prefix})
+	now := time.Now().UTC()
+	today := tokenledger.DateOf(now)
+	ctx := context.Background()
+	var batch []tokenledger.Event
+	for d := range 91 {
+		ts := today.AddDays(-d).Time().Add(time.Hour)
+		if d == 0 {
+			ts = now.Add(-time.Minute)
+		}
+		for u := range 1000 {
+			batch = append(batch, tokenledger.Event{ID: fmt.Sprintf("%d-%d", d, u), Timestamp: ts,
+				Model: fmt.Sprintf("model-%02d", u%20), UserID: fmt.Sprintf("user-%04d", u), SessionID: fmt.Sprintf("s-%d", u%50),
+				PromptTokens: 100, CompletionTokens: 20, TotalTokens: 120, Cost: 1234})
+		}
+		if _, err := writer.Add(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	service := func(cached bool) *tokenledger.Service {
+		redisstore.SetReadCache(cached)
+		defer redisstore.SetReadCache(true)
+		svc, err := tokenledger.NewService(tokenledger.Config{Store: open(b, redisstore.Options{URL: srv.URL(), KeyPrefix: prefix}), Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return svc
+	}
+	sides := map[string]*tokenledger.Service{"cached": service(true), "uncached": service(false)}
+	lat := map[string][]time.Duration{}
+	read := func(name string) {
+		start := time.Now()
+		r, err := sides[name].All(ctx, 91)
+		took := time.Since(start)
+		if err != nil || r.Stats.DaysTracked != 91 {
+			b.Fatalf("%s: %d days, %v", name, r.Stats.DaysTracked, err)
+		}
+		lat[name] = append(lat[name], took)
+	}
+	for range b.N {
+		for _, name := range []string{"cached", "uncached"} {
+			read(name) // warm
+		}
+		for i := range 100 {
+			for _, name := range []string{"cached", "uncached"} {
+				read(name)
+			}
+			if i%2 == 1 { // after a write through the other instance
+				if _, err := writer.Add(ctx, []tokenledger.Event{{Timestamp: now, Model: "model-00", UserID: "user-0001",
+					PromptTokens: 1, TotalTokens: 1, ID: fmt.Sprintf("w-%d-%d", time.Now().UnixNano(), i)}}); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				read("cached")
+				lat["after-write"] = append(lat["after-write"], time.Since(start))
+				lat["cached"] = lat["cached"][:len(lat["cached"])-1]
+			}
+		}
+	}
+	for _, name := range []string{"cached", "uncached", "after-write"} {
+		l := lat[name]
+		slices.Sort(l)
+		b.ReportMetric(float64(l[len(l)/2].Microseconds()), name+"-p50-µs")
+		b.ReportMetric(float64(l[len(l)*99/100].Microseconds()), name+"-p99-µs")
+	}
+}

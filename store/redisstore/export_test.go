@@ -11,6 +11,10 @@ func SetCombine(on bool) { combine = on }
 // it on).
 func SetMerge(on bool) { merge = on }
 
+// SetReadCache turns the cache of read days on or off for stores opened
+// afterwards (benchmarks compare the two; tests run with it on).
+func SetReadCache(on bool) { readCache = on }
+
 // Queued returns how many calls wait for a flusher.
 func Queued(s *Store) int { return len(s.comb.queue) }
 

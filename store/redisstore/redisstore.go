@@ -97,6 +97,7 @@ func New(opts Options) (*Store, error) {
 	}
 	core, err := redismodel.New(redismodel.Config{
 		Doer: d, Prefix: opts.KeyPrefix, RetentionDays: opts.RetentionDays, Now: opts.Now, Server: server,
+		NoReadCache: !readCache,
 	})
 	if err != nil {
 		comb.close()

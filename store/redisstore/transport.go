@@ -138,8 +138,9 @@ const (
 )
 
 // combine is false only in benchmarks that measure the store without the
-// combiner, for comparison; merge likewise for the merging of add calls.
-var combine, merge = true, true
+// combiner, for comparison; merge likewise for the merging of add calls,
+// and readCache for the validated cache of read days.
+var combine, merge, readCache = true, true, true
 
 // errStopped is returned to calls still waiting when the store closes.
 var errStopped = errors.New("redis client is closed")

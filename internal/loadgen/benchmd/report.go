@@ -235,6 +235,12 @@ func (r *report) markdown() string {
 		kib := px.m("BenchmarkStreamMemory", "KiB/stream")
 		w("| Proxy memory ≤ 64 KiB per stream in flight | %.1f KiB | %s |\n", kib, metGap(kib > 0 && kib <= 64))
 	}
+	if ra := r.bench("redis-readall"); len(ra.metrics) > 0 {
+		m := func(unit string) float64 { return ra.m("BenchmarkReadAll", unit) / 1000 }
+		w("| Redis `action=all` read (91 days × 20 models × 1,000 users) p50 ≤ 2 ms, p99 ≤ 5 ms, the first read after a write too | repeated p50 %.2f ms, p99 %.2f ms; after a write p50 %.2f ms, p99 %.2f ms (every day read whole, as before: p50 %.2f ms, p99 %.2f ms) | %s |\n",
+			m("cached-p50-µs"), m("cached-p99-µs"), m("after-write-p50-µs"), m("after-write-p99-µs"), m("uncached-p50-µs"), m("uncached-p99-µs"),
+			metGap(m("cached-p50-µs") > 0 && m("cached-p50-µs") <= 2 && m("cached-p99-µs") <= 5 && m("after-write-p50-µs") <= 2 && m("after-write-p99-µs") <= 5))
+	}
 	if o := r.bench("otlp"); len(o.metrics) > 0 {
 		for _, c := range []struct {
 			kind string
