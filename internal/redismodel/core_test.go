@@ -101,7 +101,7 @@ func TestAddBuildsOneCallPerDay(t *testing.T) {
 		return out, nil
 	}))
 	var evs []tokenledger.Event
-	for i := range 600 {
+	for i := range 2300 {
 		evs = append(evs, tokenledger.Event{ID: fmt.Sprint("a", i), Timestamp: fixedNow, Model: "m", TotalTokens: 1})
 	}
 	evs = append(evs, tokenledger.Event{ID: "old", Timestamp: fixedNow.AddDate(0, 0, -91), Model: "m"}) // expired: R = 90
@@ -115,9 +115,9 @@ func TestAddBuildsOneCallPerDay(t *testing.T) {
 	}
 	cmds := got[0]
 	if len(cmds) != 4 {
-		t.Fatalf("Add sent %d script calls, want 4 (256 + 256 + 88 today, 1 yesterday)", len(cmds))
+		t.Fatalf("Add sent %d script calls, want 4 (1000 + 1000 + 300 today, 1 yesterday)", len(cmds))
 	}
-	for i, want := range []int{256, 256, 88, 1} {
+	for i, want := range []int{1000, 1000, 300, 1} {
 		cmd := cmds[i]
 		if cmd[0] != "EVALSHA" || cmd[1] != AddScriptSHA() {
 			t.Errorf("call %d is %v %v, want EVALSHA of the script", i, cmd[0], cmd[1])
@@ -138,16 +138,16 @@ func TestAddBuildsOneCallPerDay(t *testing.T) {
 		t.Errorf("args = %v, want %v", y[9:], wantArgs)
 	}
 	// Replies: call i, event j is new when (i+j) is odd.
-	for k, isNew := range res.New[:600] {
-		i, j := k/256, k%256
+	for k, isNew := range res.New[:2300] {
+		i, j := k/1000, k%1000
 		if want := (i+j)%2 == 1; isNew != want {
 			t.Fatalf("New[%d] = %v, want %v", k, isNew, want)
 		}
 	}
-	if res.New[600] {
+	if res.New[2300] {
 		t.Error("the expired event was reported new")
 	}
-	if !res.New[601] {
+	if !res.New[2301] {
 		t.Error("yesterday's event was not reported new") // call 3, event 0: (3+0)%2 == 1
 	}
 }

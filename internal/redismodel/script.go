@@ -11,10 +11,19 @@ const ArgsPerEvent = 11
 // DayKeys is how many day-level keys lead KEYS in a script call.
 const DayKeys = 5
 
-// MaxEventsPerCall bounds the events one script call carries, so that a
-// large batch never holds the Redis server for long; a day's events beyond
-// it go into further calls of the same pipeline.
-const MaxEventsPerCall = 256
+// MaxEventsPerCall bounds the events one script call carries: a day's
+// events beyond it go into further calls of the same pipeline. It is the
+// largest batch the HTTP API takes, so that a batch's day is one call: the
+// script's work per call grows with the distinct models and users it
+// writes, not with its events, and splitting a batch of 1,000 into four
+// calls cost 2.3 times the Redis CPU per event (BENCHMARKS.md). Such a
+// call holds the server for about 10 ms.
+const MaxEventsPerCall = 1000
+
+// MaxMergedEvents bounds the events the combiner of store/redisstore
+// merges into one call from concurrent callers, so that a caller with one
+// event never waits on a call much longer than its own.
+const MaxMergedEvents = 256
 
 // addScript counts one UTC day's new events atomically. It checks every
 // precondition before its first write, so a call either fails before

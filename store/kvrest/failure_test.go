@@ -228,20 +228,20 @@ func TestRetries(t *testing.T) {
 	})
 
 	t.Run("an id twice in a batch of several calls is new once", func(t *testing.T) {
-		// 300 events of one day are two script calls (256 + 44) with one
-		// claim token; the id's second place, in the second call, finds
+		// 1,100 events of one day are two script calls (1,000 + 100) with
+		// one claim token; the id's second place, in the second call, finds
 		// the claim holding that token and must still answer duplicate.
 		s := open(t, f, kvrest.Options{})
-		evs := batch("twice", 300)
-		evs[280].ID = evs[0].ID
+		evs := batch("twice", 1100)
+		evs[1080].ID = evs[0].ID
 		before := today(t, s).RequestCount
 		res, err := s.Add(ctx, evs)
-		if err != nil || !res.New[0] || res.New[280] || res.Accepted() != 299 || res.Duplicates() != 1 {
-			t.Errorf("Add: new[0] %v, new[280] %v, accepted %d, duplicates %d, %v; want the first place new, the second not, 299 and 1",
-				res.New[0], res.New[280], res.Accepted(), res.Duplicates(), err)
+		if err != nil || !res.New[0] || res.New[1080] || res.Accepted() != 1099 || res.Duplicates() != 1 {
+			t.Errorf("Add: new[0] %v, new[1080] %v, accepted %d, duplicates %d, %v; want the first place new, the second not, 1099 and 1",
+				res.New[0], res.New[1080], res.Accepted(), res.Duplicates(), err)
 		}
-		if d := today(t, s); d.RequestCount != before+299 {
-			t.Errorf("requestCount grew by %d, want 299", d.RequestCount-before)
+		if d := today(t, s); d.RequestCount != before+1099 {
+			t.Errorf("requestCount grew by %d, want 1099", d.RequestCount-before)
 		}
 	})
 

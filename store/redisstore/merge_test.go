@@ -353,11 +353,11 @@ func TestMergedOnCluster(t *testing.T) {
 	}
 }
 
-// TestFullCallKeepsItsPlace: a batch of 257 events of one day is two
-// script calls, 256 (full, never merged) and 1. The 1-event call must not
+// TestFullCallKeepsItsPlace: a batch of 1,001 events of one day is two
+// script calls, 1,000 (too large to merge) and 1. The 1-event call must not
 // join a merged call that another caller opened earlier in the same
 // flush, which would run it before the caller's own first call: an id at
-// places 0 and 256 must count at place 0, as everywhere else.
+// places 0 and 1,000 must count at place 0, as everywhere else.
 func TestFullCallKeepsItsPlace(t *testing.T) {
 	srv := redistest.Server(t)
 	s := open(t, redisstore.Options{URL: srv.URL()})

@@ -116,7 +116,7 @@ func (d *clusterDoer) ForEachNode(ctx context.Context, fn func(ctx context.Conte
 // flusher goroutines. Each call's commands stay in order, and a batch is
 // still one round trip. Within a flush, the add script calls of one day
 // (same prefix, day and expiry; one cluster slot) are merged into one
-// EVALSHA carrying all their events, up to redismodel.MaxEventsPerCall,
+// EVALSHA carrying all their events, up to redismodel.MaxMergedEvents,
 // and its reply is split back: the script's fixed work per call (type
 // checks, the overflow guard's read, the EXPIREATs) and each hash field's
 // HINCRBY are then paid once per merged call instead of once per caller.
@@ -265,9 +265,9 @@ func (c *combiner) plan(live []*request) (cmds [][]any, slots [][]slot) {
 		last := -1
 		for j, cmd := range r.cmds {
 			if c.merge {
-				if key, n, ok := redismodel.AddCall(cmd); ok && n < redismodel.MaxEventsPerCall {
+				if key, n, ok := redismodel.AddCall(cmd); ok && n < redismodel.MaxMergedEvents {
 					k := slices.IndexFunc(open, func(g *addGroup) bool { return g.key == key })
-					if k >= 0 && open[k].at >= last && open[k].events+n <= redismodel.MaxEventsPerCall {
+					if k >= 0 && open[k].at >= last && open[k].events+n <= redismodel.MaxMergedEvents {
 						g := open[k]
 						slots[i][j] = slot{at: g.at, g: g, from: g.events, n: n}
 						g.parts = append(g.parts, cmd)
