@@ -1,6 +1,7 @@
 package faulttest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,9 @@ func TestRedisHung(t *testing.T) {
 	}
 	time.Sleep(time.Until(hangEnds)) // the hang itself, not a synchronisation
 	resumedAt := o.ackedCount()
+	// Ten seconds of delivery attempts against the hung Redis: none may
+	// say it is reachable again.
+	hungLog := s.log()
 	srv.Resume(t)
 	waitAcked(t, o, resumedAt+1000)
 	close(stop)
@@ -136,4 +140,22 @@ func TestRedisHung(t *testing.T) {
 	o.noDuplicates(t)
 	waitDrained(t, s.url, 60*time.Second)
 	checkExactlyOnce(t, s.url, srv, "hung", 7, o)
+	const down, back = "⚠️ Database unavailable", "✅ Database reachable again"
+	if !strings.Contains(hungLog, down) || strings.Contains(hungLog, back) {
+		t.Errorf("while Redis was stopped the log did not say it is unavailable, or said it is reachable again:\n%s", linesWith(hungLog, down, back))
+	}
+	if all := s.log(); !strings.Contains(all[strings.Index(all, down)+1:], back) {
+		t.Errorf("after SIGCONT the log does not say the database is reachable again after it said it is unavailable:\n%s", linesWith(all, down, back))
+	}
+}
+
+// linesWith returns the lines of log that contain one of words.
+func linesWith(log string, words ...string) string {
+	var out []string
+	for line := range strings.Lines(log) {
+		if slices.ContainsFunc(words, func(w string) bool { return strings.Contains(line, w) }) {
+			out = append(out, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return strings.Join(out, "\n")
 }

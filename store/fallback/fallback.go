@@ -100,7 +100,7 @@ func New(primary tokenledger.Store, spoolDir string, o Options) (*Store, error) 
 		s.readWait = defaultReadWait
 	}
 	if n := sp.Pending(); n > 0 {
-		s.log.Warn(fmt.Sprintf("📦 %d events from an earlier run wait in the spool %s; delivering them to the database", n, sp.Dir()))
+		s.log.Warn(fmt.Sprintf("📦 %s from an earlier run %s in the spool %s; delivering %s to the database", count(n, "event"), plural(n, "waits", "wait"), sp.Dir(), plural(n, "it", "them")))
 	}
 	return s, nil
 }
@@ -265,7 +265,9 @@ func (s *Store) refused(err error) {
 		return
 	}
 	s.refusalLogged = time.Now()
-	s.log.Error(fmt.Sprintf("📦 The database refused %d spooled events; they stay in the spool and delivery is retried until the database takes them (see docs/operations.md, \"Delivery refused\")", s.spool.Pending()),
+	n := s.spool.Pending()
+	s.log.Error(fmt.Sprintf("📦 The database refused %s; %s in the spool and delivery is retried until the database takes %s (see docs/operations.md, \"Delivery refused\")",
+		count(n, "spooled event"), plural(n, "it stays", "they stay"), plural(n, "it", "them")),
 		"error", msg)
 }
 
@@ -273,11 +275,12 @@ func (s *Store) refused(err error) {
 // in the spool; cause is why they are still there. Its sentence is shown to
 // API callers.
 func (s *Store) withheld(n int, cause error) error {
-	msg := fmt.Sprintf("%d events from the local spool are still being delivered to the database; reports would leave them out, so try again in a moment", n)
+	them := plural(n, "it", "them")
+	msg := fmt.Sprintf("%s from the local spool %s still being delivered to the database; reports would leave %s out, so try again in a moment", count(n, "event"), plural(n, "is", "are"), them)
 	if !errors.Is(cause, errDelivering) && (errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded)) {
-		msg = fmt.Sprintf("The database is unreachable and %d events wait in the local spool; reports would leave them out, so none are given until they are delivered", n)
+		msg = fmt.Sprintf("The database is unreachable and %s %s in the local spool; reports would leave %s out, so none are given until %s delivered", count(n, "event"), plural(n, "waits", "wait"), them, plural(n, "it is", "they are"))
 	} else if s.refusal.Load() != nil {
-		msg = fmt.Sprintf("The database refuses the %d events that wait in the local spool; reports would leave them out, so none are given until it takes them (the server's log and /api/test say why)", n)
+		msg = fmt.Sprintf("The database refuses the %s that %s in the local spool; reports would leave %s out, so none are given until it takes %s (the server's log and /api/test say why)", count(n, "event"), plural(n, "waits", "wait"), them, them)
 	}
 	return &tokenledger.UnavailableError{Msg: msg, Err: cause}
 }
@@ -347,9 +350,6 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 		if n == 0 {
 			break
 		}
-		if delivered == 0 && s.active.Load() {
-			s.log.Info(fmt.Sprintf("✅ Database reachable again; delivering %d spooled events", s.spool.Pending()))
-		}
 		if delivered == 0 {
 			if reset, err = s.lastReset(ctx); err != nil {
 				s.failed(ctx, err)
@@ -369,6 +369,12 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 			s.failed(ctx, err)
 			return delivered, err
 		}
+		// Said only now that the database took a batch: at the start of
+		// an attempt it would also be said while the database is still
+		// down, every time the replayer tries.
+		if delivered == 0 && s.active.Load() {
+			s.log.Info(fmt.Sprintf("✅ Database reachable again; delivering %s", count(s.spool.Pending(), "spooled event")))
+		}
 		if s.refusal.Swap(nil) != nil {
 			s.log.Info("📦 The database takes the spooled events again; delivery resumed")
 		}
@@ -382,10 +388,10 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 		fresh += res.Accepted()
 	}
 	if dropped > 0 {
-		s.log.Warn(fmt.Sprintf("📦 Dropped %d spooled events appended before the database was reset at %s (by this or another instance): the reset wiped everything logged before it", dropped, reset.UTC().Format(time.RFC3339Nano)))
+		s.log.Warn(fmt.Sprintf("📦 Dropped %s appended before the database was reset at %s (by this or another instance): the reset wiped everything logged before it", count(dropped, "spooled event"), reset.UTC().Format(time.RFC3339Nano)))
 	}
 	if sent := delivered - dropped - (s.spool.Rejected() - rejectedBefore); sent > 0 {
-		s.log.Info(fmt.Sprintf("📦 Spool drained: delivered %d events to the database (%d new, %d already there)", sent, fresh, sent-fresh))
+		s.log.Info(fmt.Sprintf("📦 Spool drained: delivered %s to the database (%d new, %d already there)", count(sent, "event"), fresh, sent-fresh))
 	}
 	if s.active.Load() {
 		if delivered == 0 {
