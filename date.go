@@ -17,14 +17,73 @@ func DateOf(t time.Time) Date {
 	return Date(t.UTC().Format(dateLayout))
 }
 
-// ParseDate parses s as a "YYYY-MM-DD" date and returns an error that says
-// what is wrong when it is not one.
+// ParseDate parses s as a "YYYY-MM-DD" date. Its error is a *DateError,
+// which says whether s is not written as YYYY-MM-DD or names no real day.
 func ParseDate(s string) (Date, error) {
-	t, err := time.Parse(dateLayout, s)
-	if err != nil || t.Format(dateLayout) != s {
-		return "", fmt.Errorf("date %q is not a valid YYYY-MM-DD date", truncate(s, 40))
+	if !dateShaped(s) {
+		return "", &DateError{Value: s}
+	}
+	if why := notRealDate(s); why != "" {
+		return "", &DateError{Value: s, NotReal: why}
 	}
 	return Date(s), nil
+}
+
+// DateError is ParseDate's error.
+type DateError struct {
+	// Value is what was given.
+	Value string
+	// NotReal, when set, says why a value written as YYYY-MM-DD names no
+	// day, such as "February 2026 has 28 days"; it is empty when the value
+	// is not written as YYYY-MM-DD at all.
+	NotReal string
+}
+
+func (e *DateError) Error() string {
+	if e.NotReal != "" {
+		return fmt.Sprintf("date %s is not a real date: %s", e.Value, e.NotReal)
+	}
+	return fmt.Sprintf("date %q is not a valid YYYY-MM-DD date", truncate(e.Value, 40))
+}
+
+// dateShaped reports whether s is four digits, "-", two digits, "-", two
+// digits.
+func dateShaped(s string) bool {
+	if len(s) != len(dateLayout) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if (i == 4 || i == 7) != (s[i] == '-') || (s[i] != '-' && (s[i] < '0' || s[i] > '9')) {
+			return false
+		}
+	}
+	return true
+}
+
+// notRealDate says why s, written as YYYY-MM-DD, names no day ("" when it
+// names one): a month outside 1 to 12 or a day past the month's last.
+func notRealDate(s string) string {
+	year, month, day := atoi(s[:4]), atoi(s[5:7]), atoi(s[8:])
+	if month < 1 || month > 12 {
+		return fmt.Sprintf("there is no month %d", month)
+	}
+	last := time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	if day < 1 || day > last {
+		if day == 0 {
+			return "there is no day 0"
+		}
+		return fmt.Sprintf("%s %d has %d days", time.Month(month), year, last)
+	}
+	return ""
+}
+
+// atoi reads decimal digits.
+func atoi(digits string) int {
+	n := 0
+	for i := 0; i < len(digits); i++ {
+		n = 10*n + int(digits[i]-'0')
+	}
+	return n
 }
 
 // Time returns midnight UTC at the start of d. An invalid d gives the zero time.

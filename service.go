@@ -300,14 +300,11 @@ func (s *Service) DateUsage(ctx context.Context, date Date) (*Day, error) {
 
 // History returns the last n days, oldest first, today last, zero-filled.
 func (s *Service) History(ctx context.Context, n int) ([]Day, error) {
-	if err := s.CheckDays(n); err != nil {
-		return nil, err
-	}
-	days, today, err := s.days(ctx, n, false)
+	sp, err := s.LastDays(n)
 	if err != nil {
 		return nil, err
 	}
-	return History(days, today, n), nil
+	return s.historyIn(ctx, sp)
 }
 
 // Stats summarises the retained window.
@@ -330,14 +327,11 @@ type AllReport struct {
 // All returns today's usage, n days of history and the stats from a single
 // read of the retained window.
 func (s *Service) All(ctx context.Context, n int) (AllReport, error) {
-	if err := s.CheckDays(n); err != nil {
-		return AllReport{}, err
-	}
-	days, today, err := s.days(ctx, s.retention+1, false)
+	sp, err := s.LastDays(n)
 	if err != nil {
 		return AllReport{}, err
 	}
-	return AllReport{TodayUsage: Find(days, today), History: History(days, today, n), Stats: ComputeStats(days)}, nil
+	return s.allIn(ctx, sp)
 }
 
 // RangeReport is what a usage page shows for the last n days: today, the
@@ -351,60 +345,32 @@ type RangeReport struct {
 	Stats      Stats         `json:"stats"`
 }
 
-// Range returns the RangeReport of the last n days. The range is read once
-// with its users; the rest of the window, which only the stats need, is
-// read without them (there is no second read when n spans the window).
+// Range returns the RangeReport of the last n days (see RangeIn): one
+// read when n spans the window.
 func (s *Service) Range(ctx context.Context, n int) (RangeReport, error) {
-	if err := s.CheckDays(n); err != nil {
-		return RangeReport{}, err
-	}
-	days, today, err := s.days(ctx, n, true)
+	sp, err := s.LastDays(n)
 	if err != nil {
 		return RangeReport{}, err
 	}
-	window := days
-	if n < s.retention+1 {
-		older, err := s.store.Days(ctx, DayQuery{From: s.OldestDay(), To: today.AddDays(-n)})
-		if err != nil {
-			return RangeReport{}, err
-		}
-		window = append(older, days...)
-	}
-	history := History(days, today, n)
-	for i := range history {
-		history[i].Models = nil // the range's models list sums them once
-	}
-	return RangeReport{
-		TodayUsage: Find(days, today),
-		History:    history,
-		Models:     Models(days),
-		Users:      Users(days),
-		Stats:      ComputeStats(window),
-	}, nil
+	return s.rangeIn(ctx, sp)
 }
 
 // Models returns per-model totals over the last n days.
 func (s *Service) Models(ctx context.Context, n int) ([]ModelTotals, error) {
-	if err := s.CheckDays(n); err != nil {
-		return nil, err
-	}
-	days, _, err := s.days(ctx, n, false)
+	sp, err := s.LastDays(n)
 	if err != nil {
 		return nil, err
 	}
-	return Models(days), nil
+	return s.modelsIn(ctx, sp)
 }
 
 // Users returns per-user totals over the last n days.
 func (s *Service) Users(ctx context.Context, n int) ([]UserTotals, error) {
-	if err := s.CheckDays(n); err != nil {
-		return nil, err
-	}
-	days, _, err := s.days(ctx, n, true)
+	sp, err := s.LastDays(n)
 	if err != nil {
 		return nil, err
 	}
-	return Users(days), nil
+	return s.usersIn(ctx, sp)
 }
 
 // Reset deletes all usage data.

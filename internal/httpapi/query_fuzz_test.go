@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -32,6 +33,8 @@ func FuzzQuery(f *testing.F) {
 		"action=bogus", "action=today&action=today", "days=7", "action=stats&days=3", "date=2026-11-27",
 		"action=history&days=%39", "action=%zz", "a=1&b=2&_=123", ";action=history", "action=history&&days=2",
 		"action=history&days=9999999999999999999", "action=date&date=0000-00-00", "action=date&date=+2026-11-27",
+		"action=history&since=2026-11-01&until=2026-11-20", "action=range&since=2026-08-29", "action=all&since=2026-11-27&_=1",
+		"action=users&dyas=5", "action=models&until=2026-11-20", "action=date&date=2026-02-30",
 	} {
 		f.Add(seed)
 	}
@@ -53,7 +56,9 @@ func FuzzQuery(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := NewServer(Deps{Service: svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	fields := map[string]bool{"": true, "action": true, "date": true, "days": true}
+	// A 400 names one of these, or the unknown parameter it refuses (cut
+	// to maxFieldEcho).
+	fields := map[string]bool{"": true, "action": true, "date": true, "days": true, "since": true, "until": true}
 
 	f.Fuzz(func(t *testing.T, raw string) {
 		req := httptest.NewRequest("GET", "/api/tokens", nil)
@@ -68,7 +73,9 @@ func FuzzQuery(f *testing.F) {
 		case http.StatusBadRequest:
 			msg, _ := body["error"].(string)
 			field, _ := body["field"].(string)
-			if msg == "" || !fields[field] || len(body) > 2 {
+			q, _ := url.ParseQuery(raw)
+			_, named := q[field]
+			if msg == "" || !(fields[field] || named || len(field) > maxFieldEcho) || len(body) > 2 {
 				t.Fatalf("?%s: a 400 that is not {error, field}: %s", raw, rec.Body)
 			}
 		case http.StatusOK:
@@ -79,6 +86,10 @@ func FuzzQuery(f *testing.F) {
 			want := 7
 			if d := q.Get("days"); d != "" {
 				want, _ = strconv.Atoi(d)
+			}
+			if since := q.Get("since"); since != "" {
+				until := cmp.Or(q.Get("until"), string(tokenledger.DateOf(now)))
+				want = tokenledger.DaysBetween(tokenledger.Date(since), tokenledger.Date(until)) + 1
 			}
 			if hist, ok := body["history"].([]any); ok && len(hist) != want {
 				t.Fatalf("?%s: %d days of history, want %d", raw, len(hist), want)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,7 +100,10 @@ func CostsOf(events []tokenledger.Event) []EventCost {
 type queryParams struct {
 	action string
 	date   *tokenledger.Date
-	days   int // defaultHistoryDays when not given
+	// span is the days a history, all, models, users or range answer
+	// covers: the last days (defaultHistoryDays when not given) or
+	// since to until.
+	span tokenledger.Span
 }
 
 // actionParams lists, per action, which optional parameters it takes.
@@ -114,24 +118,44 @@ var actionParams = map[string]struct{ date, days bool }{
 	"range":   {days: true},
 }
 
+// queryNames are the parameters GET /api/tokens knows; cacheBuster is
+// the one other name it takes, and ignores: the "_=<time>" that jQuery
+// and other clients add to defeat caches (the answers are never cached
+// anyway: Cache-Control no-store).
+var queryNames = []string{"action", "date", "days", "since", "until"}
+
+const cacheBuster = "_"
+
 // parseQuery reads and checks the query of GET /api/tokens. It returns a
-// *tokenledger.ValidationError (with Index -1) for a bad query. Unknown
-// parameters are ignored (front ends add cache busters); action, date and
-// days must each appear at most once, and date and days only with the
-// actions that use them. The raw query is parsed here rather than through
-// URL.Query, which quietly skips a pair it cannot decode (a bad percent
-// escape, a ";") and would let a garbled parameter fall back to its default.
+// *tokenledger.ValidationError (with Index -1) for a bad query. Every
+// parameter must be known (a misspelt one would leave its default in
+// place without a word) and given at most once; date, days, since and
+// until only with the actions that use them, days not with since. The
+// raw query is parsed here rather than through URL.Query, which quietly
+// skips a pair it cannot decode (a bad percent escape, a ";") and would
+// let a garbled parameter fall back to its default.
 func (s *server) parseQuery(raw string) (queryParams, error) {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
 		return queryParams{}, &tokenledger.ValidationError{Index: -1, Msg: malformedQuery(err)}
 	}
-	for _, name := range []string{"action", "date", "days"} {
+	var unknown []string
+	for name := range q {
+		if name != cacheBuster && !slices.Contains(queryNames, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 { // the same answer every time: the first by name
+		slices.Sort(unknown)
+		return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: unknown[0],
+			Msg: "is not a parameter of GET /api/tokens, which takes action, date, days, since and until (see docs/api.md)"}
+	}
+	for _, name := range queryNames {
 		if len(q[name]) > 1 {
 			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: name, Msg: "must be given at most once"}
 		}
 	}
-	p := queryParams{action: "today", days: defaultHistoryDays}
+	p := queryParams{action: "today"}
 	if v, ok := q["action"]; ok {
 		p.action = v[0]
 	}
@@ -145,26 +169,57 @@ func (s *server) parseQuery(raw string) (queryParams, error) {
 		}
 		d, err := tokenledger.ParseDate(v[0])
 		if err != nil {
-			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "date", Msg: fmt.Sprintf("must be a YYYY-MM-DD date, not %q", truncate(v[0], 40))}
+			return queryParams{}, tokenledger.DateFieldError("date", err)
 		}
 		p.date = &d
 	} else if p.action == "date" {
 		return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "date", Msg: msgDateRequired}
 	}
-	if v, ok := q["days"]; ok {
-		if !takes.days {
-			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "days", Msg: fmt.Sprintf("is not a parameter of action %s (only of history, all, models, users and range)", p.action)}
+	for _, name := range []string{"days", "since", "until"} {
+		if _, ok := q[name]; ok && !takes.days {
+			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: name, Msg: fmt.Sprintf("is not a parameter of action %s (only of history, all, models, users and range)", p.action)}
 		}
-		n, err := parseDays(v[0])
+	}
+	if !takes.days {
+		return p, nil
+	}
+	if p.span, err = s.querySpan(q); err != nil {
+		return queryParams{}, err
+	}
+	return p, nil
+}
+
+// querySpan reads the days a report covers: days=N (default
+// defaultHistoryDays), the last N days; or since=D, with until=E (default
+// today), the days D to E, both within the retention window.
+func (s *server) querySpan(q url.Values) (tokenledger.Span, error) {
+	days, hasDays := q["days"]
+	since, hasSince := q["since"]
+	until, hasUntil := q["until"]
+	switch {
+	case hasDays && (hasSince || hasUntil):
+		return tokenledger.Span{}, &tokenledger.ValidationError{Index: -1, Field: "days", Msg: "cannot be combined with since or until; give the last days, or the dates"}
+	case hasUntil && !hasSince:
+		return tokenledger.Span{}, &tokenledger.ValidationError{Index: -1, Field: "until", Msg: "needs since, the first day of the range (YYYY-MM-DD)"}
+	case hasSince:
+		sp := tokenledger.Span{From: tokenledger.Date(since[0]), To: s.Service.Today()}
+		if hasUntil {
+			sp.To = tokenledger.Date(until[0])
+		}
+		return sp, s.Service.CheckSpan(sp)
+	}
+	n := defaultHistoryDays
+	if hasDays {
+		var err error
+		n, err = parseDays(days[0])
 		if err == nil {
 			err = s.Service.CheckDays(n)
 		}
 		if err != nil {
-			return queryParams{}, &tokenledger.ValidationError{Index: -1, Field: "days", Msg: fmt.Sprintf("must be a whole number from 1 to %d, not %q", s.Service.RetentionDays()+1, truncate(v[0], 20))}
+			return tokenledger.Span{}, &tokenledger.ValidationError{Index: -1, Field: "days", Msg: fmt.Sprintf("must be a whole number from 1 to %d, not %q", s.Service.RetentionDays()+1, truncate(days[0], 20))}
 		}
-		p.days = n
 	}
-	return p, nil
+	return s.Service.LastDays(n)
 }
 
 // malformedQuery turns the error of url.ParseQuery into one sentence.
@@ -212,20 +267,20 @@ func handleQuery(s *server) http.Handler {
 		case "date":
 			answer["dateUsage"], err = s.Service.DateUsage(ctx, *p.date)
 		case "history":
-			answer["history"], err = s.Service.History(ctx, p.days)
+			answer["history"], err = s.Service.HistoryIn(ctx, p.span)
 		case "stats":
 			answer["stats"], err = s.Service.Stats(ctx)
 		case "all":
 			var all tokenledger.AllReport
-			all, err = s.Service.All(ctx, p.days)
+			all, err = s.Service.AllIn(ctx, p.span)
 			answer["todayUsage"], answer["history"], answer["stats"] = all.TodayUsage, all.History, all.Stats
 		case "models":
-			answer["models"], err = s.Service.Models(ctx, p.days)
+			answer["models"], err = s.Service.ModelsIn(ctx, p.span)
 		case "users":
-			answer["users"], err = s.Service.Users(ctx, p.days)
+			answer["users"], err = s.Service.UsersIn(ctx, p.span)
 		case "range":
 			var rg tokenledger.RangeReport
-			rg, err = s.Service.Range(ctx, p.days)
+			rg, err = s.Service.RangeIn(ctx, p.span)
 			answer["todayUsage"], answer["history"], answer["stats"] = rg.TodayUsage, rg.History, rg.Stats
 			answer["models"], answer["users"] = rg.Models, rg.Users
 		}
