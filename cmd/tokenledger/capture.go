@@ -23,6 +23,7 @@ JSON array of its stream's events, or the stream's text/event-stream text
 // runCapture is tokenledger capture.
 func runCapture(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("capture")
+	verboseFlag(fs, &e)
 	provider := fs.String("provider", "", "the response's `shape`: openai, anthropic or gemini (required)")
 	user := fs.String("user", "", "the user's `id`")
 	session := fs.String("session", "", "the session's `id`")

@@ -18,6 +18,7 @@ JSON as GET /api/test. Exits 1 when the check fails.
 
 func runTest(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("test")
+	verboseFlag(fs, &e)
 	if err := parseFlags(fs, args, testUsage, e.stdout); err != nil {
 		return err
 	}

@@ -38,23 +38,48 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestFlagsAreWrittenAsInTheDocs: --help writes a flag of more than one
+// letter as --name and a one-letter flag as -n, as README.md does, and
+// every one-shot command has --verbose.
+func TestFlagsAreWrittenAsInTheDocs(t *testing.T) {
+	for cmd, want := range map[string][]string{
+		"serve":   {"\n  --addr host:port\n", "\n  --repair\n"},
+		"bench":   {"\n  --url string\n", "\n  -c clients\n", "\n  -n events\n", "\n  --batch events\n"},
+		"report":  {"\n  --days days\n", "\n  --verbose\n"},
+		"log":     {"\n  --model name\n", "\n  --verbose\n"},
+		"capture": {"\n  --verbose\n"},
+		"test":    {"\n  --verbose\n"},
+		"migrate": {"\n  --file string\n", "\n  --verbose\n"},
+	} {
+		r := cli(t, memoryEnv, "", cmd, "--help")
+		for _, w := range want {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("%s --help lacks %q:\n%s", cmd, w, r.stdout)
+			}
+		}
+		if strings.Contains(r.stdout, "\n  -"+strings.TrimPrefix(strings.TrimSpace(want[0]), "--")) {
+			t.Errorf("%s --help writes a flag with one dash:\n%s", cmd, r.stdout)
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	tests := []struct {
 		args []string
 		want string // the one line on stderr
 	}{
-		{[]string{"serve", "--bogus"}, "tokenledger: serve: flag provided but not defined: -bogus (see tokenledger serve --help)"},
+		{[]string{"serve", "--bogus"}, "tokenledger: serve: flag provided but not defined: --bogus (see tokenledger serve --help)"},
 		{[]string{"serve", "extra"}, `tokenledger: serve: unexpected argument "extra" (see tokenledger serve --help)`},
 		{[]string{"serve", "--addr", "8080"}, `tokenledger: serve: --addr must be host:port or :port (such as 127.0.0.1:8080), not "8080"`},
-		{[]string{"log", "--prompt", "abc", "--model", "m"}, `tokenledger: log: invalid value "abc" for flag -prompt: must be a whole number written with the digits 0-9 only, such as 1500 (see tokenledger log --help)`},
+		{[]string{"log", "--prompt", "abc", "--model", "m"}, `tokenledger: log: invalid value "abc" for flag --prompt: must be a whole number written with the digits 0-9 only, such as 1500 (see tokenledger log --help)`},
 		// Go's integer flags would read these as 8, 16 and 1000.
-		{[]string{"log", "--model", "m", "--prompt", "010"}, `tokenledger: log: invalid value "010" for flag -prompt: must be written without leading zeros (see tokenledger log --help)`},
-		{[]string{"log", "--model", "m", "--completion", "0x10"}, `tokenledger: log: invalid value "0x10" for flag -completion: must be a whole number written with the digits 0-9 only, such as 1500 (see tokenledger log --help)`},
-		{[]string{"log", "--model", "m", "--prompt", "1_000"}, `tokenledger: log: invalid value "1_000" for flag -prompt: must be a whole number written with the digits 0-9 only`},
-		{[]string{"log", "--model", "m", "--prompt", "99999999999999999999"}, `tokenledger: log: invalid value "99999999999999999999" for flag -prompt: is too large`},
+		{[]string{"log", "--model", "m", "--prompt", "010"}, `tokenledger: log: invalid value "010" for flag --prompt: must be written without leading zeros (see tokenledger log --help)`},
+		{[]string{"log", "--model", "m", "--completion", "0x10"}, `tokenledger: log: invalid value "0x10" for flag --completion: must be a whole number written with the digits 0-9 only, such as 1500 (see tokenledger log --help)`},
+		{[]string{"log", "--model", "m", "--prompt", "1_000"}, `tokenledger: log: invalid value "1_000" for flag --prompt: must be a whole number written with the digits 0-9 only`},
+		{[]string{"log", "--model", "m", "--prompt", "99999999999999999999"}, `tokenledger: log: invalid value "99999999999999999999" for flag --prompt: is too large`},
 		// -1 was the "not given" marker of --total: given, it is refused.
 		{[]string{"log", "--model", "m", "--prompt", "10", "--completion", "5", "--total", "-1"}, "tokenledger: log: --total must be an integer from 0 to 1099511627776"},
-		{[]string{"report", "--days", "010"}, `tokenledger: report: invalid value "010" for flag -days: must be written without leading zeros`},
+		{[]string{"report", "--days", "010"}, `tokenledger: report: invalid value "010" for flag --days: must be written without leading zeros`},
 		{[]string{"bench", "-c", "0x10"}, `tokenledger: bench: invalid value "0x10" for flag -c: must be a whole number written with the digits 0-9 only`},
 		{[]string{"log"}, "tokenledger: log: --model is required (see tokenledger log --help)"},
 		{[]string{"log", "--model", "m", "--prompt", "-5"}, "tokenledger: log: --prompt must be an integer from 0 to 1099511627776"},
@@ -82,10 +107,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"migrate", "--file", ""}, "tokenledger: migrate: --file must not be empty (see tokenledger migrate --help)"},
 		{[]string{"bench", "--url", ""}, "tokenledger: bench: --url must not be empty (see tokenledger bench --help)"},
 		{[]string{"bench", "--store", "--api-key", ""}, "tokenledger: bench: --api-key must not be empty (see tokenledger bench --help)"},
-		{[]string{"report", "--days", "x"}, `tokenledger: report: invalid value "x" for flag -days: must be a whole number written with the digits 0-9 only, such as 1500 (see tokenledger report --help)`},
+		{[]string{"report", "--days", "x"}, `tokenledger: report: invalid value "x" for flag --days: must be a whole number written with the digits 0-9 only, such as 1500 (see tokenledger report --help)`},
 		{[]string{"report", "--days", "0"}, "tokenledger: report: --days must be a whole number from 1 to 91, not 0"},
 		{[]string{"report", "--days", "92"}, "tokenledger: report: --days must be a whole number from 1 to 91, not 92"},
-		{[]string{"test", "--json"}, "tokenledger: test: flag provided but not defined: -json (see tokenledger test --help)"},
+		{[]string{"test", "--json"}, "tokenledger: test: flag provided but not defined: --json (see tokenledger test --help)"},
 		{[]string{"frobnicate"}, `tokenledger: unknown command "frobnicate"; use serve, log, capture, report, test, migrate, prices or bench (see tokenledger --help)`},
 	}
 	for _, tc := range tests {
@@ -166,8 +191,14 @@ func TestTestCommand(t *testing.T) {
 	if rep["status"] != "ok" {
 		t.Errorf("status = %v", rep["status"])
 	}
-	if !strings.Contains(r.stderr, "💾 Using the memory store at process memory (TOKENLEDGER_STORE=memory)") {
-		t.Errorf("no startup line on stderr:\n%s", r.stderr)
+	// Quiet by default: the result is the JSON; --verbose shows the
+	// store's info lines.
+	if strings.Contains(r.stderr, "level=INFO") {
+		t.Errorf("test without --verbose logged info lines: %q", r.stderr)
+	}
+	r = cli(t, memoryEnv, "", "test", "--verbose")
+	if r.code != 0 || !strings.Contains(r.stderr, "💾 Using the memory store at process memory (TOKENLEDGER_STORE=memory)") {
+		t.Errorf("no startup line on stderr with --verbose:\n%s", r.stderr)
 	}
 }
 

@@ -133,8 +133,12 @@ func TestLogAndReportOnFile(t *testing.T) {
 	if r.code != 0 || r.stdout != "logged 1500 tokens for model gpt-4o, id req-1, cost $0.0045 (given)\n" {
 		t.Fatalf("log: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "📊 Logged 1500 tokens for model gpt-4o (File)") {
-		t.Errorf("log stderr lacks the Logged line:\n%s", r.stderr)
+	if r.stderr != "" { // quiet without --verbose
+		t.Errorf("log wrote on stderr:\n%s", r.stderr)
+	}
+	r = cli(t, fileEnv(filepath.Join(t.TempDir(), "verbose.json")), "", "log", "--verbose", "--model", "gpt-4o", "--prompt", "7")
+	if r.code != 0 || !strings.Contains(r.stderr, "📊 Logged 7 tokens for model gpt-4o (File)") || !strings.Contains(r.stderr, "💾 Using the file store") {
+		t.Errorf("log --verbose: exit %d, stderr lacks the store and Logged lines:\n%s", r.code, r.stderr)
 	}
 	r = cli(t, env, "", "log", "--model", "gpt-4o", "--prompt", "1200", "--id", "req-1", "--timestamp", ts.Format(time.RFC3339Nano))
 	if r.code != 0 || r.stdout != fmt.Sprintf("duplicate: id req-1 was already counted on %s; nothing changed\n", day) {

@@ -40,6 +40,7 @@ var eventFlags = map[string]string{
 
 func runLog(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("log")
+	verboseFlag(fs, &e)
 	var ev tokenledger.Event
 	fs.StringVar(&ev.Model, "model", "", "the model's `name` (required)")
 	fs.StringVar(&ev.Provider, "provider", "", "the provider, such as openai or anthropic")
@@ -66,7 +67,7 @@ func runLog(ctx context.Context, args []string, e env) error {
 	if *stdin {
 		var given []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "stdin" && f.Name != "json" {
+			if f.Name != "stdin" && f.Name != "json" && f.Name != "verbose" {
 				given = append(given, "--"+f.Name)
 			}
 		})

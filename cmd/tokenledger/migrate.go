@@ -26,6 +26,7 @@ be, a marker is left in the database). serve does the same on start.
 
 func runMigrate(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("migrate")
+	verboseFlag(fs, &e)
 	file := fs.String("file", "", "the file to import (default TOKENLEDGER_FILE, else logs/token_usage.json)")
 	dry := fs.Bool("dry-run", false, "read and count, but write, rename and mark nothing")
 	asJSON := fs.Bool("json", false, "print the result as JSON")

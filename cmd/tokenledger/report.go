@@ -23,6 +23,7 @@ cost is incomplete (unpriced requests), or with --json as GET /api/tokens?action
 
 func runReport(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("report")
+	verboseFlag(fs, &e)
 	days := new(int)
 	numFlag(fs, days, "days", 7, "how many `days` to show, today included (1 to retention days + 1)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -66,6 +67,8 @@ type env struct {
 	// interactive is true when stderr is a terminal (bench's live
 	// progress line).
 	interactive bool
+	// verbose is a one-shot command's --verbose (verboseFlag).
+	verbose bool
 }
 
 // run is the whole program: main only calls it. args[0] is the program
@@ -141,11 +144,17 @@ func parseFlags(fs *flag.FlagSet, args []string, head string, stdout io.Writer, 
 		fs.SetOutput(&b)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
-		fmt.Fprintf(stdout, "%s\nFlags:\n%s", head, b.String())
+		fmt.Fprintf(stdout, "%s\nFlags:\n%s", head, helpFlagNames.ReplaceAllStringFunc(b.String(), func(m string) string {
+			return "  " + dashed(strings.TrimPrefix(m, "  -"))
+		}))
 		return errHelp
 	}
 	if err != nil {
-		return usagef("%s: %s (see tokenledger %s --help)", fs.Name(), oneLine(err.Error()), fs.Name())
+		msg := errorFlagNames.ReplaceAllStringFunc(oneLine(err.Error()), func(m string) string {
+			i := strings.LastIndex(m, "-")
+			return m[:i] + dashed(m[i+1:])
+		})
+		return usagef("%s: %s (see tokenledger %s --help)", fs.Name(), msg, fs.Name())
 	}
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q (see tokenledger %s --help)", fs.Name(), fs.Arg(0), fs.Name())
@@ -162,6 +171,35 @@ func parseFlags(fs *flag.FlagSet, args []string, head string, stdout io.Writer, 
 		return usagef("%s: --%s must not be empty (see tokenledger %s --help)", fs.Name(), empty, fs.Name())
 	}
 	return nil
+}
+
+// The flag package writes every flag with one dash; tokenledger's help,
+// errors and docs write a name of more than one letter with two (--addr)
+// and a one-letter name with one (-c). Both forms are accepted either way.
+var (
+	// helpFlagNames matches a flag's name at the start of a line of
+	// PrintDefaults.
+	helpFlagNames = regexp.MustCompile(`(?m)^  -[^\s-][^\s=]*`)
+	// errorFlagNames matches a flag's name in the flag package's errors
+	// ("flag provided but not defined: -x", "invalid value … for flag -x:",
+	// "invalid boolean value … for -x:", "flag needs an argument: -x").
+	errorFlagNames = regexp.MustCompile(`(defined: |for flag |for |argument: )-[^\s:=]+`)
+)
+
+// dashed writes the flag name as the help and docs do: --name, or -n for
+// a one-letter name.
+func dashed(name string) string {
+	if len([]rune(name)) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// verboseFlag defines --verbose for a one-shot command (log, capture,
+// report, test, migrate): without it, it logs only warnings and errors,
+// so that its result is not buried in the store's info lines.
+func verboseFlag(fs *flag.FlagSet, e *env) {
+	fs.BoolVar(&e.verbose, "verbose", false, "also log the info lines (which store is used, each event logged) on stderr, at TOKENLEDGER_LOG_LEVEL")
 }
 
 // loadConfig reads the environment.
@@ -201,11 +239,16 @@ func redactError(err error, red *redact.Redactor) error {
 	return err
 }
 
-// openApp opens the store cfg selects, logging on stderr. The caller must
-// Close the App.
+// openApp opens the store cfg selects for a one-shot command, logging on
+// stderr: warnings and errors only, unless --verbose (see verboseFlag).
+// The caller must Close the App.
 func openApp(ctx context.Context, e env, cfg config.Config, o app.Options) (*app.App, error) {
 	if o.Logger == nil {
-		o.Logger = newLogger(e.stderr, cfg.LogLevel, e.redactor)
+		level := cfg.LogLevel
+		if !e.verbose {
+			level = max(level, slog.LevelWarn)
+		}
+		o.Logger = newLogger(e.stderr, level, e.redactor)
 	}
 	return app.Open(ctx, cfg, o)
 }
