@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/buildinfo"
 )
 
 // fileEnv is the environment of a server on the file store at path.
@@ -100,7 +101,7 @@ func TestServeEndToEnd(t *testing.T) {
 	log := s.stderr.String()
 	for _, want := range []string{
 		"💾 Using the file store at " + path + " (TOKENLEDGER_STORE=file)",
-		"🚀 tokenledger listening on " + s.url,
+		"🚀 tokenledger " + buildinfo.Version() + " listening on " + s.url,
 		"📊 Logged 1500 tokens for model gpt-4o (File)",
 		"tokenledger stopped",
 	} {

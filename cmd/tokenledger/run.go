@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/tokenledger/tokenledger/internal/app"
+	"github.com/tokenledger/tokenledger/internal/buildinfo"
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/redact"
 )
@@ -32,7 +34,8 @@ Commands:
   prices   show the price table events are priced with, or check a price file
   bench    load a server or the store and verify the totals (BENCHMARKS.md)
 
-Run 'tokenledger <command> --help' for a command's flags. Storage and
+Run 'tokenledger <command> --help' for a command's flags, and
+'tokenledger --version' for the version. Storage and
 everything else is configured through the environment; see README.md.
 `
 
@@ -112,6 +115,12 @@ func runCommand(ctx context.Context, args []string, e env) error {
 		err = runPrices(ctx, rest, e)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, mainUsage)
+		return nil
+	case "version", "-version", "--version":
+		if len(rest) > 0 {
+			return usagef("version takes no arguments, not %q", rest[0])
+		}
+		fmt.Fprintf(stdout, "tokenledger %s (%s %s/%s)\n", buildinfo.Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	default:
 		return usagef("unknown command %q; use serve, log, capture, report, test, migrate, prices or bench (see tokenledger --help)", cmd)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/internal/app"
+	"github.com/tokenledger/tokenledger/internal/buildinfo"
 	"github.com/tokenledger/tokenledger/internal/config"
 )
 
@@ -222,7 +223,7 @@ func serve(ctx context.Context, a *app.App, log *slog.Logger, e env, pprofAddr s
 	srv := newHTTPServer(a.Handler(), log, defaultTimeouts)
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(e.stdout, "tokenledger listening on %s\n", url)
-	log.Info("🚀 tokenledger listening on "+url, slog.String("addr", ln.Addr().String()), slog.String("from", a.Config.AddrFrom))
+	log.Info("🚀 tokenledger "+buildinfo.Version()+" listening on "+url, slog.String("addr", ln.Addr().String()), slog.String("from", a.Config.AddrFrom))
 
 	var g group
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
