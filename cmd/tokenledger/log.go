@@ -141,17 +141,24 @@ func logEvents(ctx context.Context, e env, cmd string, events []tokenledger.Even
 	return nil
 }
 
-// precheck validates events by every rule of the Service, on a Service
-// over an empty memory store: the real Service checks them again, but only
-// after its store is open.
+// precheck validates events by every rule of the Service (see
+// ruleService): the real Service checks them again, but only after its
+// store is open.
 func precheck(events []tokenledger.Event, retentionDays int) error {
-	svc, err := tokenledger.NewService(tokenledger.Config{
-		Store: memstore.New(nil, 0), RetentionDays: retentionDays, Logger: slog.New(slog.DiscardHandler),
-	})
+	svc, err := ruleService(retentionDays)
 	if err != nil {
 		return err
 	}
 	return svc.Prepare(slices.Clone(events))
+}
+
+// ruleService is a Service over an empty memory store, for checking input
+// by the Service's rules (events, days, dates) before the real store is
+// opened, so that a mistake gets one line and touches nothing.
+func ruleService(retentionDays int) (*tokenledger.Service, error) {
+	return tokenledger.NewService(tokenledger.Config{
+		Store: memstore.New(nil, 0), RetentionDays: retentionDays, Logger: slog.New(slog.DiscardHandler),
+	})
 }
 
 // fillEvent completes ev from the flags that need parsing.

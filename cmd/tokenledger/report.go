@@ -1,52 +1,69 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"net/http"
+	neturl "net/url"
 	"strconv"
 	"strings"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/app"
+	"github.com/tokenledger/tokenledger/store/filestore"
 )
 
-const reportUsage = `Usage: tokenledger report [--days N] [--json]
+const reportUsage = `Usage: tokenledger report [--days N | --since YYYY-MM-DD [--until YYYY-MM-DD]] [--json] [--url URL]
 
 Prints the usage of the last N days (today last, days without usage as
-zeros) as a table with their cost, followed by a line for each model whose
-cost is incomplete (unpriced requests), or with --json as GET /api/tokens?action=all answers it
-(todayUsage, history, stats; stats cover the whole retention window).
+zeros), or of the days since to until (both included; until defaults to
+today), as a table with their cost, followed by a line for each model
+whose cost is incomplete (unpriced requests), or with --json as
+GET /api/tokens?action=all answers it (todayUsage, history, stats; stats
+cover the whole retention window).
+
+It opens the configured store itself, which the local file allows one
+process at a time: while 'tokenledger serve' runs on it, read from the
+server instead with --url http://127.0.0.1:8080 (it sends
+TOKENLEDGER_READ_KEY, else TOKENLEDGER_API_KEY, when set).
 `
 
 func runReport(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("report")
 	verboseFlag(fs, &e)
 	days := new(int)
-	numFlag(fs, days, "days", 7, "how many `days` to show, today included (1 to retention days + 1)")
+	daysFlag := numFlag(fs, days, "days", 7, "how many `days` to show, today included (1 to retention days + 1)")
+	since := fs.String("since", "", "show the days from this `date` (YYYY-MM-DD, within the retention window) instead of the last --days")
+	until := fs.String("until", "", "with --since: the last `date` to show (default today, UTC)")
+	url := fs.String("url", "", "read from the tokenledger serving at this `URL`, such as http://127.0.0.1:8080, instead of opening the store")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args, reportUsage, e.stdout); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e)
+	switch {
+	case daysFlag.set && (*since != "" || *until != ""):
+		return usagef("report: give --days or --since (with --until), not both")
+	case *until != "" && *since == "":
+		return usagef("report: --until needs --since, the first day to show")
+	}
+	for name, v := range map[string]string{"since": *since, "until": *until} {
+		if _, err := tokenledger.ParseDate(v); v != "" && err != nil {
+			return usagef("report: --%s", tokenledger.DateFieldError(name, err).Error())
+		}
+	}
+	var all tokenledger.AllReport
+	var err error
+	if *url != "" {
+		all, err = remoteReport(ctx, e, *url, *days, *since, *until)
+	} else {
+		all, err = localReport(ctx, e, *days, *since, *until)
+	}
 	if err != nil {
-		return err
-	}
-	if *days < 1 || *days > cfg.RetentionDays+1 {
-		return usagef("report: --days must be a whole number from 1 to %d, not %d", cfg.RetentionDays+1, *days)
-	}
-	a, err := openApp(ctx, e, cfg, app.Options{})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	all, err := a.Service.All(ctx, *days)
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	if err := a.Close(); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -59,6 +76,68 @@ func runReport(ctx context.Context, args []string, e env) error {
 	}
 	writeTable(e.stdout, all.History)
 	return nil
+}
+
+// localReport reads the report from the configured store.
+func localReport(ctx context.Context, e env, days int, since, until string) (tokenledger.AllReport, error) {
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return tokenledger.AllReport{}, err
+	}
+	rules, err := ruleService(cfg.RetentionDays)
+	if err != nil {
+		return tokenledger.AllReport{}, err
+	}
+	var sp tokenledger.Span
+	if since != "" {
+		sp = tokenledger.Span{From: tokenledger.Date(since), To: tokenledger.Date(cmp.Or(until, string(rules.Today())))}
+		err = rules.CheckSpan(sp)
+	} else if sp, err = rules.LastDays(days); err != nil {
+		return tokenledger.AllReport{}, usagef("report: --days must be a whole number from 1 to %d, not %d", cfg.RetentionDays+1, days)
+	}
+	if err != nil {
+		return tokenledger.AllReport{}, usagef("report: --%s", err)
+	}
+	a, err := openApp(ctx, e, cfg, app.Options{})
+	if errors.Is(err, filestore.ErrLocked) {
+		return tokenledger.AllReport{}, fmt.Errorf("%w; to report while serve runs on it, read from the server: tokenledger report --url http://%s", err, cfg.Addr)
+	}
+	if err != nil {
+		return tokenledger.AllReport{}, err
+	}
+	defer a.Close()
+	all, err := a.Service.AllIn(ctx, sp)
+	if err != nil {
+		return tokenledger.AllReport{}, fmt.Errorf("report: %w", err)
+	}
+	return all, a.Close()
+}
+
+// remoteReport reads the report from GET /api/tokens?action=all of the
+// server at url; the server checks the days against its own retention.
+func remoteReport(ctx context.Context, e env, url string, days int, since, until string) (tokenledger.AllReport, error) {
+	r, err := newRemote("report", url, e.getenv)
+	if err != nil {
+		return tokenledger.AllReport{}, err
+	}
+	q := neturl.Values{"action": {"all"}}
+	if since != "" {
+		q.Set("since", since)
+		if until != "" {
+			q.Set("until", until)
+		}
+	} else {
+		q.Set("days", strconv.Itoa(days))
+	}
+	var all tokenledger.AllReport
+	if err := r.get(ctx, "/api/tokens?"+q.Encode(), &all); err != nil {
+		var re *remoteError
+		if errors.As(err, &re) && re.Status == http.StatusBadRequest {
+			return all, usagef("report: %s", err) // the server says which flag's value it refused
+		}
+		return all, fmt.Errorf("report: %w", err)
+	}
+	return all, nil
 }
 
 // writeTable prints days as a table with a total row, then a line for

@@ -83,13 +83,11 @@ type HTTP struct {
 // connections to keep open (the number of clients); timeout bounds each
 // request.
 func NewHTTP(base, apiKey string, conns int, timeout time.Duration) (*HTTP, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("must be an http:// or https:// URL of a tokenledger, such as http://127.0.0.1:8080, without credentials or query")
+	u, err := ServerURL(base)
+	if err != nil {
+		return nil, err
 	}
-	if !strings.HasSuffix(u.Path, "/api/tokens") {
-		u.Path = strings.TrimSuffix(u.Path, "/") + "/api/tokens"
-	}
+	u.Path += "/api/tokens"
 	tr := &http.Transport{
 		Proxy:               nil, // the target is named exactly; never a proxy from the environment
 		DialContext:         (&net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}).DialContext,
@@ -100,6 +98,21 @@ func NewHTTP(base, apiKey string, conns int, timeout time.Duration) (*HTTP, erro
 		TLSHandshakeTimeout: min(timeout, 10*time.Second),
 	}
 	return &HTTP{endpoint: u.String(), apiKey: apiKey, client: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// ServerURL checks base, the URL of a running tokenledger (http://host:port,
+// a path prefix it is served under, or its /api/tokens URL), and returns
+// it without a trailing slash or /api/tokens, ready for a route to be
+// appended. Credentials, a query and a fragment are refused: the key is
+// sent in a header, never in the URL.
+func ServerURL(base string) (*url.URL, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("must be an http:// or https:// URL of a tokenledger, such as http://127.0.0.1:8080, without credentials or query")
+	}
+	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/tokens")
+	u.RawPath = ""
+	return u, nil
 }
 
 // Describe returns the endpoint.
