@@ -37,6 +37,18 @@ unknown (a timeout, a broken connection, a 5xx) are sent again after the
 load until they are acknowledged, which a correct service counts once
 either way; if some stay unknown the check is reported inconclusive.
 
+Bench leaves no data behind in a ledger it did not create. With --url it
+refuses a server that already holds usage, since its events would stay
+there for good (only a reset of everything removes them): run it against
+a server on an empty store, or give --into-live-data to load a live one
+anyway. With --store it runs on a scratch store of the configured kind and
+deletes it afterwards: a new file in a new directory beside the usage file
+(the same disk), or, on Redis and the REST store, the key prefix
+<prefix>-bench-<run>, emptied by a reset of that prefix at the end (the
+reset's two time markers stay there and expire within 3 days, as does
+everything of a bench killed mid-run). --into-live-data runs on the
+configured store itself, and the run's events stay in it.
+
 Writes need the API key when the server has one: --api-key, or
 TOKENLEDGER_API_KEY (better: a flag shows in the process list).
 
@@ -49,14 +61,17 @@ check (for servers that do not keep totals, such as a baseline).
 type benchFlags struct {
 	url, apiKey, runID           string
 	store, asJSON, verify, quiet bool
-	clients, batch               int
-	models, users, sessions      int
-	events                       int64
-	duration, timeout            time.Duration
-	resend                       float64
+	// live is --into-live-data: load a ledger that holds usage, or the
+	// configured store itself, leaving the run's events in it.
+	live                    bool
+	clients, batch          int
+	models, users, sessions int
+	events                  int64
+	duration, timeout       time.Duration
+	resend                  float64
 }
 
-func runBench(ctx context.Context, args []string, e env) error {
+func runBench(ctx context.Context, args []string, e env) (rerr error) {
 	fs := newFlagSet("bench")
 	var f benchFlags
 	fs.StringVar(&f.url, "url", "", "the tokenledger to drive over HTTP, such as http://127.0.0.1:8080")
@@ -74,6 +89,7 @@ func runBench(ctx context.Context, args []string, e env) error {
 	fs.BoolVar(&f.verify, "verify", true, "compare the service's totals before and after (--verify=false to skip)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&f.live, "into-live-data", false, "load a server that already holds usage (--url), or the configured store itself (--store), leaving the run's events in it for good")
 	if err := parseFlags(fs, args, benchUsage, e.stdout); err != nil {
 		return err
 	}
@@ -86,6 +102,7 @@ func runBench(ctx context.Context, args []string, e env) error {
 		f.apiKey = strings.TrimSpace(e.getenv("TOKENLEDGER_API_KEY"))
 	}
 
+	runID := loadgen.NewRunID()
 	var target loadgen.Target
 	if f.url != "" {
 		h, err := loadgen.NewHTTP(f.url, f.apiKey, f.clients, f.timeout)
@@ -93,21 +110,49 @@ func runBench(ctx context.Context, args []string, e env) error {
 			return usagef("bench: --url %s, not %q", err, f.url)
 		}
 		defer h.Close()
+		if !f.live {
+			if err := checkEmptyTarget(ctx, e, f.url, f.apiKey); err != nil {
+				return err
+			}
+		}
 		target = h
 	} else {
 		cfg, err := loadConfig(e)
 		if err != nil {
 			return err
 		}
+		desc := func(a *app.App) string {
+			return fmt.Sprintf("the %s store at %s (%s)", a.Info.Kind, a.Info.Location, cfg.StoreReason)
+		}
+		var cleanup func(context.Context, *app.App) error
+		if !f.live {
+			if cfg, cleanup, err = scratchConfig(cfg, runID); err != nil {
+				return err
+			}
+			desc = func(a *app.App) string { return scratchLine(a, cfg) }
+		}
 		// Warnings and errors only: the per-event log lines would
 		// measure the logger.
 		log := newLogger(e.stderr, max(cfg.LogLevel, slog.LevelWarn), e.redactor)
 		a, err := openApp(ctx, e, cfg, app.Options{Logger: log})
 		if err != nil {
+			if cleanup != nil {
+				err = errors.Join(err, cleanup(ctx, nil))
+			}
 			return err
 		}
-		defer a.Close()
-		target = loadgen.NewService(a.Service, fmt.Sprintf("the %s store at %s (%s)", a.Info.Kind, a.Info.Location, cfg.StoreReason))
+		if cleanup != nil {
+			// It empties the scratch store, closes it and removes it; a
+			// failure of that is the run's.
+			defer func() {
+				if cerr := cleanup(ctx, a); cerr != nil && rerr == nil {
+					rerr = cerr
+				}
+			}()
+		} else {
+			defer a.Close()
+		}
+		target = loadgen.NewService(a.Service, desc(a))
 	}
 
 	// Ctrl-C ends the load early; the re-send pass and the check still run.
@@ -127,7 +172,7 @@ func runBench(ctx context.Context, args []string, e env) error {
 	cfg := loadgen.Config{
 		Clients: f.clients, Duration: f.duration, Events: f.events, Batch: f.batch,
 		Models: f.models, Users: f.users, Sessions: f.sessions, Resend: f.resend,
-		RunID: loadgen.NewRunID(), Verify: f.verify, Stop: stop,
+		RunID: runID, Verify: f.verify, Stop: stop,
 	}
 	fmt.Fprintf(e.stderr, "tokenledger bench: run %s, %s\n", cfg.RunID, f.describe())
 	var prog *progress

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -26,9 +27,9 @@ func benchArgs(url string, extra ...string) []string {
 func TestBenchVerifiesLiveServer(t *testing.T) {
 	s := startServer(t, fileEnv(filepath.Join(t.TempDir(), "token_usage.json")))
 	for _, extra := range [][]string{
-		{"-n", "2000", "--resend", "0.05"},
-		{"-n", "5000", "--batch", "100", "--resend", "0.05", "--models", "20", "--users", "1000"},
-		{"-d", "300ms"},
+		{"-n", "2000", "--resend", "0.05"}, // on an empty store
+		{"-n", "5000", "--batch", "100", "--resend", "0.05", "--models", "20", "--users", "1000", "--into-live-data"},
+		{"-d", "300ms", "--into-live-data"},
 	} {
 		r := cli(t, nil, "", benchArgs(s.url, extra...)...)
 		if r.code != 0 || !strings.Contains(r.stdout, "verify      ok: this run's") || !strings.Contains(r.stdout, "errors      none") {
@@ -37,7 +38,7 @@ func TestBenchVerifiesLiveServer(t *testing.T) {
 	}
 
 	// --json: the same figures for machines.
-	r := cli(t, nil, "", benchArgs(s.url, "-n", "300", "--json")...)
+	r := cli(t, nil, "", benchArgs(s.url, "-n", "300", "--json", "--into-live-data")...)
 	var res struct {
 		Events  int64 `json:"events"`
 		Latency struct {
@@ -187,25 +188,68 @@ func TestBenchAPIKey(t *testing.T) {
 	if r.code != 0 || strings.Contains(r.stdout+r.stderr, key) {
 		t.Fatalf("with TOKENLEDGER_API_KEY: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = cli(t, nil, "", benchArgs(s.url, "-n", "100", "--api-key", key)...)
+	r = cli(t, nil, "", benchArgs(s.url, "-n", "100", "--api-key", key, "--into-live-data")...)
 	if r.code != 0 {
 		t.Fatalf("with --api-key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 
 func TestBenchStore(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "token_usage.json")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token_usage.json")
+	// By default bench runs on its own file beside the configured one and
+	// deletes it: the ledger is left as it was, and nothing else is left.
 	r := cli(t, fileEnv(path), "", "bench", "--store", "-n", "500", "-c", "4", "--batch", "5", "--resend", "0.1", "--quiet")
-	if r.code != 0 || !strings.Contains(r.stdout, "verify      ok:") || !strings.Contains(r.stdout, "the file store at "+path) {
+	if r.code != 0 || !strings.Contains(r.stdout, "verify      ok:") || !strings.Contains(r.stdout, "the file store at "+dir+"/.tokenledger-bench-") ||
+		!strings.Contains(r.stdout, "bench's own, deleted afterwards") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	if strings.Contains(r.stderr, "📊 Logged") {
 		t.Errorf("per-event log lines in store mode:\n%s", r.stderr)
 	}
-	// The events are in the file.
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("bench left %d files in %s: %v", len(left), dir, left)
+	}
 	r = cli(t, fileEnv(path), "", "report", "--days", "1", "--json")
-	if r.code != 0 || !strings.Contains(r.stdout, `"totalRequests": `) || strings.Contains(r.stdout, `"totalRequests": 0`) {
-		t.Fatalf("report: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, `"totalRequests": 0,`) {
+		t.Fatalf("report after bench --store: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// --into-live-data writes into the configured file, and its events stay.
+	r = cli(t, fileEnv(path), "", "bench", "--store", "--into-live-data", "-n", "50", "-c", "2", "--quiet")
+	if r.code != 0 || !strings.Contains(r.stdout, "the file store at "+path+" (") {
+		t.Fatalf("--into-live-data: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = cli(t, fileEnv(path), "", "report", "--days", "1", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"totalRequests": 50,`) {
+		t.Fatalf("report after --into-live-data: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestBenchRefusesALiveServer: a server that holds usage is not loaded
+// (bench's events could never be taken out again) unless
+// --into-live-data; the refusal changes nothing.
+func TestBenchRefusesALiveServer(t *testing.T) {
+	s := startServer(t, fileEnv(filepath.Join(t.TempDir(), "token_usage.json")))
+	if status, body := call(t, "POST", s.url+"/api/tokens", `{"model":"gpt-4o","promptTokens":5}`); status != 200 {
+		t.Fatalf("POST: %d %v", status, body)
+	}
+	r := cli(t, nil, "", benchArgs(s.url, "-n", "100")...)
+	want := "tokenledger: bench: " + s.url + " already holds usage (1 request in its retention window), and bench's events would stay in it for good"
+	if r.code != 2 || !strings.HasPrefix(strings.TrimSpace(r.stderr), want) || !strings.Contains(r.stderr, "give --into-live-data") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if _, body := call(t, "GET", s.url+"/api/tokens?action=stats", ""); body["stats"].(map[string]any)["totalRequests"] != 1.0 {
+		t.Errorf("the refused run stored events: %v", body)
+	}
+	if r := cli(t, nil, "", benchArgs(s.url, "-n", "100", "--into-live-data")...); r.code != 0 {
+		t.Errorf("--into-live-data: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Something that is not a tokenledger cannot be told empty.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	r = cli(t, nil, "", benchArgs(srv.URL, "-n", "10")...)
+	if r.code != 1 || !strings.Contains(r.stderr, "bench: cannot tell whether "+srv.URL+" already holds usage") {
+		t.Errorf("not a tokenledger: exit %d\n%s", r.code, r.stderr)
 	}
 }
 

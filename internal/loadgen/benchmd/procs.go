@@ -168,7 +168,7 @@ func runBench(bin string, env []string, watch map[string]int, show string, args 
 		before[n] = cpuSeconds(pid)
 	}
 	full := append([]string{"bench"}, args...)
-	cmd := exec.Command(bin, append(full, "--json", "--quiet")...)
+	cmd := exec.Command(bin, append(full, "--json", "--quiet", "--into-live-data")...) // rounds share a server it started itself
 	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
