@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tokenledger/tokenledger/internal/app"
+	"github.com/tokenledger/tokenledger/internal/migrate"
 	"github.com/tokenledger/tokenledger/store/filestore"
 )
 
@@ -21,7 +22,9 @@ counted once, however often the migration runs and on however many
 instances; nothing in the database is deleted or overwritten. Records older
 than the retention window and invalid records are skipped and counted.
 After success the file is renamed to <name>.migrated (or, where it cannot
-be, a marker is left in the database). serve does the same on start.
+be, a marker is left in the database). serve does the same on start. A
+migrated file can be imported again by hand with --file <name>.migrated
+(every record still counts once); it keeps its name.
 `
 
 func runMigrate(ctx context.Context, args []string, e env) error {
@@ -46,6 +49,10 @@ func runMigrate(ctx context.Context, args []string, e env) error {
 	if files, err := filestore.Files(path); err != nil {
 		return fmt.Errorf("migrate: cannot read %s: %w", path, err)
 	} else if len(files) == 0 {
+		if done := migrate.MigratedCopies(path); len(done) > 0 {
+			last := done[len(done)-1]
+			return fmt.Errorf("migrate: %s was already migrated: it is now %s; to import that file again (say, after a reset), give --file %s", path, last, last)
+		}
 		return fmt.Errorf("migrate: cannot read %s: %w", path, os.ErrNotExist)
 	}
 	a, err := openApp(ctx, e, cfg, app.Options{})
@@ -69,6 +76,8 @@ func runMigrate(ctx context.Context, args []string, e env) error {
 	fmt.Fprintf(e.stdout, "%s: %d records read, %s %d, %d already in the database; skipped %d expired, %d invalid, %d duplicates\n",
 		path, res.Records, verb, res.Migrated, res.AlreadyThere, res.SkippedExpired, res.SkippedInvalid, res.DuplicatesInFile)
 	switch {
+	case res.NameKept:
+		fmt.Fprintf(e.stdout, "%s keeps its name: it is named as a migrated file already\n", path)
 	case res.RenamedTo != "":
 		fmt.Fprintf(e.stdout, "renamed to %s\n", res.RenamedTo)
 	case res.Marked:

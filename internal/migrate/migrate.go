@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/tokenledger/tokenledger"
@@ -81,6 +83,9 @@ type Result struct {
 	RenamedTo string `json:"renamedTo,omitempty"`
 	// Marked is true when a database marker was left instead of a rename.
 	Marked bool `json:"marked,omitempty"`
+	// NameKept is true when the file already had the name of a migrated
+	// file (an import of <name>.migrated by hand), which it keeps.
+	NameKept bool `json:"nameKept,omitempty"`
 	// AlreadyMigrated is true when a marker said the file was done before.
 	AlreadyMigrated bool `json:"alreadyMigrated,omitempty"`
 	// DryRun is true when nothing was written.
@@ -197,8 +202,17 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 		merr = marker.SetMark(ctx, mark)
 		res.Marked = merr == nil
 	}
+	if IsMigratedName(path) {
+		// Imported again by hand (say, after a reset): it already says
+		// that it was migrated, and <name>.migrated.migrated would say
+		// nothing more.
+		res.NameKept = true
+		files = nil
+	}
 	renamed, rerr := renameMigrated(files)
 	switch {
+	case res.NameKept:
+		log.Info(fmt.Sprintf("📦 %s keeps its name: it is named as a migrated file already", path))
 	case rerr == nil:
 		res.RenamedTo = renamed
 		log.Info(fmt.Sprintf("📦 Renamed %s to %s so it is not migrated again", path, renamed))
@@ -286,6 +300,38 @@ func renameMigrated(files []string) (string, error) {
 		}
 	}
 	return first, nil
+}
+
+// IsMigratedName reports whether path is named as a migrated file:
+// ending in MigratedSuffix, or in MigratedSuffix and ".2" to
+// "."+MigratedNames.
+func IsMigratedName(path string) bool {
+	if strings.HasSuffix(path, MigratedSuffix) {
+		return true
+	}
+	i := strings.LastIndex(path, MigratedSuffix+".")
+	if i < 0 {
+		return false
+	}
+	n, err := strconv.Atoi(path[i+len(MigratedSuffix)+1:])
+	return err == nil && n >= 2 && n <= MigratedNames && strconv.Itoa(n) == path[i+len(MigratedSuffix)+1:]
+}
+
+// MigratedCopies returns the names an earlier migration gave the file at
+// path (path+MigratedSuffix, then ".2", … in that order) that exist, so
+// that a migration of a file that is gone can say where it went.
+func MigratedCopies(path string) []string {
+	var out []string
+	for i := 1; i <= MigratedNames; i++ {
+		to := path + MigratedSuffix
+		if i > 1 {
+			to = fmt.Sprintf("%s%s.%d", path, MigratedSuffix, i)
+		}
+		if _, err := os.Lstat(to); err == nil {
+			out = append(out, to)
+		}
+	}
+	return out
 }
 
 // MigratedNames is how many names renameAside tries: path+MigratedSuffix,
