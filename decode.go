@@ -171,12 +171,13 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 			unknown = append(unknown, k)
 		}
 	}
-	if len(unknown) > 0 { // the same answer every time: the first by name
+	if len(unknown) > 0 { // the same answer every time (firstUnknown)
 		slices.Sort(unknown)
 		if unknown[0] == "" { // without a field name the sentence must name it
 			return e, invalid("", `the empty key "" is not a known field (see docs/api.md)`)
 		}
-		return e, invalid(unknown[0], "is not a known field (see docs/api.md)")
+		name := firstUnknown(unknown)
+		return e, invalid(name, "%s", unknownFieldMsg(name))
 	}
 	var err error
 	str := func(name string, dst *string) {

@@ -326,7 +326,7 @@ func TestErrors(t *testing.T) {
 		index                          int // -1: no index member
 	}{
 		{"unknown field", "POST", "/api/tokens", "application/json", `{"model":"m","promtTokens":5}`,
-			400, "promtTokens is not a known field (see docs/api.md)", "promtTokens", -1},
+			400, "promtTokens is not a known field; did you mean promptTokens? (see docs/api.md)", "promtTokens", -1},
 		{"negative tokens", "POST", "/api/tokens", "application/json", `{"model":"m","promptTokens":-1}`,
 			400, "promptTokens must be an integer from 0 to 1099511627776", "promptTokens", -1},
 		{"huge tokens", "POST", "/api/tokens", "application/json", `{"model":"m","completionTokens":1099511627777}`,
