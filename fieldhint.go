@@ -19,8 +19,8 @@ var providerFields = map[string]string{
 	"totalTokenCount": "totalTokens", "total": "totalTokens",
 	"cache_read_input_tokens": "cacheReadTokens", "cached_tokens": "cacheReadTokens", "cachedContentTokenCount": "cacheReadTokens",
 	"cache_creation_input_tokens": "cacheWriteTokens",
-	"thoughtsTokenCount": "reasoningTokens",
-	"user": "userId", "session": "sessionId", "cost": "costUsd", "modelVersion": "model",
+	"thoughtsTokenCount":          "reasoningTokens",
+	"user":                        "userId", "session": "sessionId", "cost": "costUsd", "modelVersion": "model",
 }
 
 // usageObjects are the names of a provider's whole usage object.
