@@ -89,16 +89,27 @@ type call struct {
 }
 
 // ServeHTTP forwards r to the upstream named by its path value "name",
-// at the path value "rest" with r's query.
+// at the path value "rest" with r's query. The mux has decoded the path,
+// so an encoded slash or backslash is refused here, where it still shows.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if raw := strings.ToLower(r.URL.EscapedPath()); strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+		p.o.WriteError(w, http.StatusBadRequest, msgBadPath)
+		return
+	}
 	p.Forward(w, r, r.PathValue("name"), r.PathValue("rest"), r.URL.RawQuery)
 }
 
-// Forward forwards r to upstream name at path rest with the raw query.
+// Forward forwards r to upstream name at path rest (decoded) with the raw
+// query. The call goes to the upstream's host under its base path, and
+// nowhere else: a rest that could climb out of the base path is refused.
 func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, rest, rawQuery string) {
 	up, ok := p.o.Upstreams[name]
 	if !ok {
 		p.o.WriteError(w, http.StatusNotFound, fmt.Sprintf("There is no upstream named %q; the proxy knows %s", name, names(p.o.Upstreams)))
+		return
+	}
+	if !safeRest(rest) {
+		p.o.WriteError(w, http.StatusBadRequest, msgBadPath)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
@@ -114,10 +125,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, rest, rawQ
 	c := &call{up: up, path: "/" + rest}
 	c.user, c.session = r.Header.Get(HeaderUser), r.Header.Get(HeaderSession)
 	body = c.readRequest(body)
-	target := up.Base.JoinPath(rest)
-	if !strings.HasPrefix(target.Path, "/") { // a base without a path
-		target.Path, target.RawPath = "/"+target.Path, ""
-	}
+	target := upstreamURL(up.Base, rest)
 	target.RawQuery = rawQuery
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.o.UpstreamTimeout)
@@ -143,6 +151,46 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, rest, rawQ
 		ErrorLog:     slog.NewLogLogger(p.o.Logger.Handler(), slog.LevelDebug),
 	}
 	rp.ServeHTTP(w, r)
+}
+
+// msgBadPath is the answer to a path that could leave the upstream's base.
+const msgBadPath = "The path after /proxy/{name}/ may not have an empty, . or .. segment, a backslash, or an encoded slash, backslash or dot; nothing was forwarded"
+
+// safeRest reports whether rest, a decoded path below an upstream's
+// base, stays below it however the upstream reads it: no "." or ".."
+// segment (nor "..;", which Tomcat reads as ".."), no empty one (a
+// leading "//" names a host), no backslash (which some servers take for
+// a slash), and no %2F, %5C or %2E left after decoding (which an upstream
+// that decodes twice would turn into a slash, backslash or dot).
+func safeRest(rest string) bool {
+	if strings.ContainsRune(rest, '\\') || strings.Contains("/"+rest, "//") {
+		return false
+	}
+	lower := strings.ToLower(rest)
+	for _, enc := range []string{"%2f", "%5c", "%2e"} {
+		if strings.Contains(lower, enc) {
+			return false
+		}
+	}
+	for seg := range strings.SplitSeq(rest, "/") {
+		if seg, _, _ = strings.Cut(seg, ";"); seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// upstreamURL is base with rest appended to its path. rest is decoded,
+// so it is escaped here once (url.URL.JoinPath would decode it again: a
+// client's %25 would become an escape of its own).
+func upstreamURL(base *url.URL, rest string) *url.URL {
+	u := *base
+	u.Path = strings.TrimSuffix(base.Path, "/") + "/" + rest
+	u.RawPath = ""
+	if base.RawPath != "" { // keep the base's own escaping
+		u.RawPath = strings.TrimSuffix(base.EscapedPath(), "/") + "/" + (&url.URL{Path: rest}).EscapedPath()
+	}
+	return &u
 }
 
 // readRequest takes what the request body says about the call: its

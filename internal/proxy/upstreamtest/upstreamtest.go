@@ -38,10 +38,25 @@ type Server struct {
 	// Pause is the time between events of a "slow" stream.
 	Pause time.Duration
 
-	mu   sync.Mutex
-	n    int
-	sent map[string]Answer
-	last *http.Request
+	mu       sync.Mutex
+	n        int
+	sent     map[string]Answer
+	last     *http.Request
+	requests []Request
+}
+
+// Request is one request as the stand-in received it.
+type Request struct {
+	Method, Host string
+	URI          string // the request target as sent: escaped path and query
+	Header       http.Header
+}
+
+// Requests returns every request received so far, in order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
 }
 
 // Last returns the last request received (its body already read).
@@ -94,6 +109,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	s.last = r.Clone(r.Context())
+	s.requests = append(s.requests, Request{Method: r.Method, Host: r.Host, URI: r.RequestURI, Header: r.Header.Clone()})
 	s.mu.Unlock()
 	var req request
 	if len(body) > 0 && json.Unmarshal(body, &req) != nil {
