@@ -220,3 +220,13 @@ func TestServeMemory(t *testing.T) {
 		t.Errorf("log lacks the stop line:\n%s", s.stderr)
 	}
 }
+
+// TestShortKeyIsRefusedReadably: a key too short to be one is refused in
+// a sentence that reads as written, even when the key is a word of it.
+func TestShortKeyIsRefusedReadably(t *testing.T) {
+	r := cli(t, map[string]string{"TOKENLEDGER_STORE": "memory", "TOKENLEDGER_API_KEY": "short"}, "", "test")
+	want := "tokenledger: configuration: TOKENLEDGER_API_KEY must be at least 16 characters long (a short key can be guessed)\n"
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("exit %d, stderr %q\nwant %q", r.code, r.stderr, want)
+	}
+}

@@ -200,11 +200,19 @@ func (c Config) Secrets() []string {
 // SecretsFromEnv returns the value of every secret variable that is set
 // (SecretVariables, and the password in REDIS_URL and KV_URL), valid or
 // not, so that even a configuration that fails to load can be kept out
-// of the output.
+// of the output. The one exception is a key (TOKENLEDGER_API_KEY, _READ_KEY,
+// _ADMIN_KEY) shorter than MinKeyLength: it is refused at start by a
+// sentence that never repeats it, and is never used, so there is nothing
+// to keep out; redacting it would blank that word wherever it stands (a
+// key "short" made the refusal read "a [redacted] key can be guessed").
 func SecretsFromEnv(getenv func(string) string) []string {
 	var s []string
 	for _, name := range SecretVariables {
-		if v := strings.TrimSpace(getenv(name)); v != "" && !slices.Contains(s, v) {
+		v := strings.TrimSpace(getenv(name))
+		if strings.HasPrefix(name, "TOKENLEDGER_") && len(v) < MinKeyLength {
+			continue
+		}
+		if v != "" && !slices.Contains(s, v) {
 			s = append(s, v)
 		}
 	}

@@ -352,13 +352,18 @@ func TestSecretsCoverEveryVariable(t *testing.T) {
 }
 
 func TestSecretsFromEnv(t *testing.T) {
-	// Values that do not load are secrets all the same: a malformed URL
-	// or a key that is too short must not be printed either.
+	// Values that do not load are secrets all the same: a malformed URL or
+	// a key of a real key's length that breaks another rule must not be
+	// printed either. A key too short to be one is not: it is refused
+	// without being repeated and never used, and redacting it would blank
+	// that word in every line ("a [redacted] key can be guessed" for a key
+	// "short"); cmd/tokenledger TestNoSecretLeaks checks that such a key
+	// ("SECRETshort") appears in no output all the same.
 	got := SecretsFromEnv(env(map[string]string{
-		"TOKENLEDGER_API_KEY": " short ", "REDIS_URL": "redis://u:pw-in-bad-url@host:notaport",
-		"KV_URL": "redis://lonetoken@host:1/0", "TOKENLEDGER_ADMIN_KEY": "",
+		"TOKENLEDGER_API_KEY": " short ", "TOKENLEDGER_READ_KEY": "has spaces 0123456789", "REDIS_URL": "redis://u:pw-in-bad-url@host:notaport",
+		"KV_URL": "redis://lonetoken@host:1/0", "TOKENLEDGER_ADMIN_KEY": "", "KV_REST_API_TOKEN": "tok",
 	}))
-	if want := "short,pw-in-bad-url,lonetoken"; strings.Join(got, ",") != want {
+	if want := "tok,has spaces 0123456789,pw-in-bad-url,lonetoken"; strings.Join(got, ",") != want {
 		t.Errorf("SecretsFromEnv = %q, want %q", strings.Join(got, ","), want)
 	}
 	for _, tc := range []struct{ url, want string }{

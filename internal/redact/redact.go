@@ -22,6 +22,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Mask replaces every secret.
@@ -31,6 +33,13 @@ const Mask = "[redacted]"
 // shorter one would be guessed in a moment anyway, and replacing every
 // occurrence of two or three characters would make every line unreadable.
 const MinSecretLength = 4
+
+// AnywhereLength is the shortest secret replaced wherever it appears,
+// inside a longer word too (as long as the shortest key tokenledger
+// takes). A shorter one — a Redis password may be any length — is
+// replaced only where it stands alone, not as part of a longer word or
+// number: a password "pass" must not turn "password" into "[redacted]word".
+const AnywhereLength = 16
 
 // Redactor removes a fixed set of secrets, URL credentials and bearer
 // credentials from text. A nil *Redactor removes only URL and bearer
@@ -70,13 +79,44 @@ func quoted(s string) string {
 func (r *Redactor) String(s string) string {
 	if r != nil {
 		for _, sec := range r.secrets {
-			if strings.Contains(s, sec) {
+			if !strings.Contains(s, sec) {
+				continue
+			}
+			if len(sec) >= AnywhereLength {
 				s = strings.ReplaceAll(s, sec, Mask)
+			} else {
+				s = replaceAlone(s, sec)
 			}
 		}
 	}
 	return redactBearer(redactURLCredentials(s))
 }
+
+// replaceAlone replaces each occurrence of sec in s that stands alone:
+// neither the character before it nor the one after it is a letter or a
+// digit.
+func replaceAlone(s, sec string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, sec)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(sec)
+		before, _ := utf8.DecodeLastRuneInString(s[:i])
+		after, _ := utf8.DecodeRuneInString(s[end:])
+		if (i > 0 && isWordRune(before)) || (end < len(s) && isWordRune(after)) {
+			b.WriteString(s[:i+1]) // not alone: look again one byte on
+			s = s[i+1:]
+			continue
+		}
+		b.WriteString(s[:i] + Mask)
+		s = s[end:]
+	}
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // String removes secrets, URL credentials and bearer credentials from
 // msg: a shorthand for New(secrets...).String(msg).

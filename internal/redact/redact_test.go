@@ -122,3 +122,25 @@ func TestWriter(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestShortSecretsOnlyWhereTheyStandAlone: a secret shorter than a real
+// key is replaced where it stands alone, never inside a longer word; a
+// secret of a key's length is replaced wherever it appears.
+func TestShortSecretsOnlyWhereTheyStandAlone(t *testing.T) {
+	r := New("pass", "hunter2", "Long-Secret-0123456789")
+	for in, want := range map[string]string{
+		"the password is wrong":  "the password is wrong",
+		"AUTH pass failed":       "AUTH [redacted] failed",
+		"pass":                   "[redacted]",
+		"user:pass@host":         "user:[redacted]@host",
+		`{"password":"hunter2"}`: `{"password":"[redacted]"}`,
+		"hunter22 and xhunter2 stay, hunter2 not": "hunter22 and xhunter2 stay, [redacted] not",
+		"passpass, pass.":                         "passpass, [redacted].",
+		"inside xLong-Secret-0123456789y too":     "inside x[redacted]y too",
+		"é-pass-é and épass":                      "é-[redacted]-é and épass",
+	} {
+		if got := r.String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
