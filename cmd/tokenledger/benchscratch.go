@@ -50,11 +50,7 @@ func checkEmptyTarget(ctx context.Context, e env, base, apiKey string) error {
 		return fmt.Errorf("bench: cannot tell whether %s already holds usage (%w); bench's events stay in the ledger for good, so point it at a server on an empty store, or give --into-live-data to load this one anyway", r.base, err)
 	}
 	if n := answer.Stats.TotalRequests; n > 0 {
-		requests := "requests"
-		if n == 1 {
-			requests = "request"
-		}
-		return usagef("bench: %s already holds usage (%d %s in its retention window), and bench's events would stay in it for good (removing them takes the admin key and a reset of everything); point bench at a server on an empty store, or give --into-live-data to load this one anyway", r.base, n, requests)
+		return usagef("bench: %s already holds usage (%s in its retention window), and bench's events would stay in it for good (removing them takes the admin key and a reset of everything); point bench at a server on an empty store, or give --into-live-data to load this one anyway", r.base, plural(int(n), "request"))
 	}
 	return nil
 }

@@ -150,7 +150,7 @@ func TestLogAndReportOnFile(t *testing.T) {
 		t.Fatalf("log --json: exit %d stdout %q", r.code, r.stdout)
 	}
 	r = cli(t, env, `[{"id":"b1","model":"claude-sonnet","promptTokens":5000,"timestamp":"`+ts.Format(time.RFC3339)+`"},{"id":"req-1","model":"x","timestamp":"`+ts.Format(time.RFC3339Nano)+`"}]`, "log", "--stdin")
-	if r.code != 0 || r.stdout != "logged 1 events, 1 duplicates\n" {
+	if r.code != 0 || r.stdout != "logged 1 event, 1 duplicate\n" {
 		t.Fatalf("log --stdin: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
 	}
 	// A bad event from stdin is refused whole.

@@ -137,7 +137,7 @@ func logEvents(ctx context.Context, e env, cmd string, events []tokenledger.Even
 		}
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "logged %d events, %d duplicates\n", res.Accepted, res.Duplicates)
+	fmt.Fprintf(e.stdout, "logged %s, %s\n", plural(res.Accepted, "event"), plural(res.Duplicates, "duplicate"))
 	return nil
 }
 
@@ -210,4 +210,12 @@ func costLine(ev *tokenledger.Event) string {
 		return fmt.Sprintf("cost $%s (given)", ev.Cost)
 	}
 	return "unpriced (the model is not in the price table)"
+}
+
+// plural says how many of noun there are: "1 event", "2 events".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
