@@ -10,7 +10,8 @@
 // OpenAI's error shape (no usage);
 // "slow" streams with a pause between events; "malformed" puts a line
 // that is not JSON in the stream; "repeat" answers with the same id each
-// time; "delay" waits Pause before it answers, as a real model does.
+// time; "delay" waits Pause before it answers, as a real model does;
+// "cut" drops the connection in the middle of a stream (hostile.go).
 package upstreamtest
 
 import (
@@ -118,8 +119,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	req.size = len(body)
 	fake := r.Header.Get("X-Fake")
-	if fake == "delay" {
+	switch fake {
+	case "delay":
 		time.Sleep(s.Pause)
+	case "cut":
+		cut(w)
+		return
 	}
 	p := r.URL.Path
 	switch {
