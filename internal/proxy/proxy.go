@@ -52,9 +52,14 @@ type Options struct {
 	Observe func(upstream string, code int)
 	// UpstreamTimeout bounds a whole upstream call, which goes on when
 	// the client leaves so that its usage is still recorded; 10 minutes
-	// when zero.
+	// when zero. Writing the answer to the client is bounded by it too,
+	// plus writeMargin, in place of the server's WriteTimeout.
 	UpstreamTimeout time.Duration
 }
+
+// writeMargin is how long after UpstreamTimeout the answer may still be
+// written: enough for the 502 of an upstream that never answered.
+const writeMargin = 5 * time.Second
 
 // Proxy forwards and records. Its counters are for /metrics and tests.
 type Proxy struct {
@@ -130,6 +135,11 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, name, rest, rawQ
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.o.UpstreamTimeout)
 	defer cancel()
+	// serve's WriteTimeout (60 s) fits the API's own answers, not a model
+	// streaming for minutes: the answer may take as long as the upstream
+	// call may, and a client that stops reading is cut off after that.
+	// A writer without deadlines (a serverless runtime) keeps its own.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(p.o.UpstreamTimeout + writeMargin))
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out = pr.Out.WithContext(ctx)

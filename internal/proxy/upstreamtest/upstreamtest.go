@@ -11,7 +11,8 @@
 // "slow" streams with a pause between events; "malformed" puts a line
 // that is not JSON in the stream; "repeat" answers with the same id each
 // time; "delay" waits Pause before it answers, as a real model does;
-// "cut" drops the connection in the middle of a stream (hostile.go).
+// "cut" drops the connection in the middle of a stream; "endless" and
+// "endless-line" never end (hostile.go).
 package upstreamtest
 
 import (
@@ -124,6 +125,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(s.Pause)
 	case "cut":
 		cut(w)
+		return
+	case "endless", "endless-line":
+		s.endless(w, r, req.Stream, fake == "endless-line")
 		return
 	}
 	p := r.URL.Path
