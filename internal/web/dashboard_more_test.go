@@ -50,27 +50,68 @@ func TestDashboardLooks(t *testing.T) {
 }
 
 // TestDashboardReadKey: with TOKENLEDGER_READ_KEY the page asks for the key,
-// refuses a wrong one, then shows the data; the key stays out of the URL
-// and cookies and lives in sessionStorage.
+// refuses a wrong one, then shows the data. The key lives in this tab's
+// sessionStorage and goes out in the Authorization header only: it is in
+// no URL the page requested (the range switch, Refresh and a CSV blob
+// included), no cookie or localStorage, not in the page's DOM or any
+// input once sent, and in no line the server logged at debug level; nor
+// is the wrong key, which may be a typo of the right one.
 func TestDashboardReadKey(t *testing.T) {
-	const key = "read-key-0123456789abcdef"
-	s := backend(t, "file", map[string]string{"TOKENLEDGER_READ_KEY": key, "TOKENLEDGER_API_KEY": "api-key-0123456789abcdef"})
+	const key, wrong = "read-key-0123456789abcdef", "wrong-key-0123456789abc"
+	s := loggedBackend(t, "file", map[string]string{"TOKENLEDGER_READ_KEY": key, "TOKENLEDGER_API_KEY": "api-key-0123456789abcdef"})
 	s.post(t, sample(time.Now().UTC().Add(-time.Second)))
 	tb := newTab(t, s, 1280, 900, "")
 	tb.run(chromedp.Navigate(s.url + "/?days=7"))
 	tb.waitFor(`!document.getElementById("keyform").hidden`)
-	tb.run(chromedp.SendKeys(chromedp.CSS("#readkey"), "wrong-key-0123456789abc"), chromedpClick(`#keyformform button[type=submit]`))
+	tb.run(chromedp.SendKeys(chromedp.CSS("#readkey"), wrong), chromedpClick(`#keyformform button[type=submit]`))
 	tb.waitFor(`!document.getElementById("keyerror").hidden`)
 	tb.run(chromedp.SendKeys(chromedp.CSS("#readkey"), key), chromedpClick(`#keyformform button[type=submit]`))
 	tb.waitFor(`!document.getElementById("main").hidden && document.querySelectorAll("#daily-chart g.day").length === 7`)
 	checkMatchesAPI(t, tb.view(), s.api(t, 7), 7)
-	var where struct {
-		Session, URL, Cookie string
-		Form                 bool
+	tb.run(chromedpClick(`.range a[data-days="30"]`))
+	tb.waitFor(`document.querySelectorAll("#daily-chart g.day").length === 30`)
+	before := tb.countRequests("/api/tokens?action=range")
+	tb.run(chromedpClick("#refresh"))
+	for deadline := time.Now().Add(15 * time.Second); tb.countRequests("/api/tokens?action=range") == before; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Refresh sent no request")
+		}
 	}
-	tb.eval(`({Session: sessionStorage.getItem("tokenledger.readKey"), URL: location.href, Cookie: document.cookie, Form: !document.getElementById("keyform").hidden})`, &where)
-	if where.Session != key || strings.Contains(where.URL, key) || where.Cookie != "" || where.Form {
-		t.Errorf("after entering the key: %+v", where)
+	dir := t.TempDir()
+	tb.allowDownloads(dir)
+	tb.download(dir, `button[data-csv="users"]`)
+
+	var where struct {
+		Session, Local, URL, Cookie, DOM, Inputs string
+		Resources                                []string
+		Form                                     bool
+	}
+	tb.eval(`({Session: sessionStorage.getItem("tokenledger.readKey"), Local: JSON.stringify(localStorage), URL: location.href,
+	  Cookie: document.cookie, DOM: document.documentElement.outerHTML,
+	  Inputs: [...document.querySelectorAll("input")].map(i => i.value).join(" "),
+	  Resources: performance.getEntries().map(e => e.name), Form: !document.getElementById("keyform").hidden})`, &where)
+	if where.Session != key || where.Form {
+		t.Errorf("after entering the key: sessionStorage %q, key form shown %v", where.Session, where.Form)
+	}
+	tb.mu.Lock()
+	urls := append(append([]string{where.URL}, where.Resources...), tb.requests...)
+	tb.mu.Unlock()
+	for what, text := range map[string]string{
+		"a requested URL": strings.Join(urls, "\n"), "a cookie": where.Cookie, "localStorage": where.Local,
+		"the page's DOM": where.DOM, "an input": where.Inputs, "the server's log": s.logs.String(),
+	} {
+		for _, k := range []string{key, wrong} {
+			if strings.Contains(text, k) {
+				t.Errorf("the key %s is in %s", k, what)
+			}
+		}
+	}
+	// What the checks read must hold what they check.
+	if !strings.Contains(strings.Join(urls, "\n"), "/api/tokens?action=range&days=30") || !strings.Contains(where.DOM, `id="readkey"`) {
+		t.Errorf("the recorded URLs or the DOM are not the page's: %v", urls)
+	}
+	if logs := s.logs.String(); !strings.Contains(logs, "path=/api/tokens") || !strings.Contains(logs, "refused a request with a wrong key") {
+		t.Errorf("the server's debug log does not show the page's requests and the refusal:\n%s", logs)
 	}
 	// The two refusals (no key, then the wrong one) are expected.
 	tb.checkClean("401", "403")

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,6 +50,25 @@ type site struct {
 	url     string
 	readKey string // sent by api() when set
 	apiKey  string
+	logs    *logBuffer // every line the server logged, at debug level; nil unless asked for
+}
+
+// logBuffer keeps log lines written from many goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // backend starts a tokenledger of one kind on a loopback port: "file"
@@ -56,6 +76,18 @@ type site struct {
 // "vercel" (the Vercel functions over the KV REST front on a real
 // redis-server, behind vercel.json's rewrites). env adds variables.
 func backend(t testing.TB, kind string, env map[string]string) *site {
+	t.Helper()
+	return startBackend(t, kind, env, false)
+}
+
+// loggedBackend is backend "file" or "redis" with every log line of the
+// server kept in site.logs, at debug level and not redacted.
+func loggedBackend(t testing.TB, kind string, env map[string]string) *site {
+	t.Helper()
+	return startBackend(t, kind, env, true)
+}
+
+func startBackend(t testing.TB, kind string, env map[string]string, logged bool) *site {
 	t.Helper()
 	vars := map[string]string{"TOKENLEDGER_LOG_LEVEL": "error"}
 	for k, v := range env {
@@ -77,13 +109,21 @@ func backend(t testing.TB, kind string, env map[string]string) *site {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := app.Open(context.Background(), cfg, app.Options{Logger: slog.New(slog.DiscardHandler), Spool: kind == "redis"})
+		log := slog.New(slog.DiscardHandler)
+		if logged {
+			s.logs = &logBuffer{}
+			log = slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+		a, err := app.Open(context.Background(), cfg, app.Options{Logger: log, Spool: kind == "redis"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { a.Close() })
 		h = a.Handler()
 	case "vercel":
+		if logged {
+			t.Fatal("loggedBackend serves file or redis")
+		}
 		front := kvresttest.Start(t, redistest.Shared(t).Addr(), kvresttest.Options{})
 		vars["VERCEL"], vars["VERCEL_ENV"], vars["VERCEL_REGION"] = "1", "preview", "fra1"
 		vars["TMPDIR"] = t.TempDir()
