@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -159,6 +160,23 @@ func (e *sentinelError) Is(target error) bool { return target == e.sentinel }
 // unavailable wraps err as tokenledger.ErrUnavailable with context.
 func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{tokenledger.ErrUnavailable}, args...)...)
+}
+
+// writeFailed is unavailable for a failed journal write, with a sentence
+// for callers when the disk is full or read-only: what they can do about
+// it differs from an outage, and the generic answer would hide it.
+func writeFailed(cause error, format string, args ...any) error {
+	err := unavailable(format, args...)
+	var why string
+	switch {
+	case errors.Is(cause, syscall.ENOSPC), errors.Is(cause, syscall.EDQUOT):
+		why = "full"
+	case errors.Is(cause, syscall.EROFS):
+		why = "read-only"
+	default:
+		return err
+	}
+	return &tokenledger.UnavailableError{Msg: "Nothing was stored: the disk that holds the usage file is " + why + "; logging resumes by itself once it can be written", Err: err}
 }
 
 // Lock takes the process lock of the usage file at path, as Open does,
@@ -542,12 +560,12 @@ func (s *Store) appendLocked(line []byte) error {
 		name := journalName(s.path, s.seq)
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
-			return unavailable("create journal: %w", err)
+			return writeFailed(err, "create journal: %w", err)
 		}
 		if err := journal.SyncDir(name); err != nil {
 			f.Close()
 			os.Remove(name)
-			return unavailable("create journal %s: %w", name, err)
+			return writeFailed(err, "create journal %s: %w", name, err)
 		}
 		s.jf, s.joff = f, 0
 	}
@@ -561,7 +579,7 @@ func (s *Store) appendLocked(line []byte) error {
 			s.broken = unavailable("write journal %s: %w; the store must be reopened", s.jf.Name(), serr)
 			return s.broken
 		}
-		return unavailable("write journal %s: %w", s.jf.Name(), err)
+		return writeFailed(err, "write journal %s: %w", s.jf.Name(), err)
 	}
 	s.syncs.Add(1)
 	if err := s.jf.Sync(); err != nil {
