@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokenledger/tokenledger"
 )
@@ -141,6 +142,9 @@ func (s *server) parseQuery(raw string) (queryParams, error) {
 	}
 	var unknown []string
 	for name := range q {
+		if !utf8.ValidString(name) { // it could not be named back in JSON
+			return queryParams{}, &tokenledger.ValidationError{Index: -1, Msg: "a parameter name in the query is not valid UTF-8"}
+		}
 		if name != cacheBuster && !slices.Contains(queryNames, name) {
 			unknown = append(unknown, name)
 		}
