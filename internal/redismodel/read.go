@@ -144,6 +144,89 @@ func (c *Core) readDay(op string, d tokenledger.Date, r []any, users bool) (toke
 	return day, nil
 }
 
+// readNamed reads a per-model or per-user hash ("<code>|<name>" fields).
+func readNamed(r any) (map[string]tokenledger.Totals, error) {
+	out := map[string]tokenledger.Totals{}
+	err := eachPair(r, func(f string, v int64) error {
+		code, name, ok := cut(f)
+		if !ok {
+			return fmt.Errorf("field %q has no counter code", f)
+		}
+		t := out[name]
+		switch code {
+		case CodeTotal:
+			t.TotalTokens = v
+		case CodePrompt:
+			t.PromptTokens = v
+		case CodeCompletion:
+			t.CompletionTokens = v
+		case CodeRequests:
+			t.RequestCount = v
+		case CodeCost:
+			t.Cost = tokenledger.Nanos(v)
+		default:
+			if !setPricing(&t.Pricing, code, v) {
+				return nil // a newer writer's counter
+			}
+		}
+		out[name] = t
+		return nil
+	})
+	return out, err
+}
+
+// setPricing sets the price-source counter named by code to v and
+// reports whether code is one.
+func setPricing(p *tokenledger.PricingCounts, code string, v int64) bool {
+	switch code {
+	case CodePricedClient:
+		p.Client = v
+	case CodePricedTable:
+		p.Table = v
+	case CodeUnpriced:
+		p.Unpriced = v
+	default:
+		return false
+	}
+	return true
+}
+
+// cut splits "<code>|<name>" at the first "|".
+func cut(f string) (code, name string, ok bool) {
+	for i := 0; i < len(f); i++ {
+		if f[i] == '|' {
+			return f[:i], f[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// eachPair calls fn for each field and integer value of a flat
+// field/value array reply (HGETALL in RESP2).
+func eachPair(r any, fn func(field string, v int64) error) error {
+	if r == nil {
+		return nil
+	}
+	arr, ok := r.([]any)
+	if !ok || len(arr)%2 != 0 {
+		return fmt.Errorf("reply is %T of %d elements, want a field/value list", r, lenOf(r))
+	}
+	for i := 0; i < len(arr); i += 2 {
+		f, ok := arr[i].(string)
+		if !ok {
+			return fmt.Errorf("field %d is %T, want a string", i/2, arr[i])
+		}
+		v, err := toInt(arr[i+1])
+		if err != nil {
+			return fmt.Errorf("field %q: %w", f, err)
+		}
+		if err := fn(f, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // dayCache holds the days a Core has read. Its entries are valid for the
 // reset marker's value they were read under (epoch), and each for the
 // request count it was read at. Entries are only kept while the two reset
