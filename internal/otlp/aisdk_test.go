@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/nodetest"
 )
 
 // aiCall is one provider call the AI SDK script made, with the usage its
@@ -26,22 +26,7 @@ type aiCall struct {
 // them; .ci/run requires them).
 func runAISDK(t *testing.T, url, protocol string) []aiCall {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	missing := ""
-	switch {
-	case err != nil:
-		missing = "node is not installed"
-	default:
-		if _, err := os.Stat(filepath.Join("aisdktest", "node_modules", "ai")); err != nil {
-			missing = "the AI SDK is not installed (npm ci --prefix internal/otlp/aisdktest)"
-		}
-	}
-	if missing != "" {
-		if os.Getenv("TOKENLEDGER_REQUIRE_NODE") != "" {
-			t.Fatalf("TOKENLEDGER_REQUIRE_NODE is set but %s", missing)
-		}
-		t.Skip(missing)
-	}
+	node := nodetest.Node(t, "aisdktest", "ai")
 	cmd := exec.Command(node, "calls.mjs")
 	cmd.Dir = "aisdktest"
 	cmd.Env = append(os.Environ(), "OTLP_URL="+url, "OTLP_KEY=otlp-api-key-0123456789", "OTLP_PROTOCOL="+protocol)

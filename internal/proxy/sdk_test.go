@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tokenledger/tokenledger/internal/nodetest"
 	"github.com/tokenledger/tokenledger/internal/proxy/upstreamtest"
 )
 
@@ -25,22 +25,7 @@ type sdkResult struct {
 // is set (scripts/test.sh installs them; .ci/run requires them).
 func runSDK(t *testing.T, script, url string) []sdkResult {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	missing := ""
-	switch {
-	case err != nil:
-		missing = "node is not installed"
-	default:
-		if _, err := os.Stat(filepath.Join("sdktest", "node_modules", "openai")); err != nil {
-			missing = "the clients are not installed (npm ci --prefix internal/proxy/sdktest)"
-		}
-	}
-	if missing != "" {
-		if os.Getenv("TOKENLEDGER_REQUIRE_NODE") != "" {
-			t.Fatalf("TOKENLEDGER_REQUIRE_NODE is set but %s", missing)
-		}
-		t.Skip(missing)
-	}
+	node := nodetest.Node(t, "sdktest", "openai")
 	cmd := exec.Command(node, script)
 	cmd.Dir = "sdktest"
 	cmd.Env = append(os.Environ(), "PROXY_URL="+url+"/proxy")
