@@ -275,7 +275,7 @@ type Writer struct {
 	size    int64
 	queue   []*pending
 	writing bool
-	err     error // sticky: after a failed write or sync the file is unusable
+	err     error // sticky: after a failed sync (or a failed cut) the file's state is unknown
 	closed  bool
 }
 
@@ -338,9 +338,10 @@ func (w *Writer) Size() int64 {
 // checked only before the record is queued: once queued, Append waits for
 // the commit that carries it, so a nil error means the record is on disk
 // and an error means it is not (an owner counting records stays exact;
-// returning early on ctx would leave the caller not knowing). After a
-// failed write or sync every later Append fails: the owner must reopen
-// (and Scan) to know what is on disk.
+// returning early on ctx would leave the caller not knowing). A failed
+// write is cut off and later Appends may succeed; after a failed sync
+// every later Append fails: the owner must reopen (and Scan) to know what
+// is on disk.
 func (w *Writer) Append(ctx context.Context, payload []byte) error {
 	line, err := AppendRecord(make([]byte, 0, len(payload)+10), payload)
 	if err != nil {
@@ -395,18 +396,12 @@ func (w *Writer) commit() {
 		for _, p := range batch {
 			buf = append(buf, p.line...)
 		}
-		_, err := f.Write(buf)
-		if err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
-			err = fmt.Errorf("write journal %s: %w", w.path, err)
-		}
-
+		sticky, err := w.write(f, buf)
 		w.mu.Lock()
-		if err != nil {
+		switch {
+		case sticky:
 			w.err = err
-		} else {
+		case err == nil:
 			w.size += int64(len(buf))
 		}
 		w.mu.Unlock()
@@ -414,6 +409,31 @@ func (w *Writer) commit() {
 			p.done <- err
 		}
 	}
+}
+
+// write appends buf at w.size and syncs it. A failed write (a full or
+// read-only disk) is cut off again, so the journal stays clean and the
+// next commit may succeed once the disk takes data; sticky reports a
+// failure that leaves the file's state unknown (a failed fsync, or a cut
+// that failed), after which the writer refuses everything.
+func (w *Writer) write(f *os.File, buf []byte) (sticky bool, err error) {
+	if n, err := f.Write(buf); err != nil {
+		err = fmt.Errorf("write journal %s: %w", w.path, err)
+		if n == 0 {
+			return false, err // nothing to cut (a read-only disk could not be cut)
+		}
+		if terr := f.Truncate(w.size); terr != nil {
+			return true, fmt.Errorf("%w; cutting it off again failed too: %w", err, terr)
+		}
+		if _, serr := f.Seek(w.size, io.SeekStart); serr != nil {
+			return true, fmt.Errorf("%w; seeking back failed too: %w", err, serr)
+		}
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		return true, fmt.Errorf("sync journal %s: %w", w.path, err)
+	}
+	return false, nil
 }
 
 // Close waits for records in flight and closes the file.
@@ -587,4 +607,18 @@ func dirOf(path string) string {
 		}
 	}
 	return "."
+}
+
+// DiskProblem names what is wrong with the disk when err says it cannot
+// take data: "full" (no space, or the quota is used up), "read-only", or
+// "" for any other error. Callers turn it into the sentence users see,
+// because what they can do about it differs from an outage.
+func DiskProblem(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "full"
+	case errors.Is(err, syscall.EROFS):
+		return "read-only"
+	}
+	return ""
 }

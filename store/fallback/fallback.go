@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/journal"
 )
 
 var (
@@ -159,7 +160,11 @@ func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledge
 		s.enter(err)
 	}
 	if err := s.spool.Append(ctx, events); err != nil {
-		return tokenledger.AddResult{}, fmt.Errorf("%w: the database is unavailable and the local spool could not keep the events: %w", tokenledger.ErrUnavailable, err)
+		err = fmt.Errorf("%w: the database is unavailable and the local spool could not keep the events: %w", tokenledger.ErrUnavailable, err)
+		if why := journal.DiskProblem(err); why != "" {
+			err = &tokenledger.UnavailableError{Msg: "Nothing was stored: the database is unavailable and the disk that holds the local spool is " + why + "; logging resumes by itself once either can be written", Err: err}
+		}
+		return tokenledger.AddResult{}, err
 	}
 	s.wake()
 	res := tokenledger.AddResult{New: make([]bool, len(events)), Degraded: true}

@@ -29,7 +29,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -167,13 +166,8 @@ func unavailable(format string, args ...any) error {
 // it differs from an outage, and the generic answer would hide it.
 func writeFailed(cause error, format string, args ...any) error {
 	err := unavailable(format, args...)
-	var why string
-	switch {
-	case errors.Is(cause, syscall.ENOSPC), errors.Is(cause, syscall.EDQUOT):
-		why = "full"
-	case errors.Is(cause, syscall.EROFS):
-		why = "read-only"
-	default:
+	why := journal.DiskProblem(cause)
+	if why == "" {
 		return err
 	}
 	return &tokenledger.UnavailableError{Msg: "Nothing was stored: the disk that holds the usage file is " + why + "; logging resumes by itself once it can be written", Err: err}
@@ -287,7 +281,7 @@ func (s *Store) load() error {
 		return err
 	}
 	for _, j := range sc.stale {
-		if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) && journal.DiskProblem(err) != "read-only" {
 			return fmt.Errorf("remove folded journal: %w", err)
 		}
 	}
@@ -299,6 +293,14 @@ func (s *Store) load() error {
 	if n := len(sc.journals); n > 0 {
 		last := sc.journals[n-1]
 		f, err := os.OpenFile(last.path, os.O_WRONLY, 0)
+		if err != nil && res.TornTail == nil && journal.DiskProblem(err) == "read-only" {
+			// Serve what is there: writes are refused while the disk is
+			// read-only, and the first one after it is writable again
+			// starts the next journal.
+			s.seq = last.seq + 1
+			s.log.Warn("the disk that holds the token usage file is read-only: reports are served, writes are refused until it can be written", "file", s.path)
+			return s.loaded(&res, len(sc.journals))
+		}
 		if err != nil {
 			return fmt.Errorf("open journal: %w", err)
 		}
@@ -321,13 +323,17 @@ func (s *Store) load() error {
 		}
 		s.jf, s.joff, s.seq = f, sc.lastValidEnd, last.seq
 	}
+	return s.loaded(&res, len(sc.journals))
+}
 
+// loaded logs what load found and starts a compaction when one is due.
+func (s *Store) loaded(res *ScanResult, journals int) error {
 	for _, r := range res.InvalidRecords {
 		s.log.Warn("skipped an invalid record of the token usage file", "file", s.path, "index", r.Index, "id", r.ID, "reason", r.Reason)
 	}
 	s.log.Info("token usage file loaded", "file", s.path, "format", res.Format,
 		"events", res.Valid, "expired", res.Expired, "invalid", res.Invalid, "duplicates", res.Duplicates,
-		"journals", len(sc.journals))
+		"journals", journals)
 
 	s.wmu.Lock()
 	s.maybeCompactLocked()
@@ -571,6 +577,9 @@ func (s *Store) appendLocked(line []byte) error {
 	}
 	n, err := s.jf.Write(line)
 	if err != nil {
+		if n == 0 { // nothing reached the file (a read-only disk cannot be cut)
+			return writeFailed(err, "write journal %s: %w", s.jf.Name(), err)
+		}
 		if terr := s.jf.Truncate(s.joff); terr != nil {
 			s.broken = unavailable("write journal %s: %w; the store must be reopened", s.jf.Name(), err)
 			return s.broken
@@ -851,9 +860,15 @@ func (s *Store) close() error {
 	if s.broken == nil && (s.unfolded > 0 || s.kind == kindOurs && s.snapOldest != "" && s.snapOldest < s.oldest()) {
 		upTo := s.rotateLocked()
 		out, err := fold(context.Background(), s.foldParams(upTo))
-		if err != nil {
+		switch {
+		case err != nil && journal.DiskProblem(err) != "":
+			// Nothing is missing: the journal holds every event and the
+			// next open folds it. A full or read-only disk is not a
+			// failure of the close.
+			s.log.Warn("the token usage file was not compacted on close because its disk is "+journal.DiskProblem(err)+"; the journal keeps every event and the next start folds it", "file", s.path, "err", err)
+		case err != nil:
 			errs = append(errs, fmt.Errorf("close token usage file %s: compact (the journal still holds every event): %w", s.path, err))
-		} else {
+		default:
 			s.applyFoldLocked(upTo, out)
 			s.afterFold(upTo, out)
 		}
