@@ -26,6 +26,8 @@ install_missing() {
   fi
 }
 command -v redis-server >/dev/null 2>&1 || install_missing redis-server redis-tools
+# The disk-fault tests make an ext4 image and mount it (root only).
+command -v mkfs.ext4 >/dev/null 2>&1 || install_missing e2fsprogs
 # The dashboard's tests drive a real headless Chromium.
 if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
   install_missing chromium
