@@ -91,7 +91,7 @@ func (r *report) goSections(w func(string, ...any)) {
 	g = r.bench("dashboard")
 	cmd(g)
 	w("`internal/web/bench_test.go`, over 90 days × 50 models × 1,000 users (90,000 events) logged through `serve`'s HTTP API. `BenchmarkRangeRequest` is the page's one data request, `GET /api/tokens?action=range&days=90`, read whole over loopback 100 times after 20 uncounted reads: p50 and p99. ")
-	w("The file store answers from its in-memory aggregates; most of its time is summing 90 × 1,000 per-user totals. Redis reads each day's user hash (`HGETALL` of ~1,000 users × their fields, 90 times) and parses it on every request: that parse is the time, and it is issue 18's Redis-read work, not the page's. ")
+	w("The file store answers from its in-memory aggregates; most of its time is summing 90 × 1,000 per-user totals. On Redis, `serve` keeps the days it read and checks each day's request count on every request (docs/redis.md \"Reading\"), so a read after the first costs one round trip of small commands. ")
 	w("`BenchmarkFirstRender` opens the page in headless Chromium 5 times (file store) and takes the median from the HTML's `responseEnd` to the page's `tokenledger-rendered` mark (every section drawn), from the Performance API; `page-KiB-gzip` is the page, its scripts and styles gzipped.\n\n")
 	table(g)
 	w("## Proxy\n\n")

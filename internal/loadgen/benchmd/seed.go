@@ -96,7 +96,7 @@ func seed(st tokenledger.Store, from, to int, now time.Time) {
 // Redis — SET <prefix>:{day}:id:<id> 1 EXAT <expiry>, what the script
 // stores per event besides the day's aggregates — pipelined over one
 // connection. It stands in for logging millions of events through the
-// script (about 25 µs of Redis CPU each), which the 10-minute budget
+// script, which the 10-minute budget
 // cannot afford; the keyspace it leaves is the same size.
 func addClaims(addr string, from, to int, now time.Time) {
 	keys, err := redismodel.NewKeys("tokenledger")
