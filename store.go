@@ -97,27 +97,6 @@ type Describer interface {
 	Info() StoreInfo
 }
 
-// FallbackStatus is the state of a fallback spool, for GET /api/test.
-type FallbackStatus struct {
-	Active        bool `json:"active"`
-	PendingEvents int  `json:"pendingEvents"`
-	// DeliveryError, when set, says why the database refuses the spooled
-	// events (an error that is not an outage, such as a key of the wrong
-	// type): they stay in the spool until the database is fixed.
-	DeliveryError string `json:"deliveryError,omitempty"`
-	// RejectedEvents counts spooled events the database refused for
-	// themselves (each would take a day's counter past 2^62): they are
-	// kept in the spool's rejected file, not counted, and no longer
-	// hold up the events behind them.
-	RejectedEvents int `json:"rejectedEvents,omitempty"`
-}
-
-// FallbackReporter is implemented by stores that spool events locally
-// while their database is unavailable.
-type FallbackReporter interface {
-	FallbackStatus() FallbackStatus
-}
-
 // Unwrapper is implemented by decorating stores (such as the fallback
 // spool) to expose the store they wrap.
 type Unwrapper interface {

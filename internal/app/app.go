@@ -15,7 +15,9 @@ import (
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
 	"github.com/tokenledger/tokenledger/internal/metrics"
+	"github.com/tokenledger/tokenledger/internal/migrate"
 	"github.com/tokenledger/tokenledger/internal/proxy"
+	"github.com/tokenledger/tokenledger/internal/redact"
 	"github.com/tokenledger/tokenledger/pricing"
 	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/memstore"
@@ -73,7 +75,7 @@ type App struct {
 	migrated  bool       // a migration finished
 
 	mu        sync.Mutex
-	migration httpapi.MigrationStatus
+	migration migrate.Status
 }
 
 // Open opens the store cfg selects, builds the Service on it and logs one
@@ -174,7 +176,7 @@ func openStore(ctx context.Context, cfg config.Config, o Options, met *metrics.M
 }
 
 // redact removes the configuration's secrets from msg.
-func (a *App) redact(msg string) string { return httpapi.Redact(msg, a.Config.Secrets()) }
+func (a *App) redact(msg string) string { return redact.String(msg, a.Config.Secrets()) }
 
 // Deps returns what the HTTP API needs.
 func (a *App) Deps() httpapi.Deps {
@@ -204,7 +206,7 @@ func (a *App) Handler() http.Handler { return httpapi.NewServer(a.Deps()) }
 
 // Migration returns what the migration of the local file into the
 // database did; {Ran: false} until a database store runs one.
-func (a *App) Migration() httpapi.MigrationStatus {
+func (a *App) Migration() migrate.Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.migration

@@ -9,7 +9,6 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/config"
-	"github.com/tokenledger/tokenledger/internal/httpapi"
 	"github.com/tokenledger/tokenledger/internal/migrate"
 	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/kvrest"
@@ -96,23 +95,15 @@ func (a *App) Migrate(ctx context.Context) error {
 	if a.migrated {
 		return nil
 	}
-	var st httpapi.MigrationStatus
+	var st migrate.Status
 	var err error
 	for _, file := range a.Config.MigrateFiles {
 		var res migrate.Result
 		res, err = migrate.Run(ctx, file, a.db, migrate.Options{
 			Now: a.now, RetentionDays: a.Config.RetentionDays, Logger: a.log,
 		})
-		if res.Ran {
-			st.Ran, st.File = true, res.File
-		}
-		if res.AlreadyMigrated {
-			st.AlreadyMigrated, st.File = true, res.File
-		}
-		st.Migrated += res.Migrated
+		st.Add(res)
 		a.Metrics.Migrated(res.Migrated)
-		st.Skipped += res.Skipped
-		st.AlreadyInDatabase += res.AlreadyThere
 		if err != nil {
 			st.Error = a.redact(err.Error())
 			a.log.Warn("⚠️ Migration of the local file into the database did not finish; it will be tried again", slog.String("file", file), slog.String("error", st.Error))

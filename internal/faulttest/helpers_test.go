@@ -25,6 +25,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/store/fallback"
 )
 
 // TestMain removes the built binary when the tests end.
@@ -341,7 +342,7 @@ type testReport struct {
 		Connected bool    `json:"connected"`
 		Error     *string `json:"error"`
 	} `json:"database"`
-	Fallback  tokenledger.FallbackStatus `json:"fallback"`
+	Fallback  fallback.Status `json:"fallback"`
 	Migration struct {
 		Ran               bool   `json:"ran"`
 		Migrated          int    `json:"migrated"`

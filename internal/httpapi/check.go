@@ -7,6 +7,8 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/buildinfo"
+	"github.com/tokenledger/tokenledger/internal/migrate"
+	"github.com/tokenledger/tokenledger/store/fallback"
 )
 
 // Values of TestReport.Status.
@@ -19,12 +21,12 @@ const (
 // TestReport is the body of GET /api/test and the output of
 // `tokenledger test`. It never holds a secret.
 type TestReport struct {
-	Status      string                     `json:"status"`
-	StorageType string                     `json:"storageType"`
-	Database    DatabaseStatus             `json:"database"`
-	Fallback    tokenledger.FallbackStatus `json:"fallback"`
-	Migration   MigrationStatus            `json:"migration"`
-	Environment TestEnvironment            `json:"environment"`
+	Status      string          `json:"status"`
+	StorageType string          `json:"storageType"`
+	Database    DatabaseStatus  `json:"database"`
+	Fallback    fallback.Status `json:"fallback"`
+	Migration   migrate.Status  `json:"migration"`
+	Environment TestEnvironment `json:"environment"`
 	// Version is the running tokenledger's version (buildinfo.Version).
 	Version string `json:"version"`
 	// ResetEnabled is true when an admin key is configured, so that
@@ -111,7 +113,7 @@ func (s *server) testReport(ctx context.Context) TestReport {
 
 // redactedFallback is the store's fallback status with any secret in its
 // delivery error redacted, like the check's own error.
-func (s *server) redactedFallback() tokenledger.FallbackStatus {
+func (s *server) redactedFallback() fallback.Status {
 	st := fallbackStatus(s.Service.Store())
 	if st.DeliveryError != "" {
 		st.DeliveryError = s.redact(st.DeliveryError)
@@ -119,13 +121,19 @@ func (s *server) redactedFallback() tokenledger.FallbackStatus {
 	return st
 }
 
+// fallbackReporter is a store that spools events locally while its
+// database is unavailable.
+type fallbackReporter interface {
+	FallbackStatus() fallback.Status
+}
+
 // fallbackStatus returns the spool status of st or of a store it wraps;
 // inactive and empty when none has a spool.
-func fallbackStatus(st tokenledger.Store) tokenledger.FallbackStatus {
-	if f, ok := tokenledger.FindStore[tokenledger.FallbackReporter](st); ok {
+func fallbackStatus(st tokenledger.Store) fallback.Status {
+	if f, ok := tokenledger.FindStore[fallbackReporter](st); ok {
 		return f.FallbackStatus()
 	}
-	return tokenledger.FallbackStatus{}
+	return fallback.Status{}
 }
 
 func nonEmpty(s string) *string {

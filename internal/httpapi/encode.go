@@ -110,11 +110,7 @@ func (s *server) writeServiceError(w http.ResponseWriter, r *http.Request, what 
 }
 
 // redact removes every configured secret from msg.
-func (s *server) redact(msg string) string { return Redact(msg, s.Secrets) }
-
-// Redact removes every one of secrets, the credentials of any URL and
-// any bearer credential from msg (see package redact).
-func Redact(msg string, secrets []string) string { return redact.String(msg, secrets) }
+func (s *server) redact(msg string) string { return redact.String(msg, s.Secrets) }
 
 // errBodyTooLarge is returned by decodeBody for a body over MaxBodyBytes.
 var errBodyTooLarge = fmt.Errorf("the body is larger than 1 MiB (%d bytes)", MaxBodyBytes)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/metrics"
+	"github.com/tokenledger/tokenledger/internal/migrate"
 	"github.com/tokenledger/tokenledger/internal/proxy"
 	"github.com/tokenledger/tokenledger/pricing"
 )
@@ -27,25 +28,6 @@ type Environment struct {
 	IsVercel bool
 	// VercelEnv and Region are VERCEL_ENV and VERCEL_REGION, "" when unset.
 	VercelEnv, Region string
-}
-
-// MigrationStatus is what the one-time import of the local file into the
-// database did, as reported by GET /api/test.
-type MigrationStatus struct {
-	Ran      bool `json:"ran"`
-	Migrated int  `json:"migrated"`
-	Skipped  int  `json:"skipped"`
-	// AlreadyInDatabase counts records the database had counted before
-	// (an earlier or concurrent migration). Extension.
-	AlreadyInDatabase int `json:"alreadyInDatabase,omitempty"`
-	// File is the file read, "" when there was none. Extension.
-	File string `json:"file,omitempty"`
-	// AlreadyMigrated is true when a database marker showed File had been
-	// imported before, so it was not read again. Extension.
-	AlreadyMigrated bool `json:"alreadyMigrated,omitempty"`
-	// Error says why the last attempt did not finish; it is retried.
-	// Extension.
-	Error string `json:"error,omitempty"`
 }
 
 // Deps are what the server needs. Only Service is required.
@@ -82,7 +64,7 @@ type Deps struct {
 	TrustForwardedFor bool
 	// Migration reports the migration's outcome; nil means no migration
 	// ran ({"ran": false, "migrated": 0, "skipped": 0}).
-	Migration func() MigrationStatus
+	Migration func() migrate.Status
 	// Secrets are removed from every message the API shows (such as a
 	// failed store check's error), in case a backend repeats one.
 	Secrets []string

@@ -19,6 +19,8 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/buildinfo"
+	"github.com/tokenledger/tokenledger/internal/migrate"
+	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
 
@@ -632,7 +634,7 @@ type brokenStore struct {
 	err      error
 	panics   bool
 	database bool
-	fallback *tokenledger.FallbackStatus
+	fallback *fallback.Status
 }
 
 func (b *brokenStore) fail() error {
@@ -680,7 +682,7 @@ func (b *brokenStore) Info() tokenledger.StoreInfo {
 // fallbackStore adds a spool status to brokenStore.
 type fallbackStore struct{ *brokenStore }
 
-func (f fallbackStore) FallbackStatus() tokenledger.FallbackStatus { return *f.fallback }
+func (f fallbackStore) FallbackStatus() fallback.Status { return *f.fallback }
 
 func newBroken(t *testing.T, err error) *brokenStore {
 	m := memstore.New(nil, 0)
@@ -757,7 +759,7 @@ func TestAPITest(t *testing.T) {
 		b.database = true
 		f := newFixtureOn(t, b, func(d *Deps) {
 			d.Secrets = []string{"s3cr3t-token"}
-			d.Migration = func() MigrationStatus { return MigrationStatus{Ran: true, Migrated: 120, Skipped: 3} }
+			d.Migration = func() migrate.Status { return migrate.Status{Ran: true, Migrated: 120, Skipped: 3} }
 		})
 		a := f.do("GET", "/api/test", "", "")
 		a.wantStatus(t, 503)
@@ -781,7 +783,7 @@ func TestAPITest(t *testing.T) {
 	t.Run("fallback active", func(t *testing.T) {
 		b := newBroken(t, nil)
 		b.database = true
-		b.fallback = &tokenledger.FallbackStatus{Active: true, PendingEvents: 12}
+		b.fallback = &fallback.Status{Active: true, PendingEvents: 12}
 		f := newFixtureOn(t, fallbackStore{b})
 		a := f.do("GET", "/api/test", "", "")
 		a.wantStatus(t, 200)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/fallback"
 )
 
 // DefaultMaxModels is how many distinct model label values a process
@@ -97,19 +98,19 @@ func New(o Options) *Metrics {
 // WatchFallback adds the gauges of the fallback spool in front of the
 // database, read from status at each scrape. Call it once, when there is
 // a spool.
-func (m *Metrics) WatchFallback(status func() tokenledger.FallbackStatus) {
-	gauge := func(name, help string, f func(tokenledger.FallbackStatus) float64) prometheus.GaugeFunc {
+func (m *Metrics) WatchFallback(status func() fallback.Status) {
+	gauge := func(name, help string, f func(fallback.Status) float64) prometheus.GaugeFunc {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(status()) })
 	}
 	m.reg.MustRegister(
-		gauge("tokenledger_fallback_active", "1 while events go to the local spool instead of the database.", func(s tokenledger.FallbackStatus) float64 {
+		gauge("tokenledger_fallback_active", "1 while events go to the local spool instead of the database.", func(s fallback.Status) float64 {
 			if s.Active {
 				return 1
 			}
 			return 0
 		}),
-		gauge("tokenledger_spool_events", "Events waiting in the spool for the database.", func(s tokenledger.FallbackStatus) float64 { return float64(s.PendingEvents) }),
-		gauge("tokenledger_spool_rejected_events", "Spooled events the database refused; they stay in the spool.", func(s tokenledger.FallbackStatus) float64 { return float64(s.RejectedEvents) }),
+		gauge("tokenledger_spool_events", "Events waiting in the spool for the database.", func(s fallback.Status) float64 { return float64(s.PendingEvents) }),
+		gauge("tokenledger_spool_rejected_events", "Spooled events the database refused; they stay in the spool.", func(s fallback.Status) float64 { return float64(s.RejectedEvents) }),
 	)
 }
 

@@ -59,6 +59,38 @@ type Options struct {
 	Progress func(done, total int)
 }
 
+// Status is what the one-time import of the local file into the database
+// did over every file it read, as reported by GET /api/test.
+type Status struct {
+	Ran      bool `json:"ran"`
+	Migrated int  `json:"migrated"`
+	Skipped  int  `json:"skipped"`
+	// AlreadyInDatabase counts records the database had counted before
+	// (an earlier or concurrent migration). Extension.
+	AlreadyInDatabase int `json:"alreadyInDatabase,omitempty"`
+	// File is the file read, "" when there was none. Extension.
+	File string `json:"file,omitempty"`
+	// AlreadyMigrated is true when a database marker showed File had been
+	// imported before, so it was not read again. Extension.
+	AlreadyMigrated bool `json:"alreadyMigrated,omitempty"`
+	// Error says why the last attempt did not finish; it is retried.
+	// Extension.
+	Error string `json:"error,omitempty"`
+}
+
+// Add counts one file's Result into st.
+func (st *Status) Add(res Result) {
+	if res.Ran {
+		st.Ran, st.File = true, res.File
+	}
+	if res.AlreadyMigrated {
+		st.AlreadyMigrated, st.File = true, res.File
+	}
+	st.Migrated += res.Migrated
+	st.Skipped += res.Skipped
+	st.AlreadyInDatabase += res.AlreadyThere
+}
+
 // Result says what a migration did. It is shown by GET /api/test.
 type Result struct {
 	// Ran is true when a file was found and read.

@@ -22,10 +22,9 @@ import (
 )
 
 var (
-	_ tokenledger.Store            = (*Store)(nil)
-	_ tokenledger.Unwrapper        = (*Store)(nil)
-	_ tokenledger.FallbackReporter = (*Store)(nil)
-	_ tokenledger.Describer        = (*Store)(nil)
+	_ tokenledger.Store     = (*Store)(nil)
+	_ tokenledger.Unwrapper = (*Store)(nil)
+	_ tokenledger.Describer = (*Store)(nil)
 )
 
 // deliverBatch is how many spooled events one database call carries.
@@ -120,11 +119,26 @@ func (s *Store) Info() tokenledger.StoreInfo {
 	return tokenledger.StoreInfo{Kind: "unknown", Database: true}
 }
 
+// Status is the state of a fallback spool, for GET /api/test and /metrics.
+type Status struct {
+	Active        bool `json:"active"`
+	PendingEvents int  `json:"pendingEvents"`
+	// DeliveryError, when set, says why the database refuses the spooled
+	// events (an error that is not an outage, such as a key of the wrong
+	// type): they stay in the spool until the database is fixed.
+	DeliveryError string `json:"deliveryError,omitempty"`
+	// RejectedEvents counts spooled events the database refused for
+	// themselves (each would take a day's counter past 2^62): they are
+	// kept in the spool's rejected file, not counted, and no longer hold
+	// up the events behind them.
+	RejectedEvents int `json:"rejectedEvents,omitempty"`
+}
+
 // FallbackStatus says whether writes currently go to the spool and how
 // many events wait there.
-func (s *Store) FallbackStatus() tokenledger.FallbackStatus {
+func (s *Store) FallbackStatus() Status {
 	n := s.spool.Pending()
-	st := tokenledger.FallbackStatus{Active: s.active.Load() || n > 0, PendingEvents: n, RejectedEvents: s.spool.Rejected()}
+	st := Status{Active: s.active.Load() || n > 0, PendingEvents: n, RejectedEvents: s.spool.Rejected()}
 	if r := s.refusal.Load(); r != nil && n > 0 {
 		st.DeliveryError = *r
 	}
