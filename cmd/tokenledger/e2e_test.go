@@ -198,7 +198,7 @@ func TestFileInUse(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "usage.json")
 	s := startServer(t, fileEnv(path))
 	r := cli(t, fileEnv(path), "", "log", "--model", "m", "--prompt", "1")
-	if r.code != 1 || !strings.Contains(r.stderr, "is in use by another tokenledger process") {
+	if r.code != 1 || !strings.Contains(r.stderr, "is in use by another tokenledger process") || !strings.HasSuffix(r.stderr, "; stop that process or use another file (TOKENLEDGER_FILE names the file)\n") {
 		t.Errorf("log while serving: exit %d stderr %s", r.code, r.stderr)
 	}
 	s.stop(t)

@@ -21,7 +21,7 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "tokenledger: "+oneLine(err.Error()))
+	fmt.Fprintln(stderr, "tokenledger: "+oneLine(withHint(err).Error()))
 	if isUsage(err) {
 		return 2
 	}

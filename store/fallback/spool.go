@@ -24,6 +24,19 @@ import (
 // so that delivered segments can be deleted whole. Tests lower it.
 var segmentLimit int64 = 4 << 20
 
+// ErrSpoolInUse is matched by the error of OpenSpool when another process
+// holds the spool directory.
+var ErrSpoolInUse = errors.New("the spool is in use")
+
+// spoolInUse is the sentence of ErrSpoolInUse for dir.
+type spoolInUse string
+
+func (d spoolInUse) Error() string {
+	return "the spool " + string(d) + " is in use by another tokenledger process; stop that process or give this one its own spool directory"
+}
+
+func (d spoolInUse) Is(target error) bool { return target == ErrSpoolInUse }
+
 // Spool is a durable, ordered queue of events on the local disk: a
 // directory of journal segments ("<seq>.spool", one record per batch, see
 // record) and a cursor file naming the first record not yet delivered. Append returns only after the events are fsync'd.
@@ -70,7 +83,7 @@ func OpenSpool(dir string) (*Spool, error) {
 		return nil, fmt.Errorf("lock spool %s: %w", dir, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("the spool %s is in use by another tokenledger process; stop that process or give this one its own TOKENLEDGER_FILE (the spool lives next to it)", dir)
+		return nil, spoolInUse(dir)
 	}
 	s := &Spool{dir: dir, lock: lk}
 	if err := s.load(); err != nil {

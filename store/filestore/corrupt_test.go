@@ -187,7 +187,7 @@ func TestCorruptionIsRefusedAndKept(t *testing.T) {
 				t.Errorf("offset %d is not on line %d", ce.Offset, line)
 			}
 			msg := err.Error()
-			for _, want := range []string{file, fmt.Sprintf("byte %d (line %d)", ce.Offset, ce.Line), "--repair"} {
+			for _, want := range []string{file, fmt.Sprintf("byte %d (line %d)", ce.Offset, ce.Line), "a repair moves it aside"} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("error %q does not mention %q", msg, want)
 				}

@@ -43,7 +43,7 @@ type CorruptError struct {
 
 // Error returns one sentence naming the file, the place and the way out.
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("token usage file %s is corrupt at byte %d (line %d): %s; it was left unchanged (run tokenledger with --repair to move it aside and start fresh)",
+	return fmt.Sprintf("token usage file %s is corrupt at byte %d (line %d): %s; it was left unchanged, and a repair moves it aside and starts fresh",
 		e.Path, e.Offset, e.Line, e.Reason)
 }
 

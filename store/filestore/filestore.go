@@ -197,7 +197,7 @@ func lockFile(path string) (*flock.Flock, error) {
 	if !ok {
 		lk.Close()
 		return nil, &sentinelError{ErrLocked, fmt.Sprintf(
-			"token usage file %s is in use by another tokenledger process (it holds %s.lock); stop that process or point TOKENLEDGER_FILE at another file",
+			"token usage file %s is in use by another tokenledger process (it holds %s.lock); stop that process or use another file",
 			path, path)}
 	}
 	return lk, nil

@@ -239,7 +239,7 @@ func (s *snapFile) readHeader() error {
 				return err
 			}
 			if v.String() != strconv.Itoa(formatVersion) {
-				return fmt.Errorf("%w: token usage file %s has format version %s, but this tokenledger reads only version %d; upgrade tokenledger or point TOKENLEDGER_FILE at another file",
+				return fmt.Errorf("%w: token usage file %s has format version %s, but this tokenledger reads only version %d; upgrade tokenledger or use another file",
 					ErrUnknownVersion, s.path, v, formatVersion)
 			}
 			if unknown != nil {

@@ -359,7 +359,7 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 		t.Fatalf("Open while another process holds the file: err = %v, want ErrLocked", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{path, "another tokenledger process", "stop that process", "TOKENLEDGER_FILE"} {
+	for _, want := range []string{path, "another tokenledger process", "stop that process or use another file"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
