@@ -252,8 +252,9 @@ func (s *Spool) Pending() int { return int(s.pending.Load()) }
 // kept. On error the caller must not acknowledge them. A ctx error means
 // they were never queued (journal.Writer.Append waits for the commit of a
 // queued record even when ctx ends), so the pending count stays exact;
-// after a write or sync error the spool takes nothing more until it is
-// reopened, which counts what is on disk.
+// a failed write (a full or read-only disk) is cut off again, so the
+// spool takes events once the disk does; after a failed sync it takes
+// nothing more until it is reopened, which counts what is on disk.
 func (s *Spool) Append(ctx context.Context, events []tokenledger.Event) error {
 	payload, err := encodeRecord(time.Now(), events)
 	if err != nil {
