@@ -204,3 +204,19 @@ func (c *ClusterInstance) WaitInSync(t testing.TB, n *Instance, within time.Dura
 		t.Fatal(err)
 	}
 }
+
+// Replica starts a new redis-server owned by t that replicates master
+// (which must run without a password), and waits until it is in sync. It
+// sets the master's repl-diskless-sync-delay to 0 so that the sync starts
+// at once.
+func Replica(t testing.TB, master *Instance) *Instance {
+	t.Helper()
+	if _, err := Command(master.Addr(), "CONFIG", "SET", "repl-diskless-sync-delay", "0"); err != nil {
+		t.Fatalf("CONFIG SET on the master %s: %v", master.Addr(), err)
+	}
+	r := Server(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	if err := waitNode(r, time.Now().Add(20*time.Second), inSync, "INFO", "replication"); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

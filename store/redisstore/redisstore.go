@@ -86,10 +86,10 @@ func New(opts Options) (*Store, error) {
 		return nil, err
 	}
 	server := "redis " + cl.location
-	comb := newCombiner(&doer{c: cl.c, timeout: cl.read})
+	comb := newCombiner(&doer{c: cl.c, timeout: cl.read, wait: cl.wait})
 	var d redismodel.Doer = comb
 	if !combine {
-		d = &doer{c: cl.c, timeout: cl.read}
+		d = &doer{c: cl.c, timeout: cl.read, wait: cl.wait}
 	}
 	if cl.cluster != nil {
 		server = "redis cluster " + cl.location
