@@ -161,7 +161,7 @@ func failover(t *testing.T, wait bool) {
 }
 
 // datePerMaster returns, for each master of c, a day of the last
-// failoverWindow whose keys (hash tag {date}) it holds: noon of that day.
+// failoverWindow whose keys (hash tag {date}) it holds: its midnight (UTC).
 func datePerMaster(t *testing.T, c *redistest.ClusterInstance, rc *redis.ClusterClient) map[*redistest.Instance]time.Time {
 	t.Helper()
 	out := map[*redistest.Instance]time.Time{}
