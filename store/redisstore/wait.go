@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -169,4 +170,44 @@ func (w *replicaWait) sendWaiting(ctx context.Context, c goRedis, cmds [][]any) 
 		}
 	}
 	return out, errs, nil
+}
+
+// FewReplicasMessage is logged at Open for each master with fewer
+// connected replicas than WaitReplicas: every write to it will go to the
+// spool until they connect.
+const FewReplicasMessage = "⚠️ Redis master has fewer replicas than TOKENLEDGER_REDIS_WAIT_REPLICAS waits for; writes to it go to the local spool until they connect"
+
+// warnFewReplicas logs FewReplicasMessage for each master (the server, or
+// every master of a cluster) that has fewer than n replicas connected now.
+// It only informs: a replica may be on its way.
+func (s *Store) warnFewReplicas(ctx context.Context) {
+	w := s.client.wait
+	if w == nil {
+		return
+	}
+	check := func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		got := int64(-1)
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+				got, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		if got < w.n {
+			s.log.Warn(FewReplicasMessage, "master", c.Options().Addr, "replicas", got, "wait_replicas", w.n)
+		}
+		return nil
+	}
+	var err error
+	if s.client.cluster != nil {
+		err = s.client.cluster.ForEachMaster(ctx, check)
+	} else if c, ok := s.client.c.(*redis.Client); ok {
+		err = check(ctx, c)
+	}
+	if err != nil {
+		s.log.Warn("could not count the Redis replicas that TOKENLEDGER_REDIS_WAIT_REPLICAS waits for", "err", err)
+	}
 }

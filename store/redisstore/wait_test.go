@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -47,16 +48,23 @@ func TestWaitReplicas(t *testing.T) {
 	replica := redistest.Replica(t, master)
 	ctx := context.Background()
 	p := redistest.Prefix()
-	waiting := open(t, redisstore.Options{URL: master.URL(), KeyPrefix: p, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond})
+	oneLog, twoLog := &logRecorder{}, &logRecorder{}
+	waiting := open(t, redisstore.Options{URL: master.URL(), KeyPrefix: p, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond, Logger: slog.New(oneLog)})
 	plain := open(t, redisstore.Options{URL: master.URL(), KeyPrefix: p})
-	two := open(t, redisstore.Options{URL: master.URL(), KeyPrefix: p, WaitReplicas: 2, WaitTimeout: 50 * time.Millisecond})
+	two := open(t, redisstore.Options{URL: master.URL(), KeyPrefix: p, WaitReplicas: 2, WaitTimeout: 50 * time.Millisecond, Logger: slog.New(twoLog)})
+	// Open says when a master lacks the replicas waited for.
+	if n, m := oneLog.count(redisstore.FewReplicasMessage), twoLog.count(redisstore.FewReplicasMessage); n != 0 || m != 1 {
+		t.Errorf("Open logged the missing-replicas warning %d times waiting for 1 of 1 replica and %d times for 2 of 1; want 0 and 1", n, m)
+	}
 	day := tokenledger.DateOf(noon())
 
 	if res, err := waiting.Add(ctx, batch("wr-up", 3)); err != nil || !res.New[0] {
 		t.Fatalf("with the replica in sync: %+v, %v", res, err)
 	}
-	if _, err := two.Add(ctx, batch("wr-two", 1)); err == nil || !strings.Contains(err.Error(), "1 of 2 within 50ms") {
-		t.Errorf("waiting for 2 replicas of 1: err = %v, want 1 of 2 acknowledged", err)
+	// (1 of 2, or 0 when the replica's acknowledgement is late on a busy
+	// machine.)
+	if _, err := two.Add(ctx, batch("wr-two", 1)); err == nil || !strings.Contains(err.Error(), " of 2 within 50ms") {
+		t.Errorf("waiting for 2 replicas of 1: err = %v, want fewer than 2 acknowledged", err)
 	}
 
 	replica.Pause(t)
