@@ -147,6 +147,9 @@ func failover(t *testing.T, wait bool) {
 		t.Errorf("%d acknowledged events of the master that did not fail are lost", lostC)
 	}
 	if wait {
+		if !strings.Contains(s.log(), "; each write waits for 1 replica (up to 250ms)") {
+			t.Errorf("the start-up line does not say that writes wait for a replica")
+		}
 		// Every acknowledged event, exactly once.
 		checkExactlyOnceOn(t, s.url, rc, "failover", failoverWindow, o)
 		return
