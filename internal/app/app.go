@@ -125,6 +125,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	if fb != nil {
 		line += fmt.Sprintf("; fallback spool %s", cfg.SpoolDir)
 	}
+	if cfg.Store == config.Redis && cfg.RedisWaitReplicas > 0 {
+		line += fmt.Sprintf("; each write waits for %d %s (up to %s)", cfg.RedisWaitReplicas, map[bool]string{true: "replica", false: "replicas"}[cfg.RedisWaitReplicas == 1], cfg.RedisWaitTimeout)
+	}
 	if a.Proxy != nil {
 		line += "; recording proxy on at /proxy/{name}/"
 	}

@@ -27,6 +27,7 @@ func openDatabase(ctx context.Context, cfg config.Config, o Options, log *slog.L
 			URL: cfg.RedisURL, ClusterNodes: cfg.RedisClusterNodes, KeyPrefix: cfg.KeyPrefix,
 			RetentionDays: cfg.RetentionDays, DialTimeout: cfg.DBTimeout, ReadTimeout: cfg.DBTimeout,
 			WriteTimeout: cfg.DBTimeout, Logger: log, Now: o.Now,
+			WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout,
 		}
 		return openOrDown(ctx, 2*cfg.DBTimeout, allowDown,
 			func(ctx context.Context) (*redisstore.Store, error) { return redisstore.Open(ctx, opts) },

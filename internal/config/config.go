@@ -123,6 +123,16 @@ type Config struct {
 	// duration such as 2s; default DefaultDBTimeout).
 	DBTimeout time.Duration
 
+	// RedisWaitReplicas is how many replicas must have each write to
+	// Redis before it is acknowledged (TOKENLEDGER_REDIS_WAIT_REPLICAS,
+	// 0 to MaxWaitReplicas; 0, the default, waits for none); see
+	// docs/redis.md, "Failover and WAIT".
+	RedisWaitReplicas int
+	// RedisWaitTimeout is how long a write waits for them
+	// (TOKENLEDGER_REDIS_WAIT_TIMEOUT, below DBTimeout; default half of
+	// DBTimeout); 0 when RedisWaitReplicas is 0.
+	RedisWaitTimeout time.Duration
+
 	// Migrate is whether serve and the Vercel functions import
 	// MigrateFiles into the database on start (TOKENLEDGER_MIGRATE,
 	// default true).
@@ -319,6 +329,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if err := c.chooseStore(get("TOKENLEDGER_STORE")); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadWait(get); err != nil {
 		return Config{}, err
 	}
 	return c, nil

@@ -875,6 +875,12 @@ func claimed(t testing.TB, db *redistest.Instance, prefix string, events []event
 	t.Helper()
 	rc := redis.NewClient(&redis.Options{Addr: db.Addr()})
 	defer rc.Close()
+	return claimedOn(t, rc, prefix, events)
+}
+
+// claimedOn is claimed on any client, such as a cluster's.
+func claimedOn(t testing.TB, rc redis.UniversalClient, prefix string, events []event) []bool {
+	t.Helper()
 	out := make([]bool, len(events))
 	for i := 0; i < len(events); i += 1000 {
 		chunk := events[i:min(i+1000, len(events))]
@@ -910,10 +916,19 @@ func claimed(t testing.TB, db *redistest.Instance, prefix string, events []event
 //     totals must then equal all events exactly.
 func checkExactlyOnce(t testing.TB, url string, db *redistest.Instance, prefix string, days int, o *outcome) {
 	t.Helper()
+	rc := redis.NewClient(&redis.Options{Addr: db.Addr()})
+	defer rc.Close()
+	checkExactlyOnceOn(t, url, rc, prefix, days, o)
+}
+
+// checkExactlyOnceOn is checkExactlyOnce with the claims read through rc,
+// such as a cluster's client.
+func checkExactlyOnceOn(t testing.TB, url string, rc redis.UniversalClient, prefix string, days int, o *outcome) {
+	t.Helper()
 	before := read(t, url, days)
 
 	lost := 0
-	for i, ok := range claimed(t, db, prefix, o.acked) {
+	for i, ok := range claimedOn(t, rc, prefix, o.acked) {
 		if !ok {
 			if lost++; lost <= 5 {
 				t.Errorf("acknowledged event %s (day %s) is not in the database", o.acked[i].ID, o.acked[i].date())
@@ -924,7 +939,7 @@ func checkExactlyOnce(t testing.TB, url string, db *redistest.Instance, prefix s
 		t.Errorf("%d of %d acknowledged events are not in the database", lost, len(o.acked))
 	}
 	var countedAnyway []event
-	for i, ok := range claimed(t, db, prefix, o.unacked) {
+	for i, ok := range claimedOn(t, rc, prefix, o.unacked) {
 		if ok {
 			countedAnyway = append(countedAnyway, o.unacked[i])
 		}

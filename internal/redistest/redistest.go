@@ -1,5 +1,6 @@
 // Package redistest starts real redis-server processes for tests: a single
-// server on a free loopback port, or a real three-master Redis Cluster.
+// server on a free loopback port, or a real three-master Redis Cluster
+// (with a replica per master: ClusterWithReplicas).
 //
 // When redis-server (or, for a cluster, redis-cli) is not installed, the
 // helpers skip the test, unless the environment variable
@@ -308,23 +309,28 @@ func Server(t testing.TB, extra ...string) *Instance {
 	return i
 }
 
-// ClusterInstance is a running Redis Cluster of three masters.
+// ClusterInstance is a running Redis Cluster of three masters, with or
+// without replicas.
 type ClusterInstance struct {
-	// Nodes are the three master processes.
+	// Nodes are the three master processes (as started: after a failover
+	// one of them may be a replica, or dead).
 	Nodes []*Instance
+	// Replicas[i] replicates Nodes[i] (as started); empty for Cluster.
+	Replicas []*Instance
 }
 
-// Addrs returns the "host:port" of every node, the seed list for a client.
+// Addrs returns the "host:port" of every node, masters first, the seed
+// list for a client.
 func (c *ClusterInstance) Addrs() []string {
-	out := make([]string, len(c.Nodes))
-	for i, n := range c.Nodes {
-		out[i] = n.Addr()
+	var out []string
+	for _, n := range append(c.Nodes[:len(c.Nodes):len(c.Nodes)], c.Replicas...) {
+		out = append(out, n.Addr())
 	}
 	return out
 }
 
 func (c *ClusterInstance) kill() {
-	for _, n := range c.Nodes {
+	for _, n := range append(c.Nodes[:len(c.Nodes):len(c.Nodes)], c.Replicas...) {
 		_ = n.kill()
 	}
 }

@@ -109,3 +109,39 @@ func TestMissingBinary(t *testing.T) {
 		t.Errorf("without the binary and with %s=1 the test did not fail:\n%s", redistest.RequireEnv, out)
 	}
 }
+
+// TestClusterWithReplicas: each master's replica has its writes; when the
+// master is SIGKILLed the replica takes over its slots, and the restarted
+// master rejoins as the replica of the one that replaced it.
+func TestClusterWithReplicas(t *testing.T) {
+	c := redistest.ClusterWithReplicas(t, time.Second)
+	if len(c.Nodes) != 3 || len(c.Replicas) != 3 || len(c.Addrs()) != 6 {
+		t.Fatalf("%d masters, %d replicas", len(c.Nodes), len(c.Replicas))
+	}
+	// The master that owns x takes the write; its replica has it.
+	var m *redistest.Instance
+	for _, n := range c.Nodes {
+		if _, err := redistest.Command(n.Addr(), "SET", "x", "1"); err == nil {
+			m = n
+		}
+	}
+	if m == nil {
+		t.Fatal("no master took SET x")
+	}
+	r := c.ReplicaOf(m)
+	if got, err := redistest.Command(m.Addr(), "WAIT", "1", "1000"); err != nil || got != ":1" {
+		t.Fatalf("WAIT 1 on the master of x = %q, %v; want :1", got, err)
+	}
+	if _, err := redistest.Command(r.Addr(), "READONLY"); err != nil {
+		t.Fatal(err)
+	}
+	m.Kill(t)
+	start := time.Now()
+	c.WaitPromoted(t, r, 20*time.Second)
+	t.Logf("replica promoted %s after its master's SIGKILL", time.Since(start).Round(time.Millisecond))
+	if got, err := redistest.Command(r.Addr(), "GET", "x"); err != nil || got != "$1" {
+		t.Errorf("GET x on the promoted replica = %q, %v; want the value", got, err)
+	}
+	m.Restart(t)
+	c.WaitInSync(t, m, 20*time.Second)
+}

@@ -44,6 +44,16 @@ type Options struct {
 	// PoolSize is the number of connections per server; go-redis's default
 	// (10 per CPU) when 0.
 	PoolSize int
+	// WaitReplicas, when above 0, makes every write of events wait until
+	// that many replicas of its master have it (WAIT), for at most
+	// WaitTimeout: a write they do not all acknowledge in time fails as
+	// unavailable (for the fallback spool to take), so that a failover
+	// cannot lose an acknowledged event (TOKENLEDGER_REDIS_WAIT_REPLICAS;
+	// docs/redis.md, "Failover and WAIT").
+	WaitReplicas int
+	// WaitTimeout is a whole number of milliseconds below the read
+	// timeout; half the read timeout when 0. Set only with WaitReplicas.
+	WaitTimeout time.Duration
 	// Logger receives the connection log lines; slog.Default() when nil.
 	Logger *slog.Logger
 	// Now is the clock that decides which days have already expired;
@@ -169,6 +179,28 @@ type client struct {
 	cluster  *redis.ClusterClient // nil for a single server
 	location string               // host:port or a comma-separated seed list
 	read     time.Duration        // the read timeout
+	wait     *replicaWait         // nil unless Options.WaitReplicas > 0
+}
+
+// replicaWait validates WaitReplicas and WaitTimeout against the read
+// timeout: nil when not waiting.
+func (o *Options) replicaWait(read time.Duration) (*replicaWait, error) {
+	switch {
+	case o.WaitReplicas < 0:
+		return nil, errors.New("redis wait replicas must not be negative")
+	case o.WaitReplicas == 0 && o.WaitTimeout != 0:
+		return nil, errors.New("redis wait timeout is set but wait replicas is not")
+	case o.WaitReplicas == 0:
+		return nil, nil
+	}
+	w := &replicaWait{n: int64(o.WaitReplicas), timeout: o.WaitTimeout}
+	if w.timeout == 0 {
+		w.timeout = (read / 2).Truncate(time.Millisecond)
+	}
+	if w.timeout < time.Millisecond || w.timeout >= read || w.timeout%time.Millisecond != 0 {
+		return nil, fmt.Errorf("redis wait timeout must be a whole number of milliseconds from 1ms to less than the read timeout (%s), not %s", read, w.timeout)
+	}
+	return w, nil
 }
 
 // newClient validates o and builds the go-redis client. It does no I/O.
@@ -184,6 +216,10 @@ func (o *Options) newClient() (*client, error) {
 		return nil, errors.New("redis pool size must not be negative")
 	}
 	dial, read, write, err := o.timeouts()
+	if err != nil {
+		return nil, err
+	}
+	wait, err := o.replicaWait(read)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +248,7 @@ func (o *Options) newClient() (*client, error) {
 		if o.Dialer != nil {
 			ro.Dialer = o.Dialer
 		}
-		return &client{c: redis.NewClient(ro), location: t.addr, read: read}, nil
+		return &client{c: redis.NewClient(ro), location: t.addr, read: read, wait: wait}, nil
 	}
 	co := &redis.ClusterOptions{
 		Protocol:    2,
@@ -251,5 +287,8 @@ func (o *Options) newClient() (*client, error) {
 		}
 	}
 	cc := redis.NewClusterClient(co)
-	return &client{c: cc, cluster: cc, location: strings.Join(co.Addrs, ","), read: read}, nil
+	if wait != nil {
+		wait.cluster = cc
+	}
+	return &client{c: cc, cluster: cc, location: strings.Join(co.Addrs, ","), read: read, wait: wait}, nil
 }

@@ -86,10 +86,10 @@ func New(opts Options) (*Store, error) {
 		return nil, err
 	}
 	server := "redis " + cl.location
-	comb := newCombiner(&doer{c: cl.c, timeout: cl.read})
+	comb := newCombiner(&doer{c: cl.c, timeout: cl.read, wait: cl.wait})
 	var d redismodel.Doer = comb
 	if !combine {
-		d = &doer{c: cl.c, timeout: cl.read}
+		d = &doer{c: cl.c, timeout: cl.read, wait: cl.wait}
 	}
 	if cl.cluster != nil {
 		server = "redis cluster " + cl.location
@@ -113,7 +113,8 @@ func New(opts Options) (*Store, error) {
 
 // Open is New followed by a connection check: it loads the Lua script on
 // every master (which proves the server answers and runs scripts) and logs
-// ConnectedMessage. When Redis cannot be reached it closes what it opened
+// ConnectedMessage, and, with WaitReplicas, FewReplicasMessage for each
+// master that lacks replicas. When Redis cannot be reached it closes what it opened
 // and returns an error wrapping tokenledger.ErrUnavailable that names the
 // server (or the context's error when ctx ended).
 func Open(ctx context.Context, opts Options) (*Store, error) {
@@ -125,6 +126,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	s.warnFewReplicas(ctx)
 	return s, nil
 }
 

@@ -28,6 +28,9 @@ type doer struct {
 	// answer, and its cluster client sends a lone command that timed out
 	// again, up to MaxRedirects (3) times. 0: no bound of its own.
 	timeout time.Duration
+	// wait, when set, holds add calls until replicas have their writes
+	// (see replicaWait); the round trip may then take wait.timeout more.
+	wait *replicaWait
 }
 
 // Do sends cmds as one pipeline and converts the replies (see
@@ -51,28 +54,41 @@ func (d *doer) Do(ctx context.Context, cmds [][]any) ([]any, error) {
 // answer (nil when it has one); err is set when the round trip failed as a
 // whole before any command was answered.
 func (d *doer) exec(ctx context.Context, cmds [][]any) (out []any, errs []error, err error) {
-	out = make([]any, len(cmds))
-	errs = make([]error, len(cmds))
+	wait := d.wait != nil && d.wait.needed(cmds)
 	if d.timeout > 0 {
+		timeout := d.timeout
+		if wait {
+			timeout += d.wait.timeout
+		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	if wait {
+		return d.wait.exec(ctx, d, cmds)
+	}
+	return send(ctx, d.c, cmds)
+}
+
+// send is exec on c without a bound of its own nor waiting.
+func send(ctx context.Context, c goRedis, cmds [][]any) (out []any, errs []error, err error) {
+	out = make([]any, len(cmds))
+	errs = make([]error, len(cmds))
 	if len(cmds) == 1 {
 		// One command needs no pipeline (nor go-redis's pipeline pool).
-		out[0], errs[0] = convert(d.c.Do(ctx, cmds[0]...))
+		out[0], errs[0] = convert(c.Do(ctx, cmds[0]...))
 		return out, errs, nil
 	}
-	pipe := d.c.Pipeline()
+	pipe := c.Pipeline()
 	rc := make([]*redis.Cmd, len(cmds))
 	for i, args := range cmds {
 		rc[i] = pipe.Do(ctx, args...)
 	}
 	_, execErr := pipe.Exec(ctx)
 	answered := false
-	for i, c := range rc {
-		out[i], errs[i] = convert(c)
-		answered = answered || c.Err() != nil
+	for i, rcmd := range rc {
+		out[i], errs[i] = convert(rcmd)
+		answered = answered || rcmd.Err() != nil
 	}
 	if execErr != nil && !errors.Is(execErr, redis.Nil) && !answered {
 		// The pipeline failed before any command ran, e.g. the

@@ -59,6 +59,14 @@ func (r *report) goSections(w func(string, ...any)) {
 	w("One day of events from 1,000 users over 20 models and 2,000 sessions (UUIDv7 ids), on a fresh server; `used_memory` from `INFO memory` before and after, `MEMORY USAGE <key> SAMPLES 0` per key. The claim keys (one per event, kept for the retention window) dominate.\n\n")
 	table(g)
 
+	w("## Redis WAIT\n\n")
+	g = r.bench("redis-wait")
+	cmd(g)
+	w("`store/redisstore/wait_bench_test.go`: what `TOKENLEDGER_REDIS_WAIT_REPLICAS=1` costs (each write of events followed by `WAIT 1 1000` on its connection, docs/redis.md \"Failover and WAIT\"), on a master with one replica, both `redis-server`s on loopback on the same two cores. ")
+	w("Per round, for each store (waiting `off`, then `on`; the order alternates), 1,000 single-event `Store.Add` calls one after another (p50 and p99 latency, µs), then 60,000 single-event Adds from 64 goroutines (events per second); 3 rounds, medians, and the median of the per-round ratios `on/off`. ")
+	w("On loopback the replica acknowledges within a scheduler tick, so the cost is one more reply per pipeline and the master's wait for the replica's ack; across machines add one network round trip from master to replica per write.\n\n")
+	table(g)
+
 	w("## KV REST store\n\n")
 	g = r.bench("kvrest")
 	cmd(g)
