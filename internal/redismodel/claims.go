@@ -99,13 +99,15 @@ func hexDigit(c byte) (byte, bool) {
 	return 0, false
 }
 
-// ClaimBucket returns the bucket (0 to ClaimBuckets-1) of id: FNV-1a (32
-// bits) of the id's bytes. It must never change: a claim is found only in
-// the bucket it was written to.
-func ClaimBucket(id string) int {
+// ClaimBucket returns the bucket (0 to ClaimBuckets-1) of a claim field:
+// FNV-1a (32 bits) of its bytes. It must never change: a claim is found
+// only in the bucket it was written to. Hashing the field, not the id,
+// keeps the claim a function of the field alone: two ids share a claim
+// exactly when they share a field, which ClaimField never lets them.
+func ClaimBucket(field string) int {
 	h := uint32(2166136261)
-	for i := 0; i < len(id); i++ {
-		h ^= uint32(id[i])
+	for i := 0; i < len(field); i++ {
+		h ^= uint32(field[i])
 		h *= 16777619
 	}
 	return int(h % ClaimBuckets)
@@ -120,5 +122,6 @@ func (k Keys) Bucket(d tokenledger.Date, b int) string {
 // claimed it (checked, and used for an id whose field is too long), its
 // bucket and its field ("" for the key).
 func (k Keys) Claim(d tokenledger.Date, id string) (old, bucket, field string) {
-	return k.ID(d, id), k.Bucket(d, ClaimBucket(id)), ClaimField(id)
+	field = ClaimField(id)
+	return k.ID(d, id), k.Bucket(d, ClaimBucket(field)), field
 }

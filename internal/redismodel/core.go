@@ -320,17 +320,19 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 			cmd := make([]any, 0, 3+DayKeys+KeysPerEvent*n+1+ArgsPerEvent*n+1)
 			cmd = append(cmd, "EVALSHA", addSHA, strconv.Itoa(DayKeys+KeysPerEvent*n))
 			cmd = append(cmd, g.day.keys[:]...)
-			for _, i := range idx {
+			fields := make([]string, n)
+			for j, i := range idx {
 				id := events[i].ID
-				cmd = append(cmd, g.day.claim+id, g.day.bucket(ClaimBucket(id)))
+				fields[j] = ClaimField(id)
+				cmd = append(cmd, g.day.claim+id, g.day.buckets[ClaimBucket(fields[j])])
 			}
 			cmd = append(cmd, g.day.exp)
-			for _, i := range idx {
+			for j, i := range idx {
 				e := &events[i]
 				cmd = append(cmd, e.Model, e.UserID, e.SessionID,
 					e.PromptTokens, e.CompletionTokens, e.TotalTokens,
 					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost), sourceCodes[e.Pricing],
-					ClaimField(e.ID))
+					fields[j])
 			}
 			if c.tokens {
 				cmd = append(cmd, newClaimToken())
@@ -355,13 +357,10 @@ func newClaimToken() string {
 type dayKeys struct {
 	day     int64 // days since 1970-01-01 (UTC)
 	keys    [DayKeys]any
-	claim   string // "<prefix>:{<day>}:id:"
-	buckets []string
+	claim   string   // "<prefix>:{<day>}:id:"
+	buckets []string // the claim hashes, "<prefix>:{<day>}:ids:<b>"
 	exp     int64
 }
-
-// bucket returns the name of claim hash b, made once per day.
-func (d *dayKeys) bucket(b int) string { return d.buckets[b] }
 
 // dayKeysOf returns the dayKeys of day (the UTC day of t). The last day
 // asked for is kept: concurrent calls are nearly all for today.
