@@ -154,34 +154,50 @@ if not bad and anyUser then bad = check(3, 'hash') or check(4, 'set') end
 if not bad and anySession then bad = check(5, 'set') end
 if bad then return bad end
 -- The claims already in the call's claim hashes: one HMGET per hash of
--- the fields the call carries, which also refuses a claim key that is
--- not a hash (an HSET failing after other claims would leave them
--- without counters). held[e] is event e's claim value, or false.
-local held, hashes, order = {}, {}, {}
+-- the fields the call carries, which also refuses a claim key that is not
+-- a hash (an HSET failing after other claims would leave them without
+-- counters).
+-- held[e] is event e's claim value, or false. The events of one hash are
+-- chained (first[hash], nxt[e]); tables are made only for a hash with
+-- more than one, which is rare: a call's events nearly all fall in
+-- distinct hashes.
+local held, first, last, nxt, order, olds = {}, {}, {}, {}, {}, {}
 for e = 1, n do
-  local f = ARGV[12 * e + 1]
-  if f ~= '' then
+  if ARGV[12 * e + 1] ~= '' then
     local k = KEYS[5 + 2 * e]
-    local h = hashes[k]
-    if not h then
-      h = {at = 5 + 2 * e, f = {}, e = {}}
-      hashes[k] = h
+    if first[k] then nxt[last[k]] = e else
+      first[k] = e
       order[#order + 1] = k
     end
-    h.f[#h.f + 1] = f
-    h.e[#h.e + 1] = e
+    last[k] = e
+    olds[#olds + 1] = KEYS[4 + 2 * e]
   end
 end
 for _, k in ipairs(order) do
-  local h = hashes[k]
-  local cur = redis.pcall('HMGET', k, unpack(h.f))
+  local e = first[k]
+  local cur
+  if not nxt[e] then
+    cur = redis.pcall('HMGET', k, ARGV[12 * e + 1])
+  else
+    local fs = {}
+    while e do
+      fs[#fs + 1] = ARGV[12 * e + 1]
+      e = nxt[e]
+    end
+    cur = redis.pcall('HMGET', k, unpack(fs))
+  end
   if cur['err'] then
     local t = redis.call('TYPE', k)['ok']
-    if t ~= 'hash' then return wrongType(h.at, t, 'hash') end
+    if t ~= 'hash' then return wrongType(5 + 2 * first[k], t, 'hash') end
     return cur
   end
-  for j = 1, #h.e do held[h.e[j]] = cur[j] end
+  e = first[k]
+  for j = 1, #cur do
+    held[e] = cur[j]
+    e = nxt[e]
+  end
 end
+local anyOld = #olds > 0 and redis.call('EXISTS', unpack(olds)) > 0
 -- Every counter the call may write holds an integer that HINCRBY takes
 -- (a decimal without sign or leading zeros: tokenledger writes no
 -- negative counter) and that the call cannot take to 2^62:
@@ -248,33 +264,23 @@ end
 -- event: answered 1, not counted again. seen (by v6 key, one per id)
 -- keeps an id's second place in the call at 0 either way. An id without
 -- a field (too long for a listpack) is claimed with its v6 key, as v6 did.
-local out, new, seen, put = {}, {}, {}, {}
+local out, new, seen, fresh = {}, {}, {}, {}
 local value = token or '1'
 for e = 1, n do
   local k, f = KEYS[4 + 2 * e], ARGV[12 * e + 1]
-  local fresh = false
   if f == '' then
     if redis.call('SET', k, value, 'NX', 'EXAT', exp) then
-      fresh = true
+      fresh[e] = true
     elseif token and not seen[k] and redis.pcall('GET', k) == token then
       out[e] = 1
     end
   elseif seen[k] then
   elseif held[e] then
     if token and held[e] == token then out[e] = 1 end
-  elseif redis.call('EXISTS', k) == 0 then
-    fresh = true
-    local h = KEYS[5 + 2 * e]
-    local p = put[h]
-    if not p then
-      p = {}
-      put[h] = p
-      put[#put + 1] = h
-    end
-    p[#p + 1] = f
-    p[#p + 1] = value
+  elseif not (anyOld and redis.call('EXISTS', k) == 1) then
+    fresh[e] = true
   end
-  if fresh then
+  if fresh[e] then
     new[#new + 1] = 1 + 12 * (e - 1)
     out[e] = 1
   elseif not out[e] then
@@ -282,10 +288,27 @@ for e = 1, n do
   end
   seen[k] = true
 end
-for i = 1, #put do
-  local h = put[i]
-  redis.call('HSET', h, unpack(put[h]))
-  redis.call('EXPIREAT', h, exp)
+-- Each claim hash gets its new fields with one HSET, and EXPIREAT like
+-- every key the script writes.
+for _, k in ipairs(order) do
+  local e, one, more = first[k], nil, nil
+  while e do
+    if fresh[e] and ARGV[12 * e + 1] ~= '' then
+      if not one then one = e
+      else
+        if not more then more = {ARGV[12 * one + 1], value} end
+        more[#more + 1] = ARGV[12 * e + 1]
+        more[#more + 1] = value
+      end
+    end
+    e = nxt[e]
+  end
+  if more then
+    redis.call('HSET', k, unpack(more))
+  elseif one then
+    redis.call('HSET', k, ARGV[12 * one + 1], value)
+  end
+  if one then redis.call('EXPIREAT', k, exp) end
 end
 if #new == 0 then return out end
 
