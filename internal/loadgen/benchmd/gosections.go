@@ -38,7 +38,7 @@ func (r *report) goSections(w func(string, ...any)) {
 	g := r.bench("redis-ceiling")
 	cmd(g)
 	w("Each round runs three phases back to back on one server, 60,000 events each: the store as shipped (`Store.Add` with one event, from 64 goroutines; concurrent calls are combined into shared pipelines), ")
-	w("the same store with every call on its own connection (the combiner off, pool of 64), and `redis-benchmark -c 64 -n 60000 -r 100000000 EVALSHA <sha> 6 <the day's 5 keys> <prefix>:{D}:id:__rand_int__ <expiry> gpt-4o u1 s1 100 50 150 0 0 0 1500 pc` — ")
+	w("the same store with every call on its own connection (the combiner off, pool of 64), and `redis-benchmark -c 64 -n 60000 -r 100000000 EVALSHA <sha> 7 <the day's 5 keys> <prefix>:{D}:id:__rand_int__ <prefix>:{D}:ids:__rand_int__ <expiry> gpt-4o u1 s1 100 50 150 0 0 0 1500 pc __rand_int__` — ")
 	w("the very same script with the same kind of arguments, each call a new event (the benchmark checks that ≥ 99 %% of the ceiling's calls counted a new event). Rates are medians over the rounds; ratios the median of the per-round ratios. ")
 	w("On two shared cores redis-benchmark is not a hard ceiling: Redis's script work is the bottleneck, and redis-benchmark's own client takes CPU from the same cores (the CPU columns).\n\n")
 	table(g)
