@@ -248,6 +248,11 @@ func (r *report) markdown() string {
 			m("cached-p50-µs"), m("cached-p99-µs"), m("after-write-p50-µs"), m("after-write-p99-µs"), m("uncached-p50-µs"), m("uncached-p99-µs"),
 			metGap(m("cached-p50-µs") > 0 && m("cached-p50-µs") <= 2 && m("cached-p99-µs") <= 5 && m("after-write-p50-µs") <= 2 && m("after-write-p99-µs") <= 5))
 	}
+	if rm := r.bench("redis-memory"); len(rm.metrics) > 0 {
+		m := func(unit string) float64 { return rm.m("BenchmarkClaimMemory", unit) }
+		w("| Redis memory for id claims ≤ 50 bytes per retained event at 10^7 events (`INFO memory`), idempotency exact, expiry automatic | %.1f B/event (before v7: %.1f); the script's Redis CPU per event × %.2f of before in calls of 256, × %.2f in calls of one | %s |\n",
+			m("v7-claim-B/event"), m("v6-claim-B/event"), m("v7/v6-cpu@256"), m("v7/v6-cpu@1"), metGap(m("v7-claim-B/event") > 0 && m("v7-claim-B/event") <= 50))
+	}
 	if o := r.bench("otlp"); len(o.metrics) > 0 {
 		for _, c := range []struct {
 			kind string
