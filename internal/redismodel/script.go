@@ -75,9 +75,9 @@ const MaxMergedEvents = 256
 // (KEYS[4 + 2e]) still counts as its claim, so an event counted before the
 // upgrade stays counted for its day's retention, and an id whose field
 // would be too long for a listpack (an empty field) is claimed with that key as
-// before. The claim hashes are read before the first write (one HMGET
-// each, which also refuses one that is not a hash) and written with one
-// HSET and EXPIREAT each. A call of v6's shape is refused, not misread.
+// before. The claims are read before the first write (one HEXISTS per id,
+// which also refuses a claim hash that is not a hash) and written with one
+// HSET and EXPIREAT per hash. A call of v6's shape is refused, not misread.
 const addScript = `-- tokenledger add v7: count one UTC day's new events.
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
 -- KEYS[4] user set, KEYS[5] session set, then two keys per event: its v6
@@ -153,17 +153,17 @@ local bad = check(2, 'hash')
 if not bad and anyUser then bad = check(3, 'hash') or check(4, 'set') end
 if not bad and anySession then bad = check(5, 'set') end
 if bad then return bad end
--- The claims already in the call's claim hashes: one HMGET per hash of
--- the fields the call carries, which also refuses a claim key that is not
--- a hash (an HSET failing after other claims would leave them without
--- counters).
--- held[e] is event e's claim value, or false. The events of one hash are
--- chained (first[hash], nxt[e]); tables are made only for a hash with
--- more than one, which is rare: a call's events nearly all fall in
--- distinct hashes.
+-- The claims already in the call's claim hashes: one HEXISTS per id
+-- (an integer reply, so no Lua table per id as HMGET's list would make),
+-- which also refuses a claim key that is not a hash (an HSET failing
+-- after other claims would leave them without counters); with a token,
+-- an HGET of each id found. held[e] is true, or event e's claim value
+-- with a token, or nil. The events of one hash are chained (first[hash],
+-- nxt[e]) for the writes below.
 local held, first, last, nxt, order, olds = {}, {}, {}, {}, {}, {}
 for e = 1, n do
-  if ARGV[12 * e + 1] ~= '' then
+  local f = ARGV[12 * e + 1]
+  if f ~= '' then
     local k = KEYS[5 + 2 * e]
     if first[k] then nxt[last[k]] = e else
       first[k] = e
@@ -171,30 +171,13 @@ for e = 1, n do
     end
     last[k] = e
     olds[#olds + 1] = KEYS[4 + 2 * e]
-  end
-end
-for _, k in ipairs(order) do
-  local e = first[k]
-  local cur
-  if not nxt[e] then
-    cur = redis.pcall('HMGET', k, ARGV[12 * e + 1])
-  else
-    local fs = {}
-    while e do
-      fs[#fs + 1] = ARGV[12 * e + 1]
-      e = nxt[e]
+    local r = redis.pcall('HEXISTS', k, f)
+    if type(r) == 'table' then
+      local t = redis.call('TYPE', k)['ok']
+      if t ~= 'hash' then return wrongType(5 + 2 * e, t, 'hash') end
+      return r
     end
-    cur = redis.pcall('HMGET', k, unpack(fs))
-  end
-  if cur['err'] then
-    local t = redis.call('TYPE', k)['ok']
-    if t ~= 'hash' then return wrongType(5 + 2 * first[k], t, 'hash') end
-    return cur
-  end
-  e = first[k]
-  for j = 1, #cur do
-    held[e] = cur[j]
-    e = nxt[e]
+    if r == 1 then held[e] = not token or redis.call('HGET', k, f) end
   end
 end
 local anyOld = #olds > 0 and redis.call('EXISTS', unpack(olds)) > 0
