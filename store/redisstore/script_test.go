@@ -58,11 +58,12 @@ func TestKeysShareTheDaysHashTag(t *testing.T) {
 		}
 		perDay[tag]++
 	}
-	// Per day: totals, models, users, userset, sessions and 4 claims.
+	// Per day: totals, models, users, userset, sessions and 4 claim
+	// hashes (the day's 4 ids fall in 4 buckets).
 	for _, back := range []int{0, 1, 30} {
 		d := string(tokenledger.DateOf(now.Add(-time.Duration(back) * 24 * time.Hour)))
 		if perDay[d] != 9 {
-			t.Errorf("day %s has %d keys, want 9 (5 aggregates + 4 claims): %v", d, perDay[d], keys)
+			t.Errorf("day %s has %d keys, want 9 (5 aggregates + 4 claim hashes): %v", d, perDay[d], keys)
 		}
 	}
 	if len(perDay) != 3 {
