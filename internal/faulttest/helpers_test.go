@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/fallback"
 )
@@ -868,9 +869,10 @@ func dayString(d tokenledger.Day) string {
 // Exactly once, with unacknowledged events
 
 // claimed reports, for each event, whether the database at db holds its
-// claim (the key "<prefix>:{<day>}:id:<id>" of docs/redis.md): whether it
-// has been counted. It reads Redis directly, so the answer does not depend
-// on tokenledger.
+// claim (its field in its claim hash "<prefix>:{<day>}:ids:<b>", or its key
+// "<prefix>:{<day>}:id:<id>", docs/redis.md "Claims"): whether it has been
+// counted. It reads Redis directly, so the answer does not depend on the
+// script; only the claim's name is redismodel's.
 func claimed(t testing.TB, db *redistest.Instance, prefix string, events []event) []bool {
 	t.Helper()
 	rc := redis.NewClient(&redis.Options{Addr: db.Addr()})
@@ -881,21 +883,30 @@ func claimed(t testing.TB, db *redistest.Instance, prefix string, events []event
 // claimedOn is claimed on any client, such as a cluster's.
 func claimedOn(t testing.TB, rc redis.UniversalClient, prefix string, events []event) []bool {
 	t.Helper()
+	keys, err := redismodel.NewKeys(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := make([]bool, len(events))
 	for i := 0; i < len(events); i += 1000 {
 		chunk := events[i:min(i+1000, len(events))]
-		cmds := make([]*redis.IntCmd, len(chunk))
+		olds := make([]*redis.IntCmd, len(chunk))
+		fields := make([]*redis.BoolCmd, len(chunk))
 		_, err := rc.Pipelined(context.Background(), func(p redis.Pipeliner) error {
 			for j, e := range chunk {
-				cmds[j] = p.Exists(context.Background(), fmt.Sprintf("%s:{%s}:id:%s", prefix, e.date(), e.ID))
+				old, bucket, field := keys.Claim(e.date(), e.ID)
+				olds[j] = p.Exists(context.Background(), old)
+				if field != "" {
+					fields[j] = p.HExists(context.Background(), bucket, field)
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			t.Fatalf("read claims from Redis: %v", err)
 		}
-		for j, c := range cmds {
-			out[i+j] = c.Val() == 1
+		for j, c := range olds {
+			out[i+j] = c.Val() == 1 || (fields[j] != nil && fields[j].Val())
 		}
 	}
 	return out

@@ -317,18 +317,22 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 		for start := 0; start < len(g.idx); start += MaxEventsPerCall {
 			idx := g.idx[start:min(start+MaxEventsPerCall, len(g.idx))]
 			n := len(idx)
-			cmd := make([]any, 0, 3+DayKeys+n+1+ArgsPerEvent*n+1)
-			cmd = append(cmd, "EVALSHA", addSHA, strconv.Itoa(DayKeys+n))
+			cmd := make([]any, 0, 3+DayKeys+KeysPerEvent*n+1+ArgsPerEvent*n+1)
+			cmd = append(cmd, "EVALSHA", addSHA, strconv.Itoa(DayKeys+KeysPerEvent*n))
 			cmd = append(cmd, g.day.keys[:]...)
-			for _, i := range idx {
-				cmd = append(cmd, g.day.claim+events[i].ID)
+			fields := make([]string, n)
+			for j, i := range idx {
+				id := events[i].ID
+				fields[j] = ClaimField(id)
+				cmd = append(cmd, g.day.claim+id, g.day.buckets[ClaimBucket(fields[j])])
 			}
 			cmd = append(cmd, g.day.exp)
-			for _, i := range idx {
+			for j, i := range idx {
 				e := &events[i]
 				cmd = append(cmd, e.Model, e.UserID, e.SessionID,
 					e.PromptTokens, e.CompletionTokens, e.TotalTokens,
-					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost), sourceCodes[e.Pricing])
+					e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost), sourceCodes[e.Pricing],
+					fields[j])
 			}
 			if c.tokens {
 				cmd = append(cmd, newClaimToken())
@@ -348,12 +352,14 @@ func newClaimToken() string {
 }
 
 // dayKeys is what every script call of one day carries: the day's five
-// keys (as command arguments), the start of its claim keys and its expiry.
+// keys (as command arguments), the start of its claim keys, its claim
+// hashes and its expiry.
 type dayKeys struct {
-	day   int64 // days since 1970-01-01 (UTC)
-	keys  [DayKeys]any
-	claim string // "<prefix>:{<day>}:id:"
-	exp   int64
+	day     int64 // days since 1970-01-01 (UTC)
+	keys    [DayKeys]any
+	claim   string   // "<prefix>:{<day>}:id:"
+	buckets []string // the claim hashes, "<prefix>:{<day>}:ids:<b>"
+	exp     int64
 }
 
 // dayKeysOf returns the dayKeys of day (the UTC day of t). The last day
@@ -363,7 +369,10 @@ func (c *Core) dayKeysOf(day int64, t time.Time) *dayKeys {
 		return d
 	}
 	date := tokenledger.DateOf(t)
-	d := &dayKeys{day: day, claim: c.keys.ID(date, ""), exp: c.expireAt(day)}
+	d := &dayKeys{day: day, claim: c.keys.ID(date, ""), exp: c.expireAt(day), buckets: make([]string, ClaimBuckets)}
+	for b := range d.buckets {
+		d.buckets[b] = c.keys.Bucket(date, b)
+	}
 	for i, kind := range [DayKeys]string{KindTotals, KindModels, KindUsers, KindUserSet, KindSessions} {
 		d.keys[i] = c.keys.Day(date, kind)
 	}

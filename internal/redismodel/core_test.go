@@ -90,8 +90,8 @@ func TestAddBuildsOneCallPerDay(t *testing.T) {
 		got = append(got, cmds)
 		out := make([]any, len(cmds))
 		for i, cmd := range cmds {
-			// EVALSHA sha numkeys, DayKeys + n keys, 1 + 10n args.
-			n := (len(cmd) - 3 - DayKeys - 1) / (1 + ArgsPerEvent)
+			// EVALSHA sha numkeys, DayKeys + 2n keys, 1 + 12n args.
+			n := (len(cmd) - 3 - DayKeys - 1) / (KeysPerEvent + ArgsPerEvent)
 			r := make([]any, n)
 			for j := range r {
 				r[j] = int64((i + j) % 2)
@@ -122,20 +122,21 @@ func TestAddBuildsOneCallPerDay(t *testing.T) {
 		if cmd[0] != "EVALSHA" || cmd[1] != AddScriptSHA() {
 			t.Errorf("call %d is %v %v, want EVALSHA of the script", i, cmd[0], cmd[1])
 		}
-		if cmd[2] != fmt.Sprint(DayKeys+want) {
-			t.Errorf("call %d declares %v keys, want %d", i, cmd[2], DayKeys+want)
+		if cmd[2] != fmt.Sprint(DayKeys+KeysPerEvent*want) {
+			t.Errorf("call %d declares %v keys, want %d", i, cmd[2], DayKeys+KeysPerEvent*want)
 		}
 	}
 	y := cmds[3]
 	day := "2026-11-26"
-	wantKeys := []any{"tl:{" + day + "}:totals", "tl:{" + day + "}:models", "tl:{" + day + "}:users", "tl:{" + day + "}:userset", "tl:{" + day + "}:sessions", "tl:{" + day + "}:id:y"}
-	if !reflect.DeepEqual(y[3:9], wantKeys) {
-		t.Errorf("keys = %v, want %v", y[3:9], wantKeys)
+	wantKeys := []any{"tl:{" + day + "}:totals", "tl:{" + day + "}:models", "tl:{" + day + "}:users", "tl:{" + day + "}:userset", "tl:{" + day + "}:sessions", "tl:{" + day + "}:id:y",
+		fmt.Sprintf("tl:{%s}:ids:%d", day, ClaimBucket("y"))}
+	if !reflect.DeepEqual(y[3:10], wantKeys) {
+		t.Errorf("keys = %v, want %v", y[3:10], wantKeys)
 	}
 	// Expiry: the start of 2026-11-26 + R + 1 = 2027-02-25.
-	wantArgs := []any{time.Date(2027, 2, 25, 0, 0, 0, 0, time.UTC).Unix(), "m", "u", "s", int64(3), int64(0), int64(0), int64(0), int64(0), int64(0), int64(7), ""}
-	if !reflect.DeepEqual(y[9:], wantArgs) {
-		t.Errorf("args = %v, want %v", y[9:], wantArgs)
+	wantArgs := []any{time.Date(2027, 2, 25, 0, 0, 0, 0, time.UTC).Unix(), "m", "u", "s", int64(3), int64(0), int64(0), int64(0), int64(0), int64(0), int64(7), "", "y"}
+	if !reflect.DeepEqual(y[10:], wantArgs) {
+		t.Errorf("args = %v, want %v", y[10:], wantArgs)
 	}
 	// Replies: call i, event j is new when (i+j) is odd.
 	for k, isNew := range res.New[:2300] {
@@ -483,7 +484,7 @@ func TestClaimTokens(t *testing.T) {
 		out := make([]any, len(cmds))
 		for i, cmd := range cmds {
 			n, _ := strconv.Atoi(cmd[2].(string))
-			ones := make([]any, n-DayKeys)
+			ones := make([]any, (n-DayKeys)/KeysPerEvent)
 			for j := range ones {
 				ones[j] = int64(1)
 			}
@@ -506,7 +507,7 @@ func TestClaimTokens(t *testing.T) {
 	}
 	tokenOf := func(cmd []any) string {
 		n, _ := strconv.Atoi(cmd[2].(string))
-		if len(cmd) != 3+n+1+ArgsPerEvent*(n-DayKeys)+1 {
+		if len(cmd) != 3+n+1+ArgsPerEvent*(n-DayKeys)/KeysPerEvent+1 {
 			t.Fatalf("call %v has no claim token", cmd)
 		}
 		return cmd[len(cmd)-1].(string)
@@ -524,8 +525,8 @@ func TestClaimTokens(t *testing.T) {
 		t.Errorf("a call with a claim token counts as mergeable")
 	}
 	for _, cmd := range builtCalls(t, evs) {
-		if n, _ := strconv.Atoi(cmd[2].(string)); len(cmd) != 3+n+1+ArgsPerEvent*(n-DayKeys) {
-			t.Errorf("without ClaimTokens a call carries %d values more", len(cmd)-(3+n+1+ArgsPerEvent*(n-DayKeys)))
+		if n, _ := strconv.Atoi(cmd[2].(string)); len(cmd) != 3+n+1+ArgsPerEvent*(n-DayKeys)/KeysPerEvent {
+			t.Errorf("without ClaimTokens a call carries %d values more", len(cmd)-(3+n+1+ArgsPerEvent*(n-DayKeys)/KeysPerEvent))
 		}
 	}
 }

@@ -26,8 +26,11 @@ const (
 	KindUserSet = "userset"
 	// KindSessions is the set of the day's sessionIds.
 	KindSessions = "sessions"
-	// KindID prefixes an event's claim key: "id:<eventId>".
+	// KindID prefixes an event's claim key: "id:<eventId>" (script v6 and
+	// before; since v7 only for an id too long for a claim hash).
 	KindID = "id:"
+	// KindIDs prefixes a day's claim hashes: "ids:<bucket>" (claims.go).
+	KindIDs = "ids:"
 )
 
 // Counter codes: the hash field names of the day totals, and the part

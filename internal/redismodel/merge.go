@@ -10,8 +10,8 @@ import (
 // calls of one day into one call carrying all their events, and split the
 // reply back. The merged call is as atomic as each part was: it fails
 // whole (every part gets the failure) or counts every new event it
-// carries. An id in two parts counts once, in the first (the script's
-// second SET NX fails), so exactly one caller is told it is new.
+// carries. An id in two parts counts once, in the first (the script
+// answers an id's second place in a call 0), so exactly one caller is told it is new.
 
 // AddGroup identifies the add calls that can be merged into one: the same
 // script command (EVALSHA, or EVAL with the source), the same five day keys
@@ -25,7 +25,7 @@ type AddGroup struct {
 // AddCall reports whether cmd is a call of the add script as Core builds
 // it, and if so its group and how many events it carries.
 func AddCall(cmd []any) (g AddGroup, events int, ok bool) {
-	if len(cmd) < 3+DayKeys+1+1+ArgsPerEvent {
+	if len(cmd) < 3+DayKeys+KeysPerEvent+1+ArgsPerEvent {
 		return AddGroup{}, 0, false
 	}
 	switch name, _ := cmd[0].(string); name {
@@ -43,8 +43,8 @@ func AddCall(cmd []any) (g AddGroup, events int, ok bool) {
 	}
 	nk, _ := cmd[2].(string)
 	keys, err := strconv.Atoi(nk)
-	n := keys - DayKeys
-	if err != nil || n < 1 || len(cmd) != 3+keys+1+ArgsPerEvent*n {
+	n := (keys - DayKeys) / KeysPerEvent
+	if err != nil || n < 1 || keys != DayKeys+KeysPerEvent*n || len(cmd) != 3+keys+1+ArgsPerEvent*n {
 		return AddGroup{}, 0, false
 	}
 	for i := range DayKeys {
@@ -66,22 +66,22 @@ func MergeAdd(parts [][]any) []any {
 		n += addEvents(p)
 	}
 	first := parts[0]
-	cmd := make([]any, 0, 3+DayKeys+n+1+ArgsPerEvent*n)
-	cmd = append(cmd, first[0], first[1], strconv.Itoa(DayKeys+n))
+	cmd := make([]any, 0, 3+DayKeys+KeysPerEvent*n+1+ArgsPerEvent*n)
+	cmd = append(cmd, first[0], first[1], strconv.Itoa(DayKeys+KeysPerEvent*n))
 	cmd = append(cmd, first[3:3+DayKeys]...)
 	for _, p := range parts {
-		cmd = append(cmd, p[3+DayKeys:3+DayKeys+addEvents(p)]...)
+		cmd = append(cmd, p[3+DayKeys:3+DayKeys+KeysPerEvent*addEvents(p)]...)
 	}
-	cmd = append(cmd, first[3+DayKeys+addEvents(first)])
+	cmd = append(cmd, first[3+DayKeys+KeysPerEvent*addEvents(first)])
 	for _, p := range parts {
-		cmd = append(cmd, p[3+DayKeys+addEvents(p)+1:]...)
+		cmd = append(cmd, p[3+DayKeys+KeysPerEvent*addEvents(p)+1:]...)
 	}
 	return cmd
 }
 
 // addEvents returns the number of events of an add call (see AddCall).
 func addEvents(cmd []any) int {
-	return (len(cmd) - 3 - DayKeys - 1) / (1 + ArgsPerEvent)
+	return (len(cmd) - 3 - DayKeys - 1) / (KeysPerEvent + ArgsPerEvent)
 }
 
 // SplitAddReply returns the reply of the events [from, from+n) of a merged

@@ -2,6 +2,7 @@ package redismodel
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -88,7 +89,9 @@ func TestMergeAdd(t *testing.T) {
 		append([]any{"EVAL", "return 1"}, ca[2:]...),
 		ca[:len(ca)-1],
 		append(slices.Clone(ca[:3]), ca[4:]...),
-		append(append([]any{}, ca[:3+DayKeys+1]...), append([]any{"exp"}, ca[3+DayKeys+2:]...)...),
+		append(append([]any{}, ca[:3+DayKeys+KeysPerEvent]...), append([]any{"exp"}, ca[3+DayKeys+KeysPerEvent+1:]...)...),
+		append(slices.Clone(ca[:2]), append([]any{fmt.Sprint(DayKeys + 1)}, ca[3:]...)...),                                   // odd keys: v6's count
+		append(append([]any{"EVALSHA", ca[1], fmt.Sprint(DayKeys + 1)}, ca[3:3+DayKeys+1]...), ca[3+DayKeys+2:len(ca)-1]...), // v6's shape
 	} {
 		if _, _, ok := AddCall(cmd); ok {
 			t.Errorf("AddCall(%.80v) accepted", cmd)

@@ -6,7 +6,11 @@ import (
 )
 
 // ArgsPerEvent is how many ARGV values the script takes per event.
-const ArgsPerEvent = 11
+const ArgsPerEvent = 12
+
+// KeysPerEvent is how many KEYS the script takes per event: its v6 claim
+// key and its claim hash (claims.go).
+const KeysPerEvent = 2
 
 // DayKeys is how many day-level keys lead KEYS in a script call.
 const DayKeys = 5
@@ -63,31 +67,45 @@ const MaxMergedEvents = 256
 // price table) or pu (unpriced) — and the day, its model and its user
 // each count one request under that code, checked like every counter.
 // A call of v5's shape (10 values per event) is refused, not misread.
-const addScript = `-- tokenledger add v6: count one UTC day's new events.
+//
+// v7, against v6: an id is claimed by a field of one of the day's
+// ClaimBuckets hashes (its claim hash, KEYS[5 + 2e]; the field is a 12th
+// value per event, see ClaimField) instead of a key of its own, for a
+// seventh of the memory; the key v6 would have claimed it with
+// (KEYS[4 + 2e]) still counts as its claim, so an event counted before the
+// upgrade stays counted for its day's retention, and an id whose field
+// would be too long for a listpack (an empty field) is claimed with that key as
+// before. The claims are read before the first write (one HEXISTS per id,
+// which also refuses a claim hash that is not a hash) and written with one
+// HSET and EXPIREAT per hash. A call of v6's shape is refused, not misread.
+const addScript = `-- tokenledger add v7: count one UTC day's new events.
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
--- KEYS[4] user set, KEYS[5] session set, KEYS[6..] one claim key per event.
+-- KEYS[4] user set, KEYS[5] session set, then two keys per event: its v6
+-- claim key (<prefix>:{<day>}:id:<id>) and its claim hash (<prefix>:{<day>}:ids:<bucket>).
 -- ARGV[1] expiry of every key (unix seconds: start of day D+R+1), then per
 -- event: model, userId, sessionId, promptTokens, completionTokens,
 -- totalTokens, cacheReadTokens, cacheWriteTokens, reasoningTokens, cost
--- (nano-dollars), price source ('', pc, pt or pu). An empty userId or sessionId means none. Optionally a
+-- (nano-dollars), price source ('', pc, pt or pu), claim field (the id as
+-- the claim hash holds it; '' to claim with the v6 key). An empty userId or sessionId means none. Optionally a
 -- last value: the call's claim token (a decimal integer of 5 to 19 digits),
 -- the same in every attempt of one call.
 -- Returns one integer per event: 1 counted now (or, with a token, by an
 -- earlier attempt of this call), 0 counted before (an id twice in one call
 -- counts at its first place only).
-local n = #KEYS - 5
-if n < 1 or (#ARGV ~= 1 + 11 * n and #ARGV ~= 2 + 11 * n) then
-  return redis.error_reply('ERR tokenledger add: expected 5 day keys, a claim key per event and 1 + 11 values per event, and optionally a claim token')
+local n = (#KEYS - 5) / 2
+if n < 1 or n % 1 ~= 0 or (#ARGV ~= 1 + 12 * n and #ARGV ~= 2 + 12 * n) then
+  return redis.error_reply('ERR tokenledger add: expected 5 day keys, 2 claim keys per event and 1 + 12 values per event, and optionally a claim token')
 end
 local exp = ARGV[1]
 local token = nil
-if #ARGV == 2 + 11 * n then
+if #ARGV == 2 + 12 * n then
   token = ARGV[#ARGV]
   if not string.match(token, '^[1-9]%d%d%d%d%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?$') then
     return redis.error_reply('ERR tokenledger add: the claim token is not a decimal integer of 5 to 19 digits')
   end
 end
--- Event e (1-based) has its values at ARGV[b + 1 .. b + 11], b = 1 + 11(e - 1).
+-- Event e (1-based) has its values at ARGV[b + 1 .. b + 12], b = 1 + 12(e - 1),
+-- and its keys at KEYS[4 + 2e] (v6 claim key) and KEYS[5 + 2e] (claim hash).
 
 -- Preconditions, checked before the first write.
 -- Every number a plain decimal integer below 10^16; num[i] is ARGV[i]'s value.
@@ -95,18 +113,18 @@ local num = {}
 local add = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} -- t p c cr cw r $ n pc pt pu, over all events
 local srcAt = {pc = 9, pt = 10, pu = 11} -- a price source's place in add
 local anyUser, anySession = false, false
-for b = 1, 11 * n, 11 do
+for b = 1, 12 * n, 12 do
   for j = b + 4, b + 10 do
     local v = ARGV[j]
     if #v > 16 or (v ~= '0' and not string.match(v, '^[1-9]%d*$')) then
-      return redis.error_reply('ERR tokenledger add: event ' .. ((b - 1) / 11 + 1) .. ' value ' .. (j - b) .. ' is not a decimal integer from 0 to 10^16')
+      return redis.error_reply('ERR tokenledger add: event ' .. ((b - 1) / 12 + 1) .. ' value ' .. (j - b) .. ' is not a decimal integer from 0 to 10^16')
     end
     num[j] = tonumber(v)
   end
   local src = ARGV[b + 11]
   if src ~= '' then
     if not srcAt[src] then
-      return redis.error_reply('ERR tokenledger add: event ' .. ((b - 1) / 11 + 1) .. ' price source is not one of pc, pt, pu or empty')
+      return redis.error_reply('ERR tokenledger add: event ' .. ((b - 1) / 12 + 1) .. ' price source is not one of pc, pt, pu or empty')
     end
     add[srcAt[src]] = add[srcAt[src]] + 1
   end
@@ -135,6 +153,34 @@ local bad = check(2, 'hash')
 if not bad and anyUser then bad = check(3, 'hash') or check(4, 'set') end
 if not bad and anySession then bad = check(5, 'set') end
 if bad then return bad end
+-- The claims already in the call's claim hashes: one HEXISTS per id
+-- (an integer reply, so no Lua table per id as HMGET's list would make),
+-- which also refuses a claim key that is not a hash (an HSET failing
+-- after other claims would leave them without counters); with a token,
+-- an HGET of each id found. held[e] is true, or event e's claim value
+-- with a token, or nil. The events of one hash are chained (first[hash],
+-- nxt[e]) for the writes below.
+local held, first, last, nxt, order, olds = {}, {}, {}, {}, {}, {}
+for e = 1, n do
+  local f = ARGV[12 * e + 1]
+  if f ~= '' then
+    local k = KEYS[5 + 2 * e]
+    if first[k] then nxt[last[k]] = e else
+      first[k] = e
+      order[#order + 1] = k
+    end
+    last[k] = e
+    olds[#olds + 1] = KEYS[4 + 2 * e]
+    local r = redis.pcall('HEXISTS', k, f)
+    if type(r) == 'table' then
+      local t = redis.call('TYPE', k)['ok']
+      if t ~= 'hash' then return wrongType(5 + 2 * e, t, 'hash') end
+      return r
+    end
+    if r == 1 then held[e] = not token or redis.call('HGET', k, f) end
+  end
+end
+local anyOld = #olds > 0 and redis.call('EXISTS', unpack(olds)) > 0
 -- Every counter the call may write holds an integer that HINCRBY takes
 -- (a decimal without sign or leading zeros: tokenledger writes no
 -- negative counter) and that the call cannot take to 2^62:
@@ -167,7 +213,7 @@ if bad then return bad end
 for h = 1, 2 do
   if exists[h + 1] then
     local sums, order = {}, {}
-    for b = 1, 11 * n, 11 do
+    for b = 1, 12 * n, 12 do
       local name = ARGV[b + h]
       if h == 1 or name ~= '' then
         local r = sums[name]
@@ -193,23 +239,59 @@ for h = 1, 2 do
   end
 end
 
--- Writes. First the claims: new lists the b of each new event. With a
--- token, a claim already holding it was made by an earlier attempt of this
--- call (its reply lost), which counted the event: answered 1, not counted
--- again. seen keeps an id's second place in the call at 0 either way.
-local out, new, seen = {}, {}, {}
+-- Writes. First the claims: new lists the b of each new event. An id is
+-- claimed already when its claim hash holds its field, or its v6 key
+-- exists (written before the upgrade to v7: honoured for the day's whole
+-- retention). With a token, a claim already holding it was made by an
+-- earlier attempt of this call (its reply lost), which counted the
+-- event: answered 1, not counted again. seen (by v6 key, one per id)
+-- keeps an id's second place in the call at 0 either way. An id without
+-- a field (too long for a listpack) is claimed with its v6 key, as v6 did.
+local out, new, seen, fresh = {}, {}, {}, {}
 local value = token or '1'
 for e = 1, n do
-  local k = KEYS[5 + e]
-  if redis.call('SET', k, value, 'NX', 'EXAT', exp) then
-    new[#new + 1] = 1 + 11 * (e - 1)
+  local k, f = KEYS[4 + 2 * e], ARGV[12 * e + 1]
+  if f == '' then
+    if redis.call('SET', k, value, 'NX', 'EXAT', exp) then
+      fresh[e] = true
+    elseif token and not seen[k] and redis.pcall('GET', k) == token then
+      out[e] = 1
+    end
+  elseif seen[k] then
+  elseif held[e] then
+    if token and held[e] == token then out[e] = 1 end
+  elseif not (anyOld and redis.call('EXISTS', k) == 1) then
+    fresh[e] = true
+  end
+  if fresh[e] then
+    new[#new + 1] = 1 + 12 * (e - 1)
     out[e] = 1
-  elseif token and not seen[k] and redis.pcall('GET', k) == token then
-    out[e] = 1
-  else
+  elseif not out[e] then
     out[e] = 0
   end
   seen[k] = true
+end
+-- Each claim hash gets its new fields with one HSET, and EXPIREAT like
+-- every key the script writes.
+for _, k in ipairs(order) do
+  local e, one, more = first[k], nil, nil
+  while e do
+    if fresh[e] and ARGV[12 * e + 1] ~= '' then
+      if not one then one = e
+      else
+        if not more then more = {ARGV[12 * one + 1], value} end
+        more[#more + 1] = ARGV[12 * e + 1]
+        more[#more + 1] = value
+      end
+    end
+    e = nxt[e]
+  end
+  if more then
+    redis.call('HSET', k, unpack(more))
+  elseif one then
+    redis.call('HSET', k, ARGV[12 * one + 1], value)
+  end
+  if one then redis.call('EXPIREAT', k, exp) end
 end
 if #new == 0 then return out end
 

@@ -192,10 +192,13 @@ func ceilingPhase(b testing.TB, srv *redistest.Instance, day tokenledger.Date, e
 	// of which about one call in 5,000 repeats an earlier one.
 	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(srv.Port()), "-c", "64", "-n", strconv.Itoa(benchEvents),
 		"-r", "100000000", "--csv",
-		"EVALSHA", redismodel.AddScriptSHA(), "6",
+		"EVALSHA", redismodel.AddScriptSHA(), "7",
 		k.Day(day, redismodel.KindTotals), k.Day(day, redismodel.KindModels), k.Day(day, redismodel.KindUsers),
 		k.Day(day, redismodel.KindUserSet), k.Day(day, redismodel.KindSessions), k.ID(day, "__rand_int__"),
-		exp, "gpt-4o", "u1", "s1", "100", "50", "150", "0", "0", "0", "1500", redismodel.CodePricedClient}
+		// Each __rand_int__ is drawn on its own: a fresh claim hash and field
+		// per call, as most events of a day land in a hash of their own call.
+		k.Day(day, redismodel.KindIDs+"__rand_int__"),
+		exp, "gpt-4o", "u1", "s1", "100", "50", "150", "0", "0", "0", "1500", redismodel.CodePricedClient, "__rand_int__"}
 	cpu0 := childrenCPU(b)
 	out, err := exec.Command("redis-benchmark", args...).CombinedOutput()
 	clientCPU = float64((childrenCPU(b) - cpu0).Microseconds()) / benchEvents
@@ -291,7 +294,9 @@ func BenchmarkAll91Days(b *testing.B) {
 
 // BenchmarkMemoryPerDay logs one day of events from 1,000 users over 20
 // models (2,000 sessions) and reports the Redis memory that day takes:
-// used_memory before and after, and MEMORY USAGE of each kind of key.
+// used_memory before and after, and MEMORY USAGE of each kind of key (the
+// claim hashes' summed, per event). BenchmarkClaimMemory compares the
+// claims with the layout before v7.
 func BenchmarkMemoryPerDay(b *testing.B) {
 	for _, events := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("events=%d", events), func(b *testing.B) {
@@ -352,13 +357,14 @@ func memoryPerDay(b *testing.B, events int) {
 		agg += n
 		b.ReportMetric(float64(n), kind+"-B")
 	}
-	claims := scanKeys(b, c, k.Day(day, redismodel.KindID)+"*")
-	var sample int64
-	for _, key := range claims[:100] {
-		sample += usage(key)
+	hashes := scanKeys(b, c, k.Day(day, redismodel.KindIDs)+"*")
+	var claimB int64
+	for _, key := range hashes {
+		claimB += usage(key)
 	}
-	b.ReportMetric(float64(len(claims)), "claims")
-	b.ReportMetric(float64(sample)/100, "claim-B")
+	b.ReportMetric(float64(countClaims(b, c, s.Prefix(), day)), "claims")
+	b.ReportMetric(float64(len(hashes)), "claim-hashes")
+	b.ReportMetric(float64(claimB)/float64(events), "claim-B") // MEMORY USAGE of the claim hashes, per event
 	b.ReportMetric(float64(agg), "aggregates-B")
 	b.ReportMetric(float64(after-before), "used_memory-delta-B")
 	b.ReportMetric(float64(after-before)/float64(events), "B/event")

@@ -135,7 +135,7 @@ func TestHungServer(t *testing.T) {
 	today := string(tokenledger.DateOf(noon()))
 	consistent := func(when string) int64 {
 		t.Helper()
-		claims := len(scanKeys(t, c, s.Prefix()+":{"+today+"}:id:*"))
+		claims := countClaims(t, c, s.Prefix(), tokenledger.Date(today))
 		n, err := c.HGet(ctx, s.Prefix()+":{"+today+"}:totals", "n").Int64()
 		if err != nil {
 			t.Fatal(err)

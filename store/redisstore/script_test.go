@@ -58,11 +58,12 @@ func TestKeysShareTheDaysHashTag(t *testing.T) {
 		}
 		perDay[tag]++
 	}
-	// Per day: totals, models, users, userset, sessions and 4 claims.
+	// Per day: totals, models, users, userset, sessions and 4 claim
+	// hashes (the day's 4 ids fall in 4 buckets).
 	for _, back := range []int{0, 1, 30} {
 		d := string(tokenledger.DateOf(now.Add(-time.Duration(back) * 24 * time.Hour)))
 		if perDay[d] != 9 {
-			t.Errorf("day %s has %d keys, want 9 (5 aggregates + 4 claims): %v", d, perDay[d], keys)
+			t.Errorf("day %s has %d keys, want 9 (5 aggregates + 4 claim hashes): %v", d, perDay[d], keys)
 		}
 	}
 	if len(perDay) != 3 {
@@ -463,27 +464,33 @@ func TestScriptRefusesMalformedCalls(t *testing.T) {
 	ctx := context.Background()
 	p := redistest.Prefix()
 	day := "{2026-11-27}"
-	keys := []string{p + ":" + day + ":totals", p + ":" + day + ":models", p + ":" + day + ":users", p + ":" + day + ":userset", p + ":" + day + ":sessions", p + ":" + day + ":id:a"}
+	old, bucket, field := claimOf(p, "2026-11-27", "a")
+	keys := []string{p + ":" + day + ":totals", p + ":" + day + ":models", p + ":" + day + ":users", p + ":" + day + ":userset", p + ":" + day + ":sessions", old, bucket}
 	exp := time.Now().Add(time.Hour).Unix()
 	for name, args := range map[string][]any{
 		"too few":      {exp, "m", "u", "s", 1, 1, 2},
 		"v5's shape":   {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0},
-		"exponent":     {exp, "m", "u", "s", "1e5", 1, 2, 0, 0, 0, 0, ""},
-		"negative":     {exp, "m", "u", "s", 1, -1, 2, 0, 0, 0, 0, ""},
-		"leading zero": {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, "07", ""},
-		"huge":         {exp, "m", "u", "s", 1, 1, "99999999999999999", 0, 0, 0, 0, ""},
-		"price source": {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "table"},
+		"v6's shape":   {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt"},
+		"exponent":     {exp, "m", "u", "s", "1e5", 1, 2, 0, 0, 0, 0, "", field},
+		"negative":     {exp, "m", "u", "s", 1, -1, 2, 0, 0, 0, 0, "", field},
+		"leading zero": {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, "07", "", field},
+		"huge":         {exp, "m", "u", "s", 1, 1, "99999999999999999", 0, 0, 0, 0, "", field},
+		"price source": {exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "table", field},
 	} {
 		err := c.Eval(ctx, redismodel.AddScript(), keys, args...).Err()
 		if err == nil || !strings.Contains(err.Error(), "tokenledger add") {
 			t.Errorf("%s: err = %v, want the script's refusal", name, err)
 		}
 	}
+	// v6's keys (one claim key per event) with v7's values.
+	if err := c.Eval(ctx, redismodel.AddScript(), keys[:6], exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt", field).Err(); err == nil || !strings.Contains(err.Error(), "tokenledger add") {
+		t.Errorf("v6's keys: err = %v, want the script's refusal", err)
+	}
 	if left := scanKeys(t, c, p+":*"); len(left) != 0 {
 		t.Errorf("refused calls wrote %v", left)
 	}
 	// The same call, well formed, counts.
-	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt").Result()
+	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt", field).Result()
 	if err != nil || fmt.Sprint(got) != "[1]" {
 		t.Errorf("well-formed call: %v, %v", got, err)
 	}
@@ -512,8 +519,9 @@ func TestScriptSumsExactly(t *testing.T) {
 	keys := []string{k("totals"), k("models"), k("users"), k("userset"), k("sessions")}
 	args := []any{exp}
 	for i, e := range evs {
-		keys = append(keys, k(fmt.Sprintf("id:%d", i)))
-		args = append(args, e...)
+		old, bucket, field := claimOf(p, "2026-11-27", fmt.Sprint(i))
+		keys = append(keys, old, bucket)
+		args = append(append(args, e...), field)
 	}
 	got, err := c.Eval(ctx, redismodel.AddScript(), keys, args...).Result()
 	if err != nil || fmt.Sprint(got) != "[1 1 1 1]" {
@@ -540,14 +548,18 @@ func TestScriptSumsExactly(t *testing.T) {
 	if m, _ := c.SMembers(ctx, k("sessions")).Result(); len(m) != 2 {
 		t.Errorf("sessions = %v, want s and s2", m)
 	}
-	for _, key := range keys {
+	for i, key := range keys {
+		if i >= 5 && i%2 == 1 {
+			continue // v6 claim keys, which v7 only reads
+		}
 		if ttl, _ := c.TTL(ctx, key).Result(); ttl <= 0 {
 			t.Errorf("%s has no expiry (%v)", key, ttl)
 		}
 	}
 	// The same ids again, and a new one: only the new one counts.
-	keys = append(keys, k("id:new"))
-	args = append(args, "m", "", "", "1", "1", "2", "0", "0", "0", "0", "pu")
+	old, bucket, field := claimOf(p, "2026-11-27", "new")
+	keys = append(keys, old, bucket)
+	args = append(args, "m", "", "", "1", "1", "2", "0", "0", "0", "0", "pu", field)
 	got, err = c.Eval(ctx, redismodel.AddScript(), keys, args...).Result()
 	if err != nil || fmt.Sprint(got) != "[0 0 0 0 1]" {
 		t.Fatalf("script again: %v, %v", got, err)
@@ -570,13 +582,26 @@ func TestScriptChecksOnlyWhatItWrites(t *testing.T) {
 	p := redistest.Prefix()
 	day := "{2026-11-27}"
 	k := func(kind string) string { return p + ":" + day + ":" + kind }
-	keys := []string{k("totals"), k("models"), k("users"), k("userset"), k("sessions"), k("id:a")}
+	old, bucket, field := claimOf(p, "2026-11-27", "a")
+	keys := []string{k("totals"), k("models"), k("users"), k("userset"), k("sessions"), old, bucket}
 	exp := time.Now().Add(time.Hour).Unix()
-	for _, kind := range []string{"totals", "models", "users", "userset", "sessions"} {
+	for i, kind := range []string{"totals", "models", "users", "userset", "sessions", bucket[len(k("")):]} {
 		if err := c.Set(ctx, k(kind), "x", time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
-		err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt").Err()
+		// The first call's event counts first, then the call's second
+		// event finds its claim hash holding a string: nothing written.
+		args := []any{exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt", field}
+		ks := keys
+		if i == 5 {
+			o2, b2, f2 := claimOf(p, "2026-11-27", "a-other-bucket")
+			if b2 == bucket {
+				t.Fatal("pick another id: same bucket")
+			}
+			ks = append([]string{k("totals"), k("models"), k("users"), k("userset"), k("sessions"), o2, b2}, old, bucket)
+			args = append([]any{exp, "m", "u", "s", 1, 1, 2, 0, 0, 0, 0, "pt", f2}, args[1:]...)
+		}
+		err := c.Eval(ctx, redismodel.AddScript(), ks, args...).Err()
 		if err == nil || !strings.Contains(err.Error(), "WRONGTYPE tokenledger key "+k(kind)+" holds a string") {
 			t.Errorf("%s holds a string: err = %v, want the script's WRONGTYPE", kind, err)
 		}
@@ -590,7 +615,7 @@ func TestScriptChecksOnlyWhatItWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "", "", 1, 1, 2, 0, 0, 0, 0, "").Result()
+	got, err := c.Eval(ctx, redismodel.AddScript(), keys, exp, "m", "", "", 1, 1, 2, 0, 0, 0, 0, "", field).Result()
 	if err != nil || fmt.Sprint(got) != "[1]" {
 		t.Errorf("a call without user or session over strings at their keys: %v, %v; want [1]", got, err)
 	}
@@ -613,8 +638,9 @@ func TestClaimTokens(t *testing.T) {
 		keys := append(slices.Clone(dayKeys), make([]string, 0, len(ids))...)
 		args := []any{exp}
 		for _, id := range ids {
-			keys = append(keys, day+"id:"+id)
-			args = append(args, "m", "u", "s", 1, 2, 3, 0, 0, 0, 0, "pc")
+			old, bucket, field := claimOf(p, "2026-11-27", id)
+			keys = append(keys, old, bucket)
+			args = append(args, "m", "u", "s", 1, 2, 3, 0, 0, 0, 0, "pc", field)
 		}
 		if token != "" {
 			args = append(args, token)
@@ -642,8 +668,8 @@ func TestClaimTokens(t *testing.T) {
 	if got, err := call([]string{"a", "b", "a"}, tok); err != nil || fmt.Sprint(got) != "[1 1 0]" {
 		t.Fatalf("first attempt: %v, %v; want [1 1 0]", got, err)
 	}
-	if v := c.Get(ctx, day+"id:a").Val(); v != tok {
-		t.Errorf("claim holds %q, want the token", v)
+	if _, bucket, field := claimOf(p, "2026-11-27", "a"); c.HGet(ctx, bucket, field).Val() != tok {
+		t.Errorf("claim holds %q, want the token", c.HGet(ctx, bucket, field).Val())
 	}
 	if n := requests(); n != "2" {
 		t.Fatalf("requestCount %s after the first attempt, want 2", n)

@@ -407,7 +407,7 @@ func goBenchPhase(r *report) {
 		{key: "redis-ceiling", args: []string{"-bench", "LogVsCeiling", "-benchtime", "3x", "./store/redisstore/"}},
 		{key: "redis-read", args: []string{"-bench", "All91Days", "-benchtime", "50x", "./store/redisstore/"}},
 		{key: "redis-readall", args: []string{"-bench", "ReadAll", "-benchtime", "1x", "./store/redisstore/"}},
-		{key: "redis-memory", args: []string{"-bench", "MemoryPerDay", "-benchtime", "1x", "./store/redisstore/"}},
+		{key: "redis-memory", args: []string{"-bench", "MemoryPerDay|ClaimMemory", "-benchtime", "1x", "./store/redisstore/"}},
 		{key: "redis-wait", args: []string{"-bench", "WaitReplicas", "-benchtime", "1x", "./store/redisstore/"}},
 		{key: "kvrest", args: []string{"-bench", "Log", "-benchtime", "1x", "./store/kvrest/"}},
 		{key: "file", args: []string{"-bench", "Add|ConcurrentWriters|ServiceAll", "-benchtime", "1s", "./store/filestore/"}},

@@ -78,7 +78,7 @@ func commandsPerEvent(r *report) string {
 	ev := float64(events)
 	guards := float64(r.redisCommands["hmget"].calls+r.redisCommands["type"].calls) / ev
 	return fmt.Sprintf("Where Redis's share goes, counted in this run (`INFO commandstats` over the tokenledger rounds, reset before each; the few reads of `bench`'s verification included): %s events took %s script calls, %.1f events a call, and the scripts ran %.1f commands per event — %s — where the ceiling runs one `INCR` per request. By Redis's own clock (which also counts time the process was descheduled, so read it as a split, not a CPU figure) the scripts took %.0f µs per event, %.0f µs of it in the commands themselves; the rest is the Lua around them: each `redis.call` costs about 1 µs beyond the command itself (arguments in, reply back) and the check of each number about 0.3 µs (measured by hand with `redis-benchmark` on scripts that do only that: 100 `HINCRBY`s from Lua took 142 µs a call, 0.46 µs each in the command; 100 `string.match` checks 34 µs), so Redis's share follows the number of commands. "+
-		"Of those, %.1f per event (`HMGET`, `TYPE`) are the checks that keep a claim from ever existing without its counters; undoing a failed call's writes inside the script instead would save at most that share, and was not done: that undo path is where a mistake would count an event twice or lose it. Most of the rest is one `HINCRBY` per counter of each user (users rarely repeat within one call, so merging saves little there) and the claim's `SET`.\n\n",
+		"Of those, %.1f per event (`HMGET`, `TYPE`) are the checks that keep a claim from ever existing without its counters; undoing a failed call's writes inside the script instead would save at most that share, and was not done: that undo path is where a mistake would count an event twice or lose it. Most of the rest is one `HINCRBY` per counter of each user (users rarely repeat within one call, so merging saves little there) and the claim's `HEXISTS`, `HSET` and `EXPIREAT`.\n\n",
 		n0(ev), n0(float64(script.calls)), ev/float64(script.calls), float64(total.calls)/ev, strings.Join(parts, ", "),
 		float64(script.usec)/ev, float64(total.usec)/ev, guards)
 }
@@ -248,6 +248,11 @@ func (r *report) markdown() string {
 			m("cached-p50-µs"), m("cached-p99-µs"), m("after-write-p50-µs"), m("after-write-p99-µs"), m("uncached-p50-µs"), m("uncached-p99-µs"),
 			metGap(m("cached-p50-µs") > 0 && m("cached-p50-µs") <= 2 && m("cached-p99-µs") <= 5 && m("after-write-p50-µs") <= 2 && m("after-write-p99-µs") <= 5))
 	}
+	if rm := r.bench("redis-memory"); len(rm.metrics) > 0 {
+		m := func(unit string) float64 { return rm.m("BenchmarkClaimMemory", unit) }
+		w("| Redis memory for id claims ≤ 50 bytes per retained event at 10^7 events (`INFO memory`), idempotency exact, expiry automatic | %.1f B/event (before v7: %.1f); the script's Redis CPU per event × %.2f of before in calls of 256, × %.2f in calls of one | %s |\n",
+			m("v7-claim-B/event"), m("v6-claim-B/event"), m("v7/v6-cpu@256"), m("v7/v6-cpu@1"), metGap(m("v7-claim-B/event") > 0 && m("v7-claim-B/event") <= 50))
+	}
 	if o := r.bench("otlp"); len(o.metrics) > 0 {
 		for _, c := range []struct {
 			kind string
@@ -305,7 +310,7 @@ func (r *report) markdown() string {
 	w("| ceiling | %.0f µs | %.0f µs | %.0f µs | %.0f µs | %s requests/s |\n\n", cs, cr, cc, cs+cr+cc, n0(2e6/max(cs+cr+cc, 1)))
 	w("The last column is what the two cores could do if these three processes had them to themselves: on a saturated machine, throughput follows the total CPU per request. ")
 	w("tokenledger's server needs %.0f µs more CPU per request than the bare handler and Redis %.0f µs more: ", ss-cs, sr-cr)
-	w("the Lua script claims the id (`SET NX EXAT`), checks the keys' types, reads the day's totals and runs one `HINCRBY` per counter (about twenty for an event alone in its call, fewer per event when the combiner merges concurrent calls of one day), then `SADD` and `EXPIREAT`, where the ceiling runs one `INCR`; ")
+	w("the Lua script claims the id (`HEXISTS` and `HSET` of its claim hash, `EXPIREAT`), checks the keys' types, reads the day's totals and runs one `HINCRBY` per counter (about twenty for an event alone in its call, fewer per event when the combiner merges concurrent calls of one day), then `SADD` and `EXPIREAT`, where the ceiling runs one `INCR`; ")
 	w("the server validates the event, assigns nothing (ids come with the events), writes through the spool and the combiner, and answers with the ids. ")
 	if httpRatio < 70 || cpuRatio < 70 {
 		w("That work is the product (exact, idempotent daily aggregates), so the 70 %% target is missed by what it costs: see the profile below for where the server's share goes, and the Redis store's section for the script's.\n\n")
@@ -360,7 +365,7 @@ func (r *report) markdown() string {
 	for _, g := range r.redisGrowth {
 		how := "logged through the store (the script)"
 		if g.how == "claims" {
-			how = fmt.Sprintf("the rest as claim keys written directly (%s; Redis used_memory %s)", r.redisClaimsTook.Round(time.Second), r.redisMemory)
+			how = fmt.Sprintf("the rest as claims written directly (%s; Redis used_memory %s)", r.redisClaimsTook.Round(time.Second), r.redisMemory)
 		}
 		w("| Redis | %s | %s | %s | %s | %s | × %.2f |\n", loadgen.Thousands(int64(g.stored)), how, ms(g.p50), ms(g.p99), ms(g.ctrl50), g.ratio)
 	}
@@ -376,7 +381,7 @@ func (r *report) markdown() string {
 		w("\nCommands: `%s` (Redis, 5 × 300 events per point), the same with `-n 100` for the file (every event is an fsync).\n", withPort(r.redisGrowth[0].cmd))
 	}
 	w("\nRedis at 10^7: logging ten million events through the script would take several minutes of Redis CPU alone, more than the whole budget of this script; ")
-	w("what an event's cost could depend on is the size of the keyspace (one claim key per event, with its expiry) and of the day's aggregates, so the events beyond the first %s are added as claim keys exactly like the script's (`SET <prefix>:{day}:id:<id> 1 EXAT <expiry>`), spread over the 91 days.\n\n", loadgen.Thousands(fullSeed))
+	w("what an event's cost could depend on is the size of the keyspace (one claim per event, a field of one of its day's 4,096 claim hashes) and of the day's aggregates, so the events beyond the first %s are added as claims exactly like the script's (`HSET <prefix>:{day}:ids:<bucket> <id> 1` and `EXPIREAT`), spread over the 91 days.\n\n", loadgen.Thousands(fullSeed))
 	if r.fileBig.openTook > 0 {
 		w("File at 10^7: logging ten million events through the store would take minutes (%s for the first %s here), so they are written straight into a new usage file by `filestore.WriteFile`, exactly as a compaction writes one (tests check that the store reads such a file as the same days as the same events logged), and `serve` opens it like any other: at start it reads every event to rebuild the aggregates and the per-day id sets, which is what the open time and the memory above are. ",
 			r.fileSeedTook.Round(time.Second), loadgen.Thousands(fullSeed))

@@ -92,11 +92,11 @@ func seed(st tokenledger.Store, from, to int, now time.Time) {
 	must(firstErr)
 }
 
-// addClaims writes the claim keys of events [from, to) straight into
-// Redis — SET <prefix>:{day}:id:<id> 1 EXAT <expiry>, what the script
-// stores per event besides the day's aggregates — pipelined over one
-// connection. It stands in for logging millions of events through the
-// script, which the 10-minute budget
+// addClaims writes the claims of events [from, to) straight into Redis —
+// HSET <prefix>:{day}:ids:<bucket> <id> 1 and its EXPIREAT, what the script
+// stores per event besides the day's aggregates (docs/redis.md "Claims") —
+// pipelined over one connection. It stands in for logging millions of
+// events through the script, which the 10-minute budget
 // cannot afford; the keyspace it leaves is the same size.
 func addClaims(addr string, from, to int, now time.Time) {
 	keys, err := redismodel.NewKeys("tokenledger")
@@ -107,14 +107,14 @@ func addClaims(addr string, from, to int, now time.Time) {
 	done := make(chan error, 1)
 	go func() { // read and count the replies
 		r := bufio.NewReaderSize(c, 1<<16)
-		for n := from; n < to; n++ {
+		for n := 2 * from; n < 2*to; n++ { // HSET and EXPIREAT per event
 			line, err := r.ReadSlice('\n')
 			if err != nil {
 				done <- err
 				return
 			}
-			if len(line) == 0 || line[0] != '+' {
-				done <- fmt.Errorf("SET answered %q", line)
+			if len(line) == 0 || line[0] != ':' {
+				done <- fmt.Errorf("HSET or EXPIREAT answered %q", line)
 				return
 			}
 		}
@@ -131,7 +131,9 @@ func addClaims(addr string, from, to int, now time.Time) {
 			e = strconv.FormatInt(day.Time().AddDate(0, 0, tokenledger.DefaultRetentionDays+1).Unix(), 10)
 			exp[d] = e
 		}
-		buf = appendCmd(buf[:0], "SET", keys.ID(day, "claim-"+strconv.Itoa(k)), "1", "EXAT", e)
+		_, bucket, field := keys.Claim(day, "claim-"+strconv.Itoa(k))
+		buf = appendCmd(buf[:0], "HSET", bucket, field, "1")
+		buf = appendCmd(buf, "EXPIREAT", bucket, e)
 		_, _ = w.Write(buf)
 	}
 	must(w.Flush())
