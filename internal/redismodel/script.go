@@ -32,52 +32,8 @@ const MaxMergedEvents = 256
 // addScript counts one UTC day's new events atomically. It checks every
 // precondition before its first write, so a call either fails before
 // writing anything or claims and counts every new event it carries: a claim
-// never exists without its counters.
-//
-// v3, against v1 (which wrote each event on its own): the new events of a
-// call are summed per model and per user in Lua, and each field gets one
-// HINCRBY per call, each set one SADD. The combiner merges concurrent calls
-// of one day, so a call carries many events, often of the same models and
-// users. A call with one new event writes it as sent, as v1 did. The
-// users, userset and sessions keys are type-checked only when an event of
-// the call could write them, the totals hash by the HMGET the overflow
-// guard needs anyway. The keys, fields and values written are exactly
-// v1's, so every version and its readers share a database.
-//
-// v4, against v3: every counter field the call may write (the totals', and
-// those of each model and userId it carries) is read before the first
-// write and must hold an integer HINCRBY takes, below 2^62 after the
-// call's sums. v3 checked only the totals, so a model or user field
-// holding anything else (written by hand, or by another program) failed
-// its HINCRBY after the claims: Redis does not roll a script back, and the
-// ids of every caller merged into the call stayed claimed without counters.
-//
-// v5, against v4: an optional last ARGV, the call's claim token (see
-// AddCall below). A call that carries one stores it as the claim's value
-// instead of "1", and answers 1 for an event whose claim already holds that
-// token: the event was counted by an earlier attempt of the same call,
-// whose reply was lost, so the retry reports it as counted now, as that
-// attempt would have. Without a token nothing changes. And a counter
-// field holding a negative number is refused like any other foreign value:
-// v4 let one below -2^63 through its check, whose HINCRBY then failed
-// after the claims (tokenledger never writes a negative counter).
-//
-// v6, against v5: each event carries an 11th value, where its cost came
-// from — "" (not known), or the counter code pc (the client), pt (the
-// price table) or pu (unpriced) — and the day, its model and its user
-// each count one request under that code, checked like every counter.
-// A call of v5's shape (10 values per event) is refused, not misread.
-//
-// v7, against v6: an id is claimed by a field of one of the day's
-// ClaimBuckets hashes (its claim hash, KEYS[5 + 2e]; the field is a 12th
-// value per event, see ClaimField) instead of a key of its own, for a
-// seventh of the memory; the key v6 would have claimed it with
-// (KEYS[4 + 2e]) still counts as its claim, so an event counted before the
-// upgrade stays counted for its day's retention, and an id whose field
-// would be too long for a listpack (an empty field) is claimed with that key as
-// before. The claims are read before the first write (one HEXISTS per id,
-// which also refuses a claim hash that is not a hash) and written with one
-// HSET and EXPIREAT per hash. A call of v6's shape is refused, not misread.
+// never exists without its counters. Its versions and what each changed:
+// docs/redis.md "Script versions".
 const addScript = `-- tokenledger add v7: count one UTC day's new events.
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
 -- KEYS[4] user set, KEYS[5] session set, then two keys per event: its v6
