@@ -215,8 +215,39 @@ func Replica(t testing.TB, master *Instance) *Instance {
 		t.Fatalf("CONFIG SET on the master %s: %v", master.Addr(), err)
 	}
 	r := Server(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
-	if err := waitNode(r, time.Now().Add(20*time.Second), inSync, "INFO", "replication"); err != nil {
+	deadline := time.Now().Add(20 * time.Second)
+	if err := waitNode(r, deadline, inSync, "INFO", "replication"); err != nil {
 		t.Fatal(err)
 	}
+	// The replica's side of the link is up before it acknowledges writes:
+	// wait until a write on one connection is acknowledged, three times
+	// running.
+	for ok := 0; ok < 3; {
+		out, err := writeAndWait(master.Addr())
+		switch {
+		case err == nil && out == "1":
+			ok++
+		case time.Now().After(deadline):
+			t.Fatalf("the replica %s does not acknowledge writes to %s: %v %q", r.Addr(), master.Addr(), err, out)
+		default:
+			ok = 0
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	return r
+}
+
+// writeAndWait sends SET and WAIT 1 200 on one connection to addr and
+// returns WAIT's answer.
+func writeAndWait(addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, redisCLI, "-h", "127.0.0.1", "-p", addr[strings.LastIndex(addr, ":")+1:])
+	cmd.Stdin = strings.NewReader("SET redistest:replica-probe 1\nWAIT 1 200\n")
+	out, err := cmd.Output()
+	lines := strings.Fields(string(out))
+	if len(lines) == 0 {
+		return "", err
+	}
+	return lines[len(lines)-1], err
 }

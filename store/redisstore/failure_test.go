@@ -312,7 +312,7 @@ func TestOptionsRejected(t *testing.T) {
 		{"unescaped password", redisstore.Options{URL: "redis://u:a/b@127.0.0.1:1"}, "URL-escape those characters"},
 		// go-redis reads these from the URL's query, and the store would
 		// overwrite them without a word.
-		{"URL read_timeout", redisstore.Options{URL: "redis://127.0.0.1:1/0?read_timeout=30s"}, "redis URL must not set read_timeout: the store sets the dial, read and write timeouts (TOKENLEDGER_DB_TIMEOUT)"},
+		{"URL read_timeout", redisstore.Options{URL: "redis://127.0.0.1:1/0?read_timeout=30s"}, "redis URL must not set read_timeout: the store sets the dial, read and write timeouts itself"},
 		{"URL dial_timeout", redisstore.Options{URL: "redis://127.0.0.1:1?dial_timeout=1s"}, "must not set dial_timeout"},
 		{"URL protocol", redisstore.Options{URL: "redis://127.0.0.1:1/0?protocol=3"}, "redis URL must not set protocol: the store speaks RESP2"},
 		{"URL max_retries", redisstore.Options{URL: "redis://127.0.0.1:1/0?max_retries=5"}, "redis URL must not set max_retries: the store turns go-redis's retries off"},

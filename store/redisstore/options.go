@@ -118,7 +118,7 @@ func parseURL(what, raw string) (target, error) {
 // optionReasons say why a URL may not set an option the store sets
 // itself (see redisurl.CheckOptions).
 var optionReasons = map[redisurl.Setting]string{
-	redisurl.Timeouts: "the store sets the dial, read and write timeouts (TOKENLEDGER_DB_TIMEOUT)",
+	redisurl.Timeouts: "the store sets the dial, read and write timeouts itself",
 	redisurl.Protocol: "the store speaks RESP2, whose replies have the REST API's shape",
 	redisurl.Retries:  "the store turns go-redis's retries off, so that a failure surfaces within the timeouts",
 }

@@ -175,7 +175,7 @@ func (w *replicaWait) sendWaiting(ctx context.Context, c goRedis, cmds [][]any) 
 // FewReplicasMessage is logged at Open for each master with fewer
 // connected replicas than WaitReplicas: every write to it will go to the
 // spool until they connect.
-const FewReplicasMessage = "⚠️ Redis master has fewer replicas than TOKENLEDGER_REDIS_WAIT_REPLICAS waits for; writes to it go to the local spool until they connect"
+const FewReplicasMessage = "⚠️ Redis master has fewer replicas than each write waits for; writes to it go to the local spool until they connect"
 
 // warnFewReplicas logs FewReplicasMessage for each master (the server, or
 // every master of a cluster) that has fewer than n replicas connected now.
@@ -208,6 +208,6 @@ func (s *Store) warnFewReplicas(ctx context.Context) {
 		err = check(ctx, c)
 	}
 	if err != nil {
-		s.log.Warn("could not count the Redis replicas that TOKENLEDGER_REDIS_WAIT_REPLICAS waits for", "err", err)
+		s.log.Warn("could not count the Redis replicas each write waits for", "err", err)
 	}
 }
