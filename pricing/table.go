@@ -119,13 +119,13 @@ func Parse(data []byte, source string) (*Table, error) {
 // parseModel reads one entry of a price file.
 func parseModel(key string, raw json.RawMessage, source string) (*Model, error) {
 	if key == "" || !utf8.ValidString(key) || strings.TrimSpace(key) != key {
-		return nil, fmt.Errorf("price file: key %q is not a model name (empty, not UTF-8, or with spaces around it)", key)
+		return nil, fmt.Errorf("price file: key %q is not a model name (empty, not UTF-8, or with spaces around it)", shown(key))
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var fields map[string]any
 	if err := dec.Decode(&fields); err != nil || fields == nil {
-		return nil, fmt.Errorf("price file: key %q is not a model: its value must be an object of rates", key)
+		return nil, fmt.Errorf("price file: key %q is not a model: its value must be an object of rates", shown(key))
 	}
 	m := &Model{Key: key, Source: source}
 	if p, ok := fields["litellm_provider"].(string); ok {
@@ -148,14 +148,14 @@ func parseModel(key string, raw json.RawMessage, source string) (*Model, error) 
 		}
 		num, ok := v.(json.Number)
 		if !ok {
-			return nil, fmt.Errorf("price file: model %q: field %s must be a number of US dollars per token, not %s", key, f, kindOf(v))
+			return nil, fmt.Errorf("price file: model %q: field %s must be a number of US dollars per token, not %s", shown(key), f, kindOf(v))
 		}
 		d, err := parseDecimal(string(num))
 		if err == nil && d.cmp(one) > 0 {
 			err = errTooLarge
 		}
 		if err != nil {
-			return nil, fmt.Errorf("price file: model %q: field %s %v (it is %s)", key, f, err, num)
+			return nil, fmt.Errorf("price file: model %q: field %s %v (it is %s)", shown(key), f, err, num)
 		}
 		if rates[above] == nil {
 			rates[above] = new([nBuckets]*decimal)
@@ -196,13 +196,22 @@ func checkOtherCost(key, f string, v any) error {
 	}
 	if strings.HasPrefix(string(num), "-") {
 		if _, err := parseDecimal(string(num)); err != nil {
-			return fmt.Errorf("price file: model %q: field %s must not be negative (it is %s)", key, f, num)
+			return fmt.Errorf("price file: model %q: field %s must not be negative (it is %s)", shown(key), f, num)
 		}
 	}
 	return nil
 }
 
 // kindOf names the JSON type of a decoded value, for error messages.
+// shown is a model key as a refusal names it: at most 60 characters, so
+// that a sentence about a hostile key stays readable.
+func shown(key string) string {
+	if r := []rune(key); len(r) > 60 {
+		return string(r[:60]) + "…"
+	}
+	return key
+}
+
 func kindOf(v any) string {
 	switch x := v.(type) {
 	case nil:
