@@ -222,6 +222,16 @@ func (s *Store) LastReset(ctx context.Context) (time.Time, error) {
 	return t, s.closedErr(s.track(err))
 }
 
+// ResetTimes returns when Reset last ran and the time now, both by the
+// database's clock (see fallback.ResetClock). Errors are as for Check.
+func (s *Store) ResetTimes(ctx context.Context) (reset, now time.Time, err error) {
+	if s.closed.Load() {
+		return time.Time{}, time.Time{}, tokenledger.ErrClosed
+	}
+	reset, now, err = s.core.ResetTimes(ctx)
+	return reset, now, s.closedErr(s.track(err))
+}
+
 // SetMark records name for R + 1 days. Errors are as for Check.
 func (s *Store) SetMark(ctx context.Context, name string) error {
 	if s.closed.Load() {
