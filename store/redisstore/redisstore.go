@@ -211,9 +211,9 @@ func (s *Store) HasMark(ctx context.Context, name string) (bool, error) {
 	return ok, s.closedErr(s.track(err))
 }
 
-// LastReset returns when Reset last ran, the zero time when it did not
-// within the last R + 1 days; the fallback spool uses it to drop events
-// spooled before a reset. Errors are as for Check.
+// LastReset returns when Reset last ran, by the database's clock, the
+// zero time when it did not within the last R + 1 days (the fallback spool
+// uses ResetTimes, which also reads the database's time now). Errors are as for Check.
 func (s *Store) LastReset(ctx context.Context) (time.Time, error) {
 	if s.closed.Load() {
 		return time.Time{}, tokenledger.ErrClosed
