@@ -168,7 +168,7 @@ func openStore(ctx context.Context, cfg config.Config, o Options, met *metrics.M
 		if !o.Spool {
 			return db, db, nil, nil
 		}
-		fb, err := withSpool(db, down, cfg, log)
+		fb, err := withSpool(db, down, cfg, o, log)
 		if err != nil {
 			_ = db.Close()
 			return nil, nil, nil, err

@@ -66,9 +66,9 @@ func openOrDown[S tokenledger.Store](ctx context.Context, timeout time.Duration,
 	return st, err, nil
 }
 
-// withSpool wraps the database store in the fallback spool in cfg.SpoolDir.
-func withSpool(db tokenledger.Store, down error, cfg config.Config, log *slog.Logger) (*fallback.Store, error) {
-	fb, err := fallback.New(db, cfg.SpoolDir, fallback.Options{Logger: log, ReadWait: cfg.DBTimeout})
+// withSpool wraps the database store in the fallback spool in cfg.SpoolDir, on the clock o.Now.
+func withSpool(db tokenledger.Store, down error, cfg config.Config, o Options, log *slog.Logger) (*fallback.Store, error) {
+	fb, err := fallback.New(db, cfg.SpoolDir, fallback.Options{Logger: log, ReadWait: cfg.DBTimeout, Now: o.Now})
 	if err != nil {
 		return nil, err
 	}

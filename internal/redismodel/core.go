@@ -486,13 +486,9 @@ func (c *Core) Reset(ctx context.Context) error {
 		return fmt.Errorf("%s: %s: %w", c.server, op, err)
 	}
 	ttl := int64(c.retention+1) * 24 * 3600
-	stamp := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	replies, err := c.do(ctx, op, [][]any{{"SET", c.keys.Mark(resetMark), stamp, "EX", ttl}})
+	stamp, err := c.markReset(ctx, op, ttl) // by the database's clock: see resetclock.go
 	if err != nil {
 		return err
-	}
-	if e, ok := replies[0].(ReplyError); ok {
-		return c.replyFail(op+": record the time", e)
 	}
 	if c.cache != nil {
 		c.cache.clear()
@@ -502,7 +498,7 @@ func (c *Core) Reset(ctx context.Context) error {
 	}
 	// The same time under a second marker says the deletion finished: until
 	// then no reader keeps what it reads (see dayCache).
-	replies, err = c.do(ctx, op, [][]any{{"SET", c.keys.Mark(resetDoneMark), stamp, "EX", ttl}})
+	replies, err := c.do(ctx, op, [][]any{{"SET", c.keys.Mark(resetDoneMark), stamp, "EX", ttl}})
 	if err != nil {
 		return err
 	}
@@ -521,8 +517,7 @@ const resetMark = "reset"
 // way (or died half-way) and reads are not cached.
 const resetDoneMark = "resetdone"
 
-// LastReset returns when Reset last ran (by the clock of the machine that
-// ran it), the zero time when it did not within the last R + 1 days.
+// LastReset returns when Reset last ran (by the database's clock), the zero time when it did not within the last R + 1 days.
 // Errors are as for Check; a marker that does not hold a time is an error
 // naming the key.
 func (c *Core) LastReset(ctx context.Context) (time.Time, error) {

@@ -344,9 +344,18 @@ type fakeNodes struct {
 	order  []string
 }
 
-// Do takes the SETs of the reset markers, the keyed commands Reset sends
+// Do takes the SETs of the reset markers (the first as its script), the keyed commands Reset sends
 // through the cluster Doer (the deletions go node by node).
 func (f *fakeNodes) Do(_ context.Context, cmds [][]any) ([]any, error) {
+	if len(cmds) == 1 && cmds[0][0] == "EVAL" && cmds[0][1] == markResetScript {
+		// The reset marker by the server's clock (this machine's, here).
+		stamp := strconv.FormatInt(time.Now().UnixMilli(), 10)
+		cmds = [][]any{{"SET", cmds[0][3], stamp, "EX", cmds[0][4]}}
+		if _, err := f.Do(context.Background(), cmds); err != nil {
+			return nil, err
+		}
+		return []any{stamp}, nil
+	}
 	if len(cmds) == 1 && cmds[0][0] == "SET" {
 		f.mu.Lock()
 		defer f.mu.Unlock()

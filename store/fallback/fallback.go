@@ -43,6 +43,10 @@ type Options struct {
 	// (default 2 s): a read never waits out the delivery of a long
 	// outage's spool, nor a delivery another caller is running.
 	ReadWait time.Duration
+	// Now is this instance's clock, which stamps each spool record; the
+	// records are compared with a reset only through the database's clock
+	// (see since). time.Now when nil.
+	Now tokenledger.Clock
 }
 
 // defaultReadWait is Options.ReadWait when zero.
@@ -71,6 +75,8 @@ type Store struct {
 	// when that was last logged.
 	refusal       atomic.Pointer[string]
 	refusalLogged time.Time
+
+	now tokenledger.Clock // Options.Now
 }
 
 // refusalLogEvery bounds how often a lasting refusal is logged again
@@ -81,12 +87,17 @@ const refusalLogEvery = time.Minute
 // spool holds events from an earlier run, the Store starts in fallback and
 // the replayer delivers them first.
 func New(primary tokenledger.Store, spoolDir string, o Options) (*Store, error) {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
 	sp, err := OpenSpool(spoolDir)
 	if err != nil {
 		return nil, err
 	}
+	sp.now = now
 	s := &Store{primary: primary, spool: sp, log: o.Logger, minWait: o.MinBackoff, maxWait: o.MaxBackoff, kick: make(chan struct{}, 1),
-		deliver: make(chan struct{}, 1), readWait: o.ReadWait}
+		deliver: make(chan struct{}, 1), readWait: o.ReadWait, now: now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -356,7 +367,7 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 	}
 	delivered, fresh, dropped := 0, 0, 0
 	rejectedBefore := s.spool.Rejected() // those set aside meanwhile are not delivered
-	var reset time.Time                  // when the database was last reset; read once
+	var cut resetCut                     // when the database was last reset; read once
 	for {
 		if err := ctx.Err(); err != nil {
 			return delivered, err
@@ -370,12 +381,12 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 			break
 		}
 		if delivered == 0 {
-			if reset, err = s.lastReset(ctx); err != nil {
+			if cut, err = s.lastReset(ctx); err != nil {
 				s.failed(ctx, err)
 				return delivered, err
 			}
 		}
-		evs, gone := since(recs, reset)
+		evs, gone := since(recs, cut)
 		dropped += gone
 		var res tokenledger.AddResult
 		if len(evs) > 0 {
@@ -407,7 +418,7 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 		fresh += res.Accepted()
 	}
 	if dropped > 0 {
-		s.log.Warn(fmt.Sprintf("📦 Dropped %s appended before the database was reset at %s (by this or another instance): the reset wiped everything logged before it", count(dropped, "spooled event"), reset.UTC().Format(time.RFC3339Nano)))
+		s.log.Warn(fmt.Sprintf("📦 Dropped %s appended before the database was reset at %s (by this or another instance): the reset wiped everything logged before it", count(dropped, "spooled event"), cut.reset.UTC().Format(time.RFC3339Nano)))
 	}
 	if sent := delivered - dropped - (s.spool.Rejected() - rejectedBefore); sent > 0 {
 		s.log.Info(fmt.Sprintf("📦 Spool drained: delivered %s to the database (%d new, %d already there)", count(sent, "event"), fresh, sent-fresh))
@@ -439,34 +450,52 @@ func (s *Store) failed(ctx context.Context, err error) {
 }
 
 // ResetClock is implemented by database stores that remember when they
-// were last reset (Reset records the time before it deletes anything).
+// were last reset (Reset records the time, by the database's clock, before
+// it deletes anything).
 type ResetClock interface {
-	// LastReset returns when the database was last reset, the zero time
-	// when it was not (within the retention window). On error it returns
-	// ErrUnavailable (wrapped) when the database cannot be reached.
-	LastReset(ctx context.Context) (time.Time, error)
+	// ResetTimes returns when the database was last reset (the zero time
+	// when it was not, within the retention window) and its time now, both
+	// by the database's clock. On error it returns ErrUnavailable
+	// (wrapped) when the database cannot be reached.
+	ResetTimes(ctx context.Context) (reset, now time.Time, err error)
 }
 
-// lastReset asks the database when it was last reset, when it can say.
-func (s *Store) lastReset(ctx context.Context) (time.Time, error) {
+// resetCut is the last reset moved onto this instance's clock: spool
+// records stamped before at were appended before the reset.
+type resetCut struct {
+	reset time.Time // by the database's clock, for the log
+	at    time.Time // the same moment by this instance's clock
+}
+
+// lastReset asks the database when it was last reset, when it can say, and
+// moves that time onto this instance's clock by how long ago it was: the
+// instance's clock may be minutes off the database's (and off the clock of
+// the instance that reset), and only the age of the reset, not its clock
+// reading, can be compared with the records' stamps. The error is at most
+// the round trip.
+func (s *Store) lastReset(ctx context.Context) (resetCut, error) {
 	rc, ok := tokenledger.FindStore[ResetClock](s.primary)
 	if !ok {
-		return time.Time{}, nil
+		return resetCut{}, nil
 	}
-	return rc.LastReset(ctx)
+	reset, dbNow, err := rc.ResetTimes(ctx)
+	if err != nil || reset.IsZero() {
+		return resetCut{}, err
+	}
+	return resetCut{reset: reset, at: s.now().Add(-dbNow.Sub(reset))}, nil
 }
 
-// since returns the events of recs appended at or after reset, and how
+// since returns the events of recs appended at or after the reset, and how
 // many were appended before it: those were logged before a reset (by
 // another instance, whose Reset cannot reach this spool) and the reset
 // wiped everything logged before it. Records of earlier versions, without
 // a time, are all kept.
-func since(recs []record, reset time.Time) ([]tokenledger.Event, int) {
-	cut := reset.UnixMilli()
+func since(recs []record, c resetCut) ([]tokenledger.Event, int) {
+	cut := c.at.UnixMilli()
 	var evs []tokenledger.Event
 	dropped := 0
 	for _, r := range recs {
-		if !reset.IsZero() && r.At != 0 && r.At < cut {
+		if !c.at.IsZero() && r.At != 0 && r.At < cut {
 			dropped += len(r.Events)
 			continue
 		}

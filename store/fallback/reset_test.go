@@ -68,7 +68,7 @@ func TestSpoolRecordsOfEarlierVersions(t *testing.T) {
 	if err != nil || r.At != 0 || len(r.Events) != 1 || r.Events[0].ID != "old-1" {
 		t.Fatalf("decodeRecord of a bare array: %+v, %v", r, err)
 	}
-	evs, dropped := since([]record{r}, time.Now())
+	evs, dropped := since([]record{r}, resetCut{reset: time.Now(), at: time.Now()})
 	if len(evs) != 1 || dropped != 0 {
 		t.Errorf("since a reset: %d kept, %d dropped; want the record without a time kept", len(evs), dropped)
 	}

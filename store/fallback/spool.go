@@ -56,6 +56,8 @@ type Spool struct {
 	rejectW   *journal.Writer // the rejected file, opened on its first record
 	rejectEnd int64           // where its valid records end, as load found it
 	rejected  atomic.Int64    // records in the rejected file
+
+	now func() time.Time // stamps each record; time.Now unless New sets it
 }
 
 // RejectedFile is the file in the spool directory that keeps the spooled
@@ -85,7 +87,7 @@ func OpenSpool(dir string) (*Spool, error) {
 	if !ok {
 		return nil, spoolInUse(dir)
 	}
-	s := &Spool{dir: dir, lock: lk}
+	s := &Spool{dir: dir, lock: lk, now: time.Now}
 	if err := s.load(); err != nil {
 		lk.Unlock()
 		return nil, err
@@ -256,7 +258,7 @@ func (s *Spool) Pending() int { return int(s.pending.Load()) }
 // spool takes events once the disk does; after a failed sync it takes
 // nothing more until it is reopened, which counts what is on disk.
 func (s *Spool) Append(ctx context.Context, events []tokenledger.Event) error {
-	payload, err := encodeRecord(time.Now(), events)
+	payload, err := encodeRecord(s.now(), events)
 	if err != nil {
 		return err
 	}
@@ -402,7 +404,7 @@ func (s *Spool) Close() error {
 }
 
 // record is one spool record: a batch of events as one Append took them,
-// and when (Unix milliseconds, by this machine's clock). Records written
+// and when (Unix milliseconds, by this instance's clock: see since). Records written
 // before the time was kept are a bare JSON array of events; they read
 // with At 0.
 type record struct {

@@ -213,15 +213,25 @@ func (s *Store) HasMark(ctx context.Context, name string) (bool, error) {
 	return ok, s.closedErr(s.track(err))
 }
 
-// LastReset returns when Reset last ran, the zero time when it did not
-// within the last R + 1 days; the fallback spool uses it to drop events
-// spooled before a reset. Errors are as for Check.
+// LastReset returns when Reset last ran, by the database's clock, the
+// zero time when it did not within the last R + 1 days (the fallback spool
+// uses ResetTimes, which also reads the database's time now). Errors are as for Check.
 func (s *Store) LastReset(ctx context.Context) (time.Time, error) {
 	if s.closed.Load() {
 		return time.Time{}, tokenledger.ErrClosed
 	}
 	t, err := s.core.LastReset(ctx)
 	return t, s.closedErr(s.track(err))
+}
+
+// ResetTimes returns when Reset last ran and the time now, both by the
+// database's clock (see fallback.ResetClock). Errors are as for Check.
+func (s *Store) ResetTimes(ctx context.Context) (reset, now time.Time, err error) {
+	if s.closed.Load() {
+		return time.Time{}, time.Time{}, tokenledger.ErrClosed
+	}
+	reset, now, err = s.core.ResetTimes(ctx)
+	return reset, now, s.closedErr(s.track(err))
 }
 
 // SetMark records name for R + 1 days. Errors are as for Check.
