@@ -111,8 +111,8 @@ func TestRepair(t *testing.T) {
 	}
 	cfg := load(t, map[string]string{"TOKENLEDGER_FILE": path})
 	_, err := Open(context.Background(), cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err == nil || !strings.Contains(err.Error(), "--repair") {
-		t.Fatalf("Open on a corrupt file = %v, want an error that points to --repair", err)
+	if err == nil || !strings.Contains(err.Error(), "a repair moves it aside") {
+		t.Fatalf("Open on a corrupt file = %v, want an error that points to a repair", err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "{ this is not json" {
 		t.Fatalf("Open changed the corrupt file: %q", b)
