@@ -76,7 +76,8 @@ if [ "$fuzztime" != "0" ]; then
     ".:FuzzDecodeEvents" ".:FuzzParseDollars" "./pricing:FuzzParse" \
     "./internal/httpapi:FuzzQuery" "./capture:FuzzBody" "./internal/otlp:FuzzSpans" \
     "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" \
-    "./store/kvrest:FuzzDecodeReplies" "./store/kvrest:FuzzStoreReplies"; do
+    "./store/kvrest:FuzzDecodeReplies" "./store/kvrest:FuzzStoreReplies" \
+    "./capture:FuzzStream" "./internal/proxy:FuzzRequest" "./internal/proxy:FuzzPath"; do
     pkg="${target%%:*}"
     name="${target##*:}"
     echo "== go test -fuzz ^${name}\$ -fuzztime ${fuzztime} ${pkg}"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/otlp"
@@ -83,8 +84,12 @@ func handleTraces(s *server) http.Handler {
 // MaxOTLPBytes either way; msg says what is wrong, with its status.
 func readOTLP(w http.ResponseWriter, r *http.Request) (body []byte, status int, msg string) {
 	in := io.Reader(http.MaxBytesReader(w, r.Body, MaxOTLPBytes))
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
+	enc, ok := contentCoding(r.Header.Values("Content-Encoding"))
+	if !ok {
+		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("An OTLP export is sent with one Content-Encoding, gzip or identity, not %q", truncate(enc, 60))
+	}
+	switch enc {
+	case "":
 	case "gzip":
 		zr, err := gzip.NewReader(in)
 		if err != nil {
@@ -103,4 +108,26 @@ func readOTLP(w http.ResponseWriter, r *http.Request) (body []byte, status int, 
 		return nil, http.StatusBadRequest, "The body could not be read completely (or its gzip data is cut short)"
 	}
 	return body, 0, ""
+}
+
+// contentCoding returns the one coding of a body's Content-Encoding
+// values, identity left out ("" for none). ok is false for a stack of
+// codings (gzip, gzip): a gzip of a gzip would let a 1 KiB body hold
+// 1 GiB, so the body is decoded once at most; enc is then all of them.
+func contentCoding(values []string) (enc string, ok bool) {
+	var codings []string
+	for _, v := range values {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+				codings = append(codings, c)
+			}
+		}
+	}
+	switch len(codings) {
+	case 0:
+		return "", true
+	case 1:
+		return codings[0], true
+	}
+	return strings.Join(codings, ", "), false
 }

@@ -144,38 +144,95 @@ func TestCounters(t *testing.T) {
 	}
 }
 
-// TestModelLimit: 10,000 distinct model names leave at most 101 values of
-// the model label (100, then "other"), and "other" holds the rest.
+// TestModelLimit: 10^5 distinct model names, logged through the HTTP API,
+// leave 101 values of the model label (the first 100, then "other") on
+// every per-model series, a scrape no larger than after the first 1,000,
+// and exact sums: each of the first 100 keeps its own tokens and cost,
+// "other" holds all the rest.
 func TestModelLimit(t *testing.T) {
+	const models, batch = 100_000, tokenledger.MaxBatch
 	url, _ := server(t, 0, "")
+	prompt := func(n int) int { return 1 + n%7 } // the n-th model's prompt tokens
 	var b strings.Builder
-	for batch := range 10 {
+	var firstSize int
+	var allPrompt, ownPrompt float64
+	for start := 0; start < models; start += batch {
 		b.Reset()
 		b.WriteString(`{"events":[`)
-		for i := range 1000 {
-			if i > 0 {
+		for n := start; n < start+batch; n++ {
+			if n > start {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, `{"model":"m-%d-%d","promptTokens":1}`, batch, i)
+			fmt.Fprintf(&b, `{"model":"m-%d","promptTokens":%d,"completionTokens":1,"costUsd":0.5}`, n, prompt(n))
+			allPrompt += float64(prompt(n))
+			if n < metrics.DefaultMaxModels {
+				ownPrompt += float64(prompt(n))
+			}
 		}
 		b.WriteString(`]}`)
 		if code := post(t, url, b.String()); code != http.StatusOK {
-			t.Fatalf("batch %d: %d", batch, code)
+			t.Fatalf("events %d to %d: %d", start, start+batch, code)
 		}
+		if start == 0 {
+			firstSize = len(scrapeText(t, url))
+		}
+	}
+	// One of the first 100 again: it still has its own series.
+	if code := post(t, url, `{"model":"m-7","promptTokens":1000}`); code != http.StatusOK {
+		t.Fatalf("m-7 again: %d", code)
+	}
+	text := scrapeText(t, url)
+	if len(text) > firstSize+firstSize/10 {
+		t.Errorf("the scrape grew from %d bytes after 1,000 models to %d after 10^5", firstSize, len(text))
 	}
 	f := scrape(t, url, "")
-	models := map[string]bool{}
-	for _, m := range f["tokenledger_tokens_total"].Metric {
-		for _, l := range m.Label {
-			if l.GetName() == "model" {
-				models[l.GetValue()] = true
+	for _, name := range []string{"tokenledger_tokens_total", "tokenledger_cost_usd_total"} {
+		labels := map[string]bool{}
+		for _, m := range f[name].Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "model" {
+					labels[l.GetValue()] = true
+				}
 			}
 		}
+		if len(labels) != metrics.DefaultMaxModels+1 || !labels[metrics.Other] || !labels["m-0"] || !labels["m-99"] || labels["m-100"] {
+			t.Errorf("%s: %d model label values (other: %v), want m-0 to m-99 and other", name, len(labels), labels[metrics.Other])
+		}
 	}
-	if len(models) > 101 || !models[metrics.Other] {
-		t.Errorf("%d model label values (other present: %v), want at most 101 with other", len(models), models[metrics.Other])
+	own := float64(metrics.DefaultMaxModels)
+	for _, c := range []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{map[string]string{"model": "m-7", "type": "prompt"}, float64(prompt(7)) + 1000},
+		{map[string]string{"model": "m-99", "type": "completion"}, 1},
+		{map[string]string{"model": metrics.Other, "type": "prompt"}, allPrompt - ownPrompt},
+		{map[string]string{"model": metrics.Other, "type": "completion"}, models - own},
+		{map[string]string{"type": "prompt"}, allPrompt + 1000},
+	} {
+		if got := value(f, "tokenledger_tokens_total", c.labels); got != c.want {
+			t.Errorf("tokenledger_tokens_total%v = %v, want %v", c.labels, got, c.want)
+		}
 	}
-	if got := value(f, "tokenledger_tokens_total", map[string]string{"model": metrics.Other}); got != 9900 {
-		t.Errorf("other holds %v prompt tokens, want 9900", got)
+	if got := value(f, "tokenledger_cost_usd_total", map[string]string{"model": metrics.Other}); got != (models-own)*0.5 {
+		t.Errorf("other's cost is %v, want %v", got, (models-own)*0.5)
 	}
+	if got := value(f, "tokenledger_events_total", map[string]string{"result": "accepted"}); got != models+1 {
+		t.Errorf("%v events accepted, want %d", got, models+1)
+	}
+}
+
+// scrapeText reads /metrics as it is sent.
+func scrapeText(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", res.StatusCode, err)
+	}
+	return string(b)
 }
