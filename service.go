@@ -247,7 +247,7 @@ func (s *Service) Refused(n int) {
 // event, up to MaxLoggedLinesPerSecond lines a second, and one summary
 // line for the events of a second beyond that.
 func (s *Service) logLines(ctx context.Context, label string, events []Event, isNew []bool) {
-	lines, skipped, tokens := s.lines.take(time.Now(), events, isNew)
+	lines, skipped, tokens := s.lines.take(s.now(), events, isNew)
 	if skipped > 0 {
 		s.log.LogAttrs(ctx, slog.LevelInfo, fmt.Sprintf("📊 Logged %d more events (%d tokens) in the last busy second without a line each (%s): at most %d lines a second",
 			skipped, tokens, label, MaxLoggedLinesPerSecond))

@@ -227,13 +227,12 @@ func TestDates(t *testing.T) {
 
 func TestLoggedLinesAreLimited(t *testing.T) {
 	var logs bytes.Buffer
-	svc, err := tokenledger.NewService(tokenledger.Config{Store: memstore.New(nil, 0), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	clock := noon
+	svc, err := tokenledger.NewService(tokenledger.Config{Store: memstore.New(nil, 0), Now: func() time.Time { return clock },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Wait for the start of a second, so that the batch below and the
-	// next call fall in two different ones.
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	events := make([]tokenledger.Event, 300)
 	for i := range events {
 		events[i] = tokenledger.Event{Model: "gpt-4o", PromptTokens: 2, CompletionTokens: 1, TotalTokens: 3}
@@ -244,11 +243,18 @@ func TestLoggedLinesAreLimited(t *testing.T) {
 	if got := strings.Count(logs.String(), "📊 Logged 3 tokens for model gpt-4o (File)"); got != tokenledger.MaxLoggedLinesPerSecond {
 		t.Fatalf("%d per-event lines, want %d", got, tokenledger.MaxLoggedLinesPerSecond)
 	}
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	clock = clock.Add(999 * time.Millisecond) // the same second: still quiet
 	if _, err := svc.Log(context.Background(), []tokenledger.Event{{Model: "gpt-4o", TotalTokens: 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "📊 Logged 200 more events (600 tokens) in the last busy second without a line each (File): at most 100 lines a second") ||
+	if strings.Contains(logs.String(), "more events") || strings.Count(logs.String(), "📊 Logged 3 tokens") != tokenledger.MaxLoggedLinesPerSecond {
+		t.Fatalf("within the same second:\n%s", logs.String()[len(logs.String())-400:])
+	}
+	clock = clock.Add(time.Millisecond) // the next second
+	if _, err := svc.Log(context.Background(), []tokenledger.Event{{Model: "gpt-4o", TotalTokens: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "📊 Logged 201 more events (603 tokens) in the last busy second without a line each (File): at most 100 lines a second") ||
 		strings.Count(logs.String(), "📊 Logged 3 tokens") != tokenledger.MaxLoggedLinesPerSecond+1 {
 		t.Fatalf("after a second:\n%s", logs.String()[len(logs.String())-400:])
 	}
