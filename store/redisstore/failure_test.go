@@ -195,7 +195,12 @@ func TestCloseWhileWaiting(t *testing.T) {
 		_, err := s.Add(context.Background(), batch("closing", 2))
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	srv.WaitUnread(t, 5*time.Second) // the Add's request waits at the server
+	select {
+	case err := <-done:
+		t.Fatalf("Add returned before Close, with the server stopped: %v", err)
+	default:
+	}
 	go s.Close()
 	select {
 	case err := <-done:
