@@ -12,33 +12,35 @@ import (
 	"time"
 )
 
-// WaitUnread waits until a connection to the server holds bytes the
-// server has not read (the receive queue in /proc/net/tcp), so that a
-// test of a paused server knows a request reached it and is waiting,
-// instead of hoping a sleep was long enough.
-func (i *Instance) WaitUnread(t testing.TB, within time.Duration) {
+// WaitUnread waits until n connections to the server hold bytes the
+// server has not read (their receive queues in /proc/net/tcp), so that a
+// test of a paused server knows its requests reached it and wait, instead
+// of hoping a sleep was long enough.
+func (i *Instance) WaitUnread(t testing.TB, n int, within time.Duration) {
 	t.Helper()
 	port := fmt.Sprintf(":%04X", i.port)
 	deadline := time.Now().Add(within)
 	for {
-		if unread(port) {
+		got := unread(port)
+		if got >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no request waits unread at %s after %s", i.Addr(), within)
+			t.Fatalf("%d connections, not %d, hold unread requests at %s after %s", got, n, i.Addr(), within)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// unread reports whether a socket whose local address ends in port (as
-// /proc/net/tcp writes it, ":1F90") has a non-empty receive queue.
-func unread(port string) bool {
+// unread counts the sockets whose local address ends in port (as
+// /proc/net/tcp writes it, ":1F90") with a non-empty receive queue.
+func unread(port string) int {
 	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
-		return false
+		return 0
 	}
 	defer f.Close()
+	count := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -47,8 +49,8 @@ func unread(port string) bool {
 		}
 		_, rx, ok := strings.Cut(fields[4], ":")
 		if n, err := strconv.ParseUint(rx, 16, 64); ok && err == nil && n > 0 {
-			return true
+			count++
 		}
 	}
-	return false
+	return count
 }

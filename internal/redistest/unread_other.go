@@ -8,6 +8,6 @@ import (
 )
 
 // WaitUnread needs Linux's /proc/net/tcp; elsewhere the test skips.
-func (i *Instance) WaitUnread(t testing.TB, within time.Duration) {
+func (i *Instance) WaitUnread(t testing.TB, n int, within time.Duration) {
 	t.Skip("WaitUnread reads /proc/net/tcp, which only Linux has")
 }

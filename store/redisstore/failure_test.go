@@ -195,7 +195,7 @@ func TestCloseWhileWaiting(t *testing.T) {
 		_, err := s.Add(context.Background(), batch("closing", 2))
 		done <- err
 	}()
-	srv.WaitUnread(t, 5*time.Second) // the Add's request waits at the server
+	srv.WaitUnread(t, 1, 5*time.Second) // the Add's request waits at the server
 	select {
 	case err := <-done:
 		t.Fatalf("Add returned before Close, with the server stopped: %v", err)

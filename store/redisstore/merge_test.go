@@ -59,7 +59,7 @@ func stalled(t *testing.T, srv *redistest.Instance, s *redisstore.Store, p strin
 		}()
 		// Taken by an idle flusher, which sends it and waits.
 		waitFor(t, "a flusher takes the blocking call", func() bool { return redisstore.Queued(s) == 0 })
-		time.Sleep(10 * time.Millisecond)
+		srv.WaitUnread(t, i+1, 5*time.Second) // and has sent it
 	}
 	return func() []addResult {
 		srv.Resume(t)
