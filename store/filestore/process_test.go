@@ -170,9 +170,10 @@ func crashEvent(id string) tokenledger.Event {
 	return e
 }
 
-// TestCrashRecovery kills a writer process with SIGKILL at random moments,
-// many times — during group commits, compactions and the conversion of an
-// original-format file — and after each kill checks that the files are
+// TestCrashRecovery kills a writer process with SIGKILL at seeded random
+// moments, and every fourth round the moment a compaction's output
+// appears, many times — during group commits, compactions and the
+// conversion of an original-format file — and after each kill checks that the files are
 // readable, that every acknowledged event is counted exactly once, and
 // that the aggregates match the events on disk.
 func TestCrashRecovery(t *testing.T) {
@@ -184,7 +185,13 @@ func TestCrashRecovery(t *testing.T) {
 		rounds = 3
 	}
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	if v := os.Getenv("TOKENLEDGER_CRASH_SEED"); v != "" { // replay a run
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("TOKENLEDGER_CRASH_SEED=%q is not a seed", v)
+		}
+	}
+	t.Logf("seed %d (TOKENLEDGER_CRASH_SEED=%d replays the kill times)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 
 	path := tempPath(t)
@@ -219,7 +226,16 @@ func TestCrashRecovery(t *testing.T) {
 				}
 			}
 		}
-		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
+		if round%4 == 1 {
+			// A kill chosen to land in a compaction: the moment its
+			// output file appears.
+			deadline := time.Now().Add(10 * time.Second)
+			for tmps, _ := filepath.Glob(path + ".tmp-*"); len(tmps) == 0 && time.Now().Before(deadline); tmps, _ = filepath.Glob(path + ".tmp-*") {
+				time.Sleep(200 * time.Microsecond)
+			}
+		} else {
+			time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
+		}
 		if err := c.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
