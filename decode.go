@@ -301,7 +301,7 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 func ParseTimestamp(s string) (time.Time, error) { return parseTimestamp(s) }
 
 // SetTimestamp sets e's time to t (in UTC) as a caller-given time: even
-// the zero time is then checked by Service.Prepare like any other, not
+// the zero time is then checked by Service.ValidateAndPrice like any other, not
 // taken for "no timestamp" and replaced by now.
 func (e *Event) SetTimestamp(t time.Time) {
 	e.Timestamp = t.UTC()

@@ -48,7 +48,7 @@ type Event struct {
 	// Cost is the call's cost in nano-dollars.
 	Cost Nanos `json:"costUsd,omitempty"`
 	// Pricing says where Cost came from. The decoder sets PricedByClient
-	// when the body carries costUsd; Service.Prepare sets the rest.
+	// when the body carries costUsd; Service.ValidateAndPrice sets the rest.
 	// Stores keep a count of requests per source.
 	Pricing PriceSource `json:"pricing,omitempty"`
 	// PriceKey is the price-table key that priced the event, for the
@@ -61,7 +61,7 @@ type Event struct {
 
 	// zeroTimeSent is set by the decoder when the body did carry a
 	// timestamp and it was the zero time (0001-01-01T00:00:00Z), which the
-	// zero Timestamp cannot tell apart from no timestamp at all. Prepare
+	// zero Timestamp cannot tell apart from no timestamp at all. ValidateAndPrice
 	// then checks it like any other time instead of filling in now.
 	zeroTimeSent bool
 }

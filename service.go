@@ -166,13 +166,13 @@ type LogResult struct {
 	Degraded   bool     `json:"degraded"`
 }
 
-// Prepare validates events against every rule, including the clock's (the
+// ValidateAndPrice validates events against every rule, including the clock's (the
 // retention window and the future limit), fills in a missing ID (a
 // UUIDv7) and a missing Timestamp (now), and prices every event that came
 // without a cost (see docs/api.md, Cost). It changes the slice in place. On
 // the first broken rule it returns a *ValidationError with Index set and
 // leaves the caller free to reject the whole batch.
-func (s *Service) Prepare(events []Event) error {
+func (s *Service) ValidateAndPrice(events []Event) error {
 	now := s.now()
 	for i := range events {
 		e := &events[i]
@@ -198,7 +198,7 @@ func (s *Service) Prepare(events []Event) error {
 	return nil
 }
 
-// Log validates and prepares events (see Prepare) and writes them all to
+// Log validates and prepares events (see ValidateAndPrice) and writes them all to
 // the store. Either every event is valid and the store took them all, or
 // an error is returned: a *ValidationError when an event breaks a rule
 // (nothing stored), or the store's error.
@@ -206,7 +206,7 @@ func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
 	if len(events) == 0 {
 		return LogResult{}, &ValidationError{Index: -1, Msg: "there are no events to log"}
 	}
-	if err := s.Prepare(events); err != nil {
+	if err := s.ValidateAndPrice(events); err != nil {
 		s.Refused(len(events))
 		return LogResult{}, err
 	}

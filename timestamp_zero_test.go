@@ -18,9 +18,9 @@ func TestSentZeroTimestampIsChecked(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", ts, err)
 		}
-		err = svc.Prepare(events)
+		err = svc.ValidateAndPrice(events)
 		if err == nil || !strings.Contains(err.Error(), "timestamp is older than the retention window") {
-			t.Errorf("%s: Prepare = %v, timestamp now %v; want the retention-window error", ts, err, events[0].Timestamp)
+			t.Errorf("%s: ValidateAndPrice = %v, timestamp now %v; want the retention-window error", ts, err, events[0].Timestamp)
 		}
 	}
 	// An event without a timestamp still gets now.
@@ -28,7 +28,7 @@ func TestSentZeroTimestampIsChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Prepare(events); err != nil || !events[0].Timestamp.Equal(noon) {
-		t.Errorf("no timestamp: Prepare = %v, timestamp %v; want now (%v)", err, events[0].Timestamp, noon)
+	if err := svc.ValidateAndPrice(events); err != nil || !events[0].Timestamp.Equal(noon) {
+		t.Errorf("no timestamp: ValidateAndPrice = %v, timestamp %v; want now (%v)", err, events[0].Timestamp, noon)
 	}
 }

@@ -65,7 +65,7 @@ type nopStore struct{ tokenledger.Store }
 
 // BenchmarkDecodePrepare is the whole way in for one event without and
 // with the price table (218 and 5,000 models): DecodeEvents then
-// Service.Prepare. The difference is what pricing adds to an event.
+// Service.ValidateAndPrice. The difference is what pricing adds to an event.
 func BenchmarkDecodePrepare(b *testing.B) {
 	body := []byte(`{"id":"bench-1","model":"claude-sonnet-4-5-20250929","provider":"anthropic","userId":"u42","sessionId":"s17","promptTokens":5000,"cacheReadTokens":3000,"cacheWriteTokens":1000,"completionTokens":200}`)
 	for _, c := range []struct {
@@ -83,7 +83,7 @@ func BenchmarkDecodePrepare(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := svc.Prepare(evs); err != nil {
+				if err := svc.ValidateAndPrice(evs); err != nil {
 					b.Fatal(err)
 				}
 				if c.prices != nil && evs[0].Pricing != tokenledger.PricedByTable {

@@ -4,7 +4,7 @@
 // environment the function passes in, and reused by every request the
 // instance serves. Since a serverless instance gets no background time,
 // each request first gives the migration and the spool delivery a short
-// budget (app.App.Prepare).
+// budget (app.App.DeliverAndMigrate).
 //
 // This package is not internal because Vercel's Go builder compiles each
 // function from outside the module's tree, where internal packages cannot
@@ -57,7 +57,7 @@ func (i *Instance) Serve(w http.ResponseWriter, r *http.Request, getenv func(str
 		httpapi.InternalErrorHandler().ServeHTTP(w, r)
 		return
 	}
-	i.app.Prepare(r.Context())
+	i.app.DeliverAndMigrate(r.Context())
 	i.handler.ServeHTTP(w, r)
 }
 

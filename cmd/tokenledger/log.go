@@ -149,7 +149,7 @@ func precheck(events []tokenledger.Event, retentionDays int) error {
 	if err != nil {
 		return err
 	}
-	return svc.Prepare(slices.Clone(events))
+	return svc.ValidateAndPrice(slices.Clone(events))
 }
 
 // ruleService is a Service over an empty memory store, for checking input

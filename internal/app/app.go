@@ -41,7 +41,7 @@ type Options struct {
 	// AllowDown opens a database store even when it does not answer, so
 	// that its check can report the failure (tokenledger test).
 	AllowDown bool
-	// Migrate lets Migrate, Run and Prepare import cfg.File into a database
+	// Migrate lets Migrate, Run and DeliverAndMigrate import cfg.File into a database
 	// store (when cfg.Migrate allows it).
 	Migrate bool
 }

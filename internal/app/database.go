@@ -171,13 +171,13 @@ func (a *App) Run(ctx context.Context) error {
 // instance before its own: migration and delivering spooled events.
 const serverlessBudget = 2 * time.Second
 
-// Prepare does, within one short budget (serverlessBudget, for both),
+// DeliverAndMigrate does, within one short budget (serverlessBudget, for both),
 // what a serverless instance has no background time for: delivering
 // spooled events first (acknowledged events wait there, and reads are
 // refused until they are delivered), then, with the time left, the
 // migration on its first requests. Failures are logged and retried on the
 // next request; the request itself goes on.
-func (a *App) Prepare(ctx context.Context) {
+func (a *App) DeliverAndMigrate(ctx context.Context) {
 	if a.db == nil {
 		return
 	}

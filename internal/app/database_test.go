@@ -74,12 +74,12 @@ func TestDatabaseStoresWithSpoolAndMigration(t *testing.T) {
 	}
 }
 
-// TestPrepareKeepsToOneBudget: a serverless request spends at most one
+// TestDeliverAndMigrateKeepsToOneBudget: a serverless request spends at most one
 // budget (2 s) on the instance's work — the migration and the delivery of
 // spooled events together — however slow the database: here both the
 // migration's first call and the delivery hang past the database timeout.
 // Each used to get a budget of its own (4 s), before the request itself.
-func TestPrepareKeepsToOneBudget(t *testing.T) {
+func TestDeliverAndMigrateKeepsToOneBudget(t *testing.T) {
 	now := time.Now().UTC().Truncate(24 * time.Hour)
 	legacy := `[{"id":"budget-1","date":"` + now.Format("2006-01-02") + `","timestamp":"` + now.Format(time.RFC3339) +
 		`","model":"gpt-4o","tokensUsed":40,"tokenType":"prompt","metadata":{}}]`
@@ -89,20 +89,20 @@ func TestPrepareKeepsToOneBudget(t *testing.T) {
 	// The migration's first call and the delivery both hang.
 	front.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second}, kvresttest.Fault{Kind: kvresttest.Delay, Delay: 5 * time.Second})
 	start := time.Now()
-	a.Prepare(ctx)
+	a.DeliverAndMigrate(ctx)
 	took := time.Since(start)
-	t.Logf("Prepare with a hung database took %s", took)
+	t.Logf("DeliverAndMigrate with a hung database took %s", took)
 	if took > serverlessBudget+time.Second {
-		t.Errorf("Prepare took %s, want at most about the %s budget for migration and delivery together", took, serverlessBudget)
+		t.Errorf("DeliverAndMigrate took %s, want at most about the %s budget for migration and delivery together", took, serverlessBudget)
 	}
 }
 
-// TestPrepareDeliversBeforeMigrating: a serverless request delivers the
+// TestDeliverAndMigrateDeliversFirst: a serverless request delivers the
 // spooled events first and migrates with the time left, so that a
 // migration that cannot finish within the budget (a large file, a slow
 // database) never keeps acknowledged events in the spool, and reads
 // refused, request after request.
-func TestPrepareDeliversBeforeMigrating(t *testing.T) {
+func TestDeliverAndMigrateDeliversFirst(t *testing.T) {
 	original, err := os.ReadFile("../../testdata/original-format/token_usage.json")
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestPrepareDeliversBeforeMigrating(t *testing.T) {
 	// Every request now takes 700 ms: the migration needs several, more
 	// than the budget; the delivery needs one.
 	front.SetRandomFaults(kvresttest.RandomFaults{Delay: 1, DelayFor: 700 * time.Millisecond, Seed: 1})
-	a.Prepare(ctx)
+	a.DeliverAndMigrate(ctx)
 	front.ClearFaults()
 	if st := a.fb.FallbackStatus(); st.PendingEvents != 0 {
 		t.Errorf("after one request %d events still wait in the spool; want them delivered before the migration takes the budget", st.PendingEvents)
@@ -156,7 +156,7 @@ func TestPrepareSaysSpooledEventsWaitOnlyWhenTheyDo(t *testing.T) {
 	a, logs := open(t, load(t, env), Options{Spool: true})
 	ctx := context.Background()
 	const line = "Spooled events not delivered yet"
-	a.Prepare(ctx)
+	a.DeliverAndMigrate(ctx)
 	if strings.Contains(logs.String(), line) {
 		t.Errorf("with nothing spooled, the log says %q:\n%s", line, logs.String())
 	}
@@ -164,7 +164,7 @@ func TestPrepareSaysSpooledEventsWaitOnlyWhenTheyDo(t *testing.T) {
 	if err != nil || !res.Degraded {
 		t.Fatalf("Log with the database down: %+v, %v; want it spooled", res, err)
 	}
-	a.Prepare(ctx)
+	a.DeliverAndMigrate(ctx)
 	if !strings.Contains(logs.String(), line) {
 		t.Errorf("with an event spooled, the log lacks %q:\n%s", line, logs.String())
 	}

@@ -49,7 +49,7 @@ func handleTraces(s *server) http.Handler {
 		kept := events[:0]
 		for _, e := range events {
 			check := []tokenledger.Event{e}
-			if err := s.Service.Prepare(check); err != nil {
+			if err := s.Service.ValidateAndPrice(check); err != nil {
 				refused = append(refused, otlp.Refusal{Why: fmt.Sprintf("span %s: %v", e.ID, err)})
 				continue
 			}

@@ -226,22 +226,22 @@ func (s *Store) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger
 	if s.closed.Load() {
 		return nil, tokenledger.ErrClosed
 	}
-	if err := s.settle(ctx); err != nil {
+	if err := s.deliverBeforeRead(ctx); err != nil {
 		return nil, err
 	}
 	days, err := s.primary.Days(ctx, q)
 	if err != nil && unavailable(ctx, err) {
 		s.enter(err)
 		if n := s.spool.Pending(); n > 0 {
-			return nil, s.withheld(n, err)
+			return nil, s.readRefused(n, err)
 		}
 	}
 	return days, err
 }
 
-// settle delivers what waits in the spool, waiting for it at most
+// deliverBeforeRead delivers what waits in the spool, waiting for it at most
 // s.readWait, or explains why it cannot.
-func (s *Store) settle(ctx context.Context) error {
+func (s *Store) deliverBeforeRead(ctx context.Context) error {
 	if s.spool.Pending() == 0 {
 		return nil
 	}
@@ -262,7 +262,7 @@ func (s *Store) settle(ctx context.Context) error {
 			// taken nothing of this read is a database that did not answer.)
 			err = errDelivering
 		}
-		return s.withheld(n, err)
+		return s.readRefused(n, err)
 	}
 	return nil
 }
@@ -301,10 +301,10 @@ func (s *Store) refused(err error) {
 		"error", msg)
 }
 
-// withheld is the error for a read refused because n events still wait
+// readRefused is the error for a read refused because n events still wait
 // in the spool; cause is why they are still there. Its sentence is shown to
 // API callers.
-func (s *Store) withheld(n int, cause error) error {
+func (s *Store) readRefused(n int, cause error) error {
 	them := plural(n, "it", "them")
 	msg := fmt.Sprintf("%s from the local spool %s still being delivered to the database; reports would leave %s out, so try again in a moment", count(n, "event"), plural(n, "is", "are"), them)
 	if !errors.Is(cause, errDelivering) && (errors.Is(cause, tokenledger.ErrUnavailable) || errors.Is(cause, context.DeadlineExceeded)) {

@@ -40,7 +40,7 @@ type foldResult struct {
 	backup string
 }
 
-// fold writes a new usage file holding the current file's events plus
+// foldJournals writes a new usage file holding the current file's events plus
 // those of the journals numbered folded+1 … upTo, without the days before
 // p.oldest, and installs it atomically: temp file, fsync, rename, fsync of
 // the directory. A file in the original format is first kept as a backup.
@@ -52,7 +52,7 @@ type foldResult struct {
 // events, so memory stays bounded by one chunk plus one day of the file.
 // Within a day the file's events come first, then the journals' in the
 // order they were written; an id seen before on that day is dropped.
-func fold(ctx context.Context, p foldParams) (foldResult, error) {
+func foldJournals(ctx context.Context, p foldParams) (foldResult, error) {
 	all, err := listJournals(p.path)
 	if err != nil {
 		return foldResult{}, err

@@ -500,7 +500,7 @@ func (s *Store) commit(group []*request) {
 					trial[date] = &c
 				}
 			}
-			if err = s.mem.Room(trial, e); err != nil {
+			if err = s.mem.CheckRoom(trial, e); err != nil {
 				break
 			}
 			s.seen[k] = struct{}{}
@@ -550,7 +550,7 @@ func (s *Store) commit(group []*request) {
 			return
 		}
 	}
-	s.mem.AddChecked(fresh) // checked with Room above, under s.wmu
+	s.mem.AddChecked(fresh) // checked with CheckRoom above, under s.wmu
 	s.maybeCompactLocked()
 }
 
@@ -657,7 +657,7 @@ func (s *Store) maybeCompactLocked() {
 	go func() {
 		defer close(done)
 		defer cancel()
-		out, err := fold(ctx, p)
+		out, err := foldJournals(ctx, p)
 		s.wmu.Lock()
 		s.compacting = false
 		if err != nil {
@@ -680,7 +680,7 @@ func (s *Store) maybeCompactLocked() {
 // the next compaction.
 func (s *Store) convertLocked() {
 	upTo := s.rotateLocked()
-	out, err := fold(context.Background(), s.foldParams(upTo))
+	out, err := foldJournals(context.Background(), s.foldParams(upTo))
 	if err != nil {
 		s.retryAt = s.unfolded + s.threshold()
 		s.log.Error("could not convert the token usage file to the tokenledger format; it stays as it is and conversion will be retried", "file", s.path, "err", err)
@@ -859,7 +859,7 @@ func (s *Store) close() error {
 	var errs []error
 	if s.broken == nil && (s.unfolded > 0 || s.kind == kindOurs && s.snapOldest != "" && s.snapOldest < s.oldest()) {
 		upTo := s.rotateLocked()
-		out, err := fold(context.Background(), s.foldParams(upTo))
+		out, err := foldJournals(context.Background(), s.foldParams(upTo))
 		switch {
 		case err != nil && journal.DiskProblem(err) != "":
 			// Nothing is missing: the journal holds every event and the

@@ -64,8 +64,8 @@ func (k fileKind) String() string {
 	return ""
 }
 
-// snapFile is an open usage file positioned after its first token.
-type snapFile struct {
+// usageReader is an open usage file positioned after its first token.
+type usageReader struct {
 	path string
 	f    *os.File
 	dec  *json.Decoder
@@ -80,10 +80,10 @@ type snapFile struct {
 // openSnapshot opens the usage file at path and reads enough to know its
 // kind, and for our format its header. A missing file gives kind none and
 // a nil error. f must be closed with close.
-func openSnapshot(path string) (*snapFile, error) {
+func openSnapshot(path string) (*usageReader, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return &snapFile{path: path, kind: kindNone}, nil
+		return &usageReader{path: path, kind: kindNone}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open token usage file: %w", err)
@@ -97,7 +97,7 @@ func openSnapshot(path string) (*snapFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("token usage file %s is a directory", path)
 	}
-	s := &snapFile{path: path, f: f, size: st.Size()}
+	s := &usageReader{path: path, f: f, size: st.Size()}
 	s.dec = json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
 	s.dec.DisallowUnknownFields()
 	s.dec.UseNumber()
@@ -126,7 +126,7 @@ func openSnapshot(path string) (*snapFile, error) {
 }
 
 // close closes the file.
-func (s *snapFile) close() {
+func (s *usageReader) close() {
 	if s.f != nil {
 		s.f.Close()
 	}
@@ -134,7 +134,7 @@ func (s *snapFile) close() {
 
 // syntax turns an error of dec.Token into a *CorruptError at the
 // offending byte.
-func (s *snapFile) syntax(err error) error {
+func (s *usageReader) syntax(err error) error {
 	off := s.dec.InputOffset()
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -148,7 +148,7 @@ func (s *snapFile) syntax(err error) error {
 
 // decode decodes the next value into v; a failure is a *CorruptError at
 // the offending byte.
-func (s *snapFile) decode(v any) error {
+func (s *usageReader) decode(v any) error {
 	before := s.dec.InputOffset()
 	err := s.dec.Decode(v)
 	if err == nil {
@@ -208,7 +208,7 @@ func syntaxOffset(path string, off int64) int64 {
 // new in a later one: before "version" it is skipped and judged once the
 // version is known, so that a newer file is reported as such (and left
 // alone by Repair), not as corrupt.
-func (s *snapFile) readHeader() error {
+func (s *usageReader) readHeader() error {
 	var sawFormat, sawVersion bool
 	var unknown error // the first unknown field before "version"
 	seen := map[string]bool{}
@@ -303,7 +303,7 @@ func (s *snapFile) readHeader() error {
 const maxSkipDepth = 64
 
 // skipValue reads past the next JSON value without keeping it.
-func (s *snapFile) skipValue() error {
+func (s *usageReader) skipValue() error {
 	depth := 0
 	for {
 		off := s.dec.InputOffset()
@@ -330,7 +330,7 @@ func (s *snapFile) skipValue() error {
 // checks that days are in ascending order, each once, that every event is
 // valid and carries an id and a timestamp on that day, and that nothing
 // follows the object.
-func (s *snapFile) eachDay(fn func(date tokenledger.Date, evs []tokenledger.Event) error) error {
+func (s *usageReader) eachDay(fn func(date tokenledger.Date, evs []tokenledger.Event) error) error {
 	if s.inDays {
 		var prev tokenledger.Date
 		for s.dec.More() {
@@ -375,7 +375,7 @@ func (s *snapFile) eachDay(fn func(date tokenledger.Date, evs []tokenledger.Even
 }
 
 // expectEOF checks that only white space follows the top-level value.
-func (s *snapFile) expectEOF() error {
+func (s *usageReader) expectEOF() error {
 	off := s.dec.InputOffset()
 	if _, err := s.dec.Token(); err != io.EOF {
 		return corruptAt(s.path, off, "something follows the end of the JSON value")
@@ -384,7 +384,7 @@ func (s *snapFile) expectEOF() error {
 }
 
 // readDay reads one element of "days".
-func (s *snapFile) readDay() (tokenledger.Date, []tokenledger.Event, error) {
+func (s *usageReader) readDay() (tokenledger.Date, []tokenledger.Event, error) {
 	dayOff := s.dec.InputOffset()
 	tok, err := s.dec.Token()
 	if err != nil {
@@ -479,7 +479,7 @@ func (s *snapFile) readDay() (tokenledger.Date, []tokenledger.Event, error) {
 // eachRecord reads the original service's array, calling fn for every
 // record with its index and either the converted event or the reason it
 // is invalid.
-func (s *snapFile) eachRecord(fn func(index int, e *tokenledger.Event, id, reason string) error) error {
+func (s *usageReader) eachRecord(fn func(index int, e *tokenledger.Event, id, reason string) error) error {
 	for i := 0; s.dec.More(); i++ {
 		var raw json.RawMessage
 		if err := s.decode(&raw); err != nil {

@@ -118,12 +118,12 @@ func (s *Store) room(scratch map[tokenledger.Date]*tokenledger.Day, e *tokenledg
 	return c.CountEvent(e)
 }
 
-// Room returns an error when the day-level counters in scratch plus those
+// CheckRoom returns an error when the day-level counters in scratch plus those
 // already stored would not take e: scratch holds, per date, what a caller
 // has decided to add but not yet added. When e fits, it is counted in
 // scratch. The file store uses it to check each Add of a group before
 // writing the group's journal line.
-func (s *Store) Room(scratch map[tokenledger.Date]*tokenledger.Day, e *tokenledger.Event) error {
+func (s *Store) CheckRoom(scratch map[tokenledger.Date]*tokenledger.Day, e *tokenledger.Event) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.room(scratch, e)
@@ -131,7 +131,7 @@ func (s *Store) Room(scratch map[tokenledger.Date]*tokenledger.Day, e *tokenledg
 
 // AddChecked counts each event whose ID is new within its day, like Add,
 // but without Add's overflow check: the caller has checked the events
-// with Room and kept other writers out since. The file store calls it
+// with CheckRoom and kept other writers out since. The file store calls it
 // once the events' journal line is durable, where a second check could
 // only leave memory behind the file. It counts even on a closed store.
 func (s *Store) AddChecked(events []tokenledger.Event) {
