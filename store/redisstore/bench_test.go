@@ -313,20 +313,7 @@ func memoryPerDay(b *testing.B, events int) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2})
 	defer c.Close()
 	ctx := context.Background()
-	used := func() int64 {
-		info, err := c.Info(ctx, "memory").Result()
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, line := range strings.Split(info, "\r\n") {
-			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				return n
-			}
-		}
-		b.Fatal("no used_memory in INFO memory")
-		return 0
-	}
+	used := func() int64 { return usedMemory(b, c) }
 	before := used()
 	now := time.Now().UTC()
 	var batch []tokenledger.Event
