@@ -19,8 +19,11 @@ func (h hinted) Error() string { return h.err.Error() + " (" + h.hint + ")" }
 func (h hinted) Unwrap() error { return h.err }
 
 // withHint returns err with the flag or variable a user of this command
-// changes to get past it, for the store errors that have one.
+// changes to get past it, for the store errors that have one, once.
 func withHint(err error) error {
+	if already := (hinted{}); errors.As(err, &already) {
+		return err
+	}
 	var hint string
 	switch {
 	case errors.Is(err, filestore.ErrCorrupt):

@@ -100,7 +100,7 @@ func localReport(ctx context.Context, e env, days int, since, until string) (tok
 	}
 	a, err := openApp(ctx, e, cfg, app.Options{})
 	if errors.Is(err, filestore.ErrLocked) {
-		return tokenledger.AllReport{}, fmt.Errorf("%w; to report while serve runs on it, read from the server: tokenledger report --url http://%s", err, cfg.Addr)
+		return tokenledger.AllReport{}, fmt.Errorf("%w; to report while serve runs on it, read from the server: tokenledger report --url http://%s", withHint(err), cfg.Addr)
 	}
 	if err != nil {
 		return tokenledger.AllReport{}, err
