@@ -27,12 +27,11 @@ var eventFields = map[string]bool{
 }
 
 // DecodeEvents parses a request body holding one event, a JSON array of
-// events, or {"events": [...]}, and returns the normalised, validated
-// events in order. Field names are matched exactly; unknown and repeated
-// fields are errors. The first broken rule is returned as a
+// events, or {"events": [...]}, and returns the normalised events in
+// order, for Service.ValidateAndPrice to check against the contract's
+// rules. Field names are matched exactly; unknown and repeated fields, and
+// a value of the wrong type, are errors. The first one is returned as a
 // *ValidationError (with Index set for a batch) and no events are returned.
-// Clock-dependent rules (the retention window, the future limit) are the
-// Service's.
 func DecodeEvents(body []byte) ([]Event, error) {
 	if !utf8.Valid(body) {
 		return nil, &ValidationError{Index: -1, Msg: "the body is not valid UTF-8"}
@@ -75,6 +74,7 @@ func decodeSlow(body []byte) ([]Event, error) {
 		} else {
 			var e Event
 			e, err = eventFromFields(fields)
+			e.alone = true
 			events = []Event{e}
 		}
 	default:
@@ -162,7 +162,8 @@ func syntaxError(err error, index int) error {
 	return &ValidationError{Index: index, Msg: msg}
 }
 
-// eventFromFields builds and validates an event from its wire fields.
+// eventFromFields builds an event from its wire fields: known fields
+// only, each of its type; the contract's rules are ValidateAndPrice's.
 func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 	var e Event
 	var unknown []string
@@ -289,9 +290,6 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 			return e, invalid("metadata", "must be a JSON object")
 		}
 		e.Metadata = compact.Bytes()
-	}
-	if err := e.Validate(); err != nil {
-		return e, err
 	}
 	return e, nil
 }

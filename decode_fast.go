@@ -40,6 +40,7 @@ func decodeFast(body []byte) (events []Event, err error, ok bool) {
 		} else {
 			var e Event
 			if e, err = eventFromFields(fields); err == nil {
+				e.alone = true
 				events = []Event{e}
 			}
 		}

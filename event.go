@@ -64,6 +64,10 @@ type Event struct {
 	// zero Timestamp cannot tell apart from no timestamp at all. ValidateAndPrice
 	// then checks it like any other time instead of filling in now.
 	zeroTimeSent bool
+	// alone is set by the decoder for an event sent on its own (not in an
+	// array): ValidateAndPrice's rule errors then name no index, as the
+	// decoder's own errors for such a body do not.
+	alone bool
 }
 
 // Day returns the UTC date the event counts for.

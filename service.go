@@ -166,28 +166,32 @@ type LogResult struct {
 	Degraded   bool     `json:"degraded"`
 }
 
-// ValidateAndPrice validates events against every rule, including the clock's (the
-// retention window and the future limit), fills in a missing ID (a
-// UUIDv7) and a missing Timestamp (now), and prices every event that came
-// without a cost (see docs/api.md, Cost). It changes the slice in place. On
-// the first broken rule it returns a *ValidationError with Index set and
-// leaves the caller free to reject the whole batch.
-func (s *Service) ValidateAndPrice(events []Event) error {
+// ValidateAndPrice checks events against every rule, including the clock's
+// (the retention window and the future limit), fills in a missing ID (a
+// UUIDv7) and a missing Timestamp (now), prices every event that came
+// without a cost (see docs/api.md, Cost) and returns them as a Batch, the
+// only form a Store takes. It changes the slice in place. On the first
+// broken rule it returns a *ValidationError with Index set (none for an
+// event the decoder read on its own, as it was sent) and no Batch.
+func (s *Service) ValidateAndPrice(events []Event) (Batch, error) {
 	now := s.now()
 	for i := range events {
 		e := &events[i]
 		if err := e.Validate(); err != nil {
-			return atIndex(err, i)
+			if e.alone {
+				return Batch{}, err
+			}
+			return Batch{}, atIndex(err, i)
 		}
 		if e.Timestamp.IsZero() && !e.zeroTimeSent {
 			e.Timestamp = now
 		}
 		e.Timestamp = e.Timestamp.UTC()
 		if err := checkWindow(e, now, s.retention); err != nil {
-			return atIndex(err, i)
+			return Batch{}, atIndex(err, i)
 		}
 		if err := price(e, s.prices); err != nil {
-			return atIndex(err, i)
+			return Batch{}, atIndex(err, i)
 		}
 	}
 	for i := range events {
@@ -195,7 +199,7 @@ func (s *Service) ValidateAndPrice(events []Event) error {
 			events[i].ID = s.newID()
 		}
 	}
-	return nil
+	return Batch{events: events}, nil
 }
 
 // Log validates and prepares events (see ValidateAndPrice) and writes them all to
@@ -206,11 +210,20 @@ func (s *Service) Log(ctx context.Context, events []Event) (LogResult, error) {
 	if len(events) == 0 {
 		return LogResult{}, &ValidationError{Index: -1, Msg: "there are no events to log"}
 	}
-	if err := s.ValidateAndPrice(events); err != nil {
+	batch, err := s.ValidateAndPrice(events)
+	if err != nil {
 		s.Refused(len(events))
 		return LogResult{}, err
 	}
-	res, err := s.store.Add(ctx, events)
+	return s.LogBatch(ctx, batch)
+}
+
+// LogBatch writes a batch that ValidateAndPrice made to the store, tells
+// the Observer and logs its lines: Log without the rules, for a caller
+// that checked its events one by one (OTLP spans are refused alone).
+func (s *Service) LogBatch(ctx context.Context, batch Batch) (LogResult, error) {
+	events := batch.events
+	res, err := s.store.Add(ctx, batch)
 	if err != nil {
 		return LogResult{}, err
 	}

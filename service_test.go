@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/memstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 var noon = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -263,8 +264,9 @@ func TestLoggedLinesAreLimited(t *testing.T) {
 // spooling answers every Add as kept in a fallback spool.
 type spooling struct{ *memstore.Store }
 
-func (s spooling) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
-	res, err := s.Store.Add(ctx, evs)
+func (s spooling) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	evs := batch.Events()
+	res, err := s.Store.Add(ctx, storetest.Batch(evs))
 	res.Degraded = true
 	return res, err
 }

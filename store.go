@@ -11,14 +11,14 @@ import (
 // every report is computed from the days by the Service.
 type Store interface {
 	// Add counts every event whose ID has not been counted before within
-	// its UTC day, and reports per event whether it was new. Events must
-	// be valid and carry an ID and a Timestamp (the Service sees to that).
-	// Add is idempotent: adding the same events again counts nothing twice.
+	// its UTC day, and reports per event whether it was new. A Batch has
+	// passed every rule already (Service.ValidateAndPrice, StoredBatch), so
+	// a Store checks no event again. Add is idempotent: adding the same events again counts nothing twice.
 	// On error it returns ErrUnavailable (wrapped) when the backend could
 	// not be reached, or the context's error when ctx ended; some events may
 	// then have been counted and some not, and retrying the same events is
 	// the way to finish — never to double count.
-	Add(ctx context.Context, events []Event) (AddResult, error)
+	Add(ctx context.Context, batch Batch) (AddResult, error)
 
 	// Days returns the days in [q.From, q.To] that hold usage, oldest
 	// first; days without usage may be left out. Each Day has Models set

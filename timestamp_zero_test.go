@@ -18,7 +18,7 @@ func TestSentZeroTimestampIsChecked(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", ts, err)
 		}
-		err = svc.ValidateAndPrice(events)
+		_, err = svc.ValidateAndPrice(events)
 		if err == nil || !strings.Contains(err.Error(), "timestamp is older than the retention window") {
 			t.Errorf("%s: ValidateAndPrice = %v, timestamp now %v; want the retention-window error", ts, err, events[0].Timestamp)
 		}
@@ -28,7 +28,7 @@ func TestSentZeroTimestampIsChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.ValidateAndPrice(events); err != nil || !events[0].Timestamp.Equal(noon) {
+	if _, err := svc.ValidateAndPrice(events); err != nil || !events[0].Timestamp.Equal(noon) {
 		t.Errorf("no timestamp: ValidateAndPrice = %v, timestamp %v; want now (%v)", err, events[0].Timestamp, noon)
 	}
 }

@@ -83,7 +83,7 @@ func BenchmarkDecodePrepare(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := svc.ValidateAndPrice(evs); err != nil {
+				if _, err := svc.ValidateAndPrice(evs); err != nil {
 					b.Fatal(err)
 				}
 				if c.prices != nil && evs[0].Pricing != tokenledger.PricedByTable {

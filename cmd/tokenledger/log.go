@@ -149,7 +149,8 @@ func precheck(events []tokenledger.Event, retentionDays int) error {
 	if err != nil {
 		return err
 	}
-	return svc.ValidateAndPrice(slices.Clone(events))
+	_, err = svc.ValidateAndPrice(slices.Clone(events))
+	return err
 }
 
 // ruleService is a Service over an empty memory store, for checking input

@@ -46,17 +46,17 @@ func handleTraces(s *server) http.Handler {
 			return
 		}
 		events, refused := otlp.Events(td)
-		kept := events[:0]
-		for _, e := range events {
-			check := []tokenledger.Event{e}
-			if err := s.Service.ValidateAndPrice(check); err != nil {
-				refused = append(refused, otlp.Refusal{Why: fmt.Sprintf("span %s: %v", e.ID, err)})
+		var kept tokenledger.Batch
+		for i := range events {
+			b, err := s.Service.ValidateAndPrice(events[i : i+1])
+			if err != nil {
+				refused = append(refused, otlp.Refusal{Why: fmt.Sprintf("span %s: %v", events[i].ID, err)})
 				continue
 			}
-			kept = append(kept, e)
+			kept = kept.Append(b)
 		}
-		if len(kept) > 0 {
-			if _, err := s.Service.Log(r.Context(), kept); err != nil {
+		if kept.Len() > 0 {
+			if _, err := s.Service.LogBatch(r.Context(), kept); err != nil {
 				s.writeServiceError(w, r, "log spans", err)
 				return
 			}

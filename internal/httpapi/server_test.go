@@ -22,6 +22,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/migrate"
 	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/memstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // now is the fixed clock of every test: noon UTC, 2026-11-27.
@@ -644,11 +645,12 @@ func (b *brokenStore) fail() error {
 	return b.err
 }
 
-func (b *brokenStore) Add(ctx context.Context, e []tokenledger.Event) (tokenledger.AddResult, error) {
+func (b *brokenStore) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	e := batch.Events()
 	if err := b.fail(); err != nil {
 		return tokenledger.AddResult{}, err
 	}
-	return b.Store.Add(ctx, e)
+	return b.Store.Add(ctx, storetest.Batch(e))
 }
 
 func (b *brokenStore) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/metrics"
 	"github.com/tokenledger/tokenledger/store/filestore"
 	"github.com/tokenledger/tokenledger/store/memstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 const (
@@ -99,8 +100,8 @@ func cpuPerEvent(b *testing.B, h http.Handler, round int, side string) time.Dura
 // wrapper costs by itself.
 type nopStore struct{ tokenledger.Store }
 
-func (nopStore) Add(_ context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
-	return tokenledger.AddResult{New: make([]bool, len(events))}, nil
+func (nopStore) Add(_ context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	return tokenledger.AddResult{New: make([]bool, batch.Len())}, nil
 }
 
 // metricsOnly is the CPU per event of exactly what the metrics do for a
@@ -114,7 +115,7 @@ func metricsOnly(n int) time.Duration {
 	start := time.Now()
 	for i := range n {
 		ev[0].Model = models[i%len(models)]
-		st.Add(context.Background(), ev)
+		st.Add(context.Background(), storetest.Batch(ev))
 		m.Logged(ev, isNew)
 		m.ObserveHTTP("POST /api/tokens", "POST", 200, time.Millisecond)
 	}

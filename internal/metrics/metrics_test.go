@@ -121,9 +121,9 @@ func TestCounters(t *testing.T) {
 	}{
 		{"tokenledger_events_total", map[string]string{"result": "accepted"}, 2},
 		{"tokenledger_events_total", map[string]string{"result": "duplicate"}, 1},
-		// Two refused bodies: a body the decoder refuses counts as one,
-		// whatever it held.
-		{"tokenledger_events_total", map[string]string{"result": "refused"}, 2},
+		// A body the decoder refuses counts as one, whatever it held; a
+		// batch a rule refuses counts its events (here 2).
+		{"tokenledger_events_total", map[string]string{"result": "refused"}, 3},
 		{"tokenledger_tokens_total", map[string]string{"model": "gpt-4o", "type": "prompt"}, 1000},
 		{"tokenledger_tokens_total", map[string]string{"model": "gpt-4o", "type": "cache_read"}, 200},
 		{"tokenledger_tokens_total", map[string]string{"model": "gpt-4o", "type": "reasoning"}, 10},

@@ -66,9 +66,9 @@ func (s *observedStore) done(op string, start time.Time, err error) {
 	}
 }
 
-func (s *observedStore) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+func (s *observedStore) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
 	start := time.Now()
-	res, err := s.Store.Add(ctx, events)
+	res, err := s.Store.Add(ctx, batch)
 	s.done("add", start, err)
 	return res, err
 }

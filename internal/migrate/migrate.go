@@ -190,7 +190,11 @@ func Run(ctx context.Context, path string, db tokenledger.Store, o Options) (Res
 	done := 0
 	scan, err := filestore.Scan(path, scanOpts, func(batch []tokenledger.Event) error {
 		if !o.DryRun {
-			r, err := db.Add(ctx, batch)
+			b, err := tokenledger.StoredBatch(batch)
+			if err != nil {
+				return err
+			}
+			r, err := db.Add(ctx, b)
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/filestore"
 	"github.com/tokenledger/tokenledger/store/memstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 var fixtureNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -254,12 +255,13 @@ type failAfter struct {
 	left int
 }
 
-func (f *failAfter) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+func (f *failAfter) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	evs := batch.Events()
 	if f.left <= 0 {
 		return tokenledger.AddResult{}, tokenledger.ErrUnavailable
 	}
 	f.left--
-	return f.Store.Add(ctx, evs)
+	return f.Store.Add(ctx, storetest.Batch(evs))
 }
 
 // TestJournalOnlyStoreIsMigrated: a file store stopped without a clean
@@ -277,7 +279,7 @@ func TestJournalOnlyStoreIsMigrated(t *testing.T) {
 		{ID: "j-1", Timestamp: fixtureNow, Model: "m", PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7},
 		{ID: "j-2", Timestamp: fixtureNow.Add(-24 * time.Hour), Model: "m", PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2},
 	}
-	if _, err := fs.Add(context.Background(), evs); err != nil {
+	if _, err := fs.Add(context.Background(), storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	// As if the process died here: what is on disk now (the journal only)
@@ -374,7 +376,7 @@ func TestMigrationRefusesAFileInUse(t *testing.T) {
 		return []tokenledger.Event{{ID: id, Timestamp: fixtureNow.Add(-time.Hour), Model: "m", PromptTokens: 10, TotalTokens: 10}}
 	}
 	ctx := context.Background()
-	if _, err := fs.Add(ctx, event("e1")); err != nil {
+	if _, err := fs.Add(ctx, storetest.Batch(event("e1"))); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := filestore.Files(path)
@@ -389,7 +391,7 @@ func TestMigrationRefusesAFileInUse(t *testing.T) {
 	if req, _ := requests(t, db); req != 0 {
 		t.Errorf("database holds %d requests, want none imported", req)
 	}
-	if _, err := fs.Add(ctx, event("e2")); err != nil {
+	if _, err := fs.Add(ctx, storetest.Batch(event("e2"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs.Close(); err != nil {

@@ -161,21 +161,15 @@ type call struct {
 // the server has lost the script (NOSCRIPT), the affected calls are sent
 // again with the script's source, which loads it. An event whose day has
 // already expired (start of D + R + 1 is past) is not written and is
-// reported as not new: its keys would vanish at once. An event without an
-// ID or Timestamp, or with a counter the script cannot add (negative, or
-// above tokenledger.MaxTokens or MaxEventCost), fails the whole call with
-// a *tokenledger.ValidationError before anything is sent; the other rules
-// of the contract are the Service's.
+// reported as not new: its keys would vanish at once. The events come
+// from a tokenledger.Batch, so each has passed the contract's rules.
 func (c *Core) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
 	op := fmt.Sprintf("add %d events", len(events))
 	if err := ctx.Err(); err != nil {
 		return tokenledger.AddResult{}, fmt.Errorf("%s: %s: %w", c.server, op, err)
 	}
 	res := tokenledger.AddResult{New: make([]bool, len(events))}
-	calls, err := c.buildCalls(events)
-	if err != nil {
-		return tokenledger.AddResult{}, err
-	}
+	calls := c.buildCalls(events)
 	if len(calls) == 0 {
 		return res, nil
 	}
@@ -274,10 +268,10 @@ func lenOf(r any) int {
 	return 0
 }
 
-// buildCalls validates events and groups them into script calls, one per
+// buildCalls groups events into script calls, one per
 // day (split past MaxEventsPerCall), in order of first appearance; the
 // events of one day keep their order. Days already expired are left out.
-func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
+func (c *Core) buildCalls(events []tokenledger.Event) []call {
 	type group struct {
 		day *dayKeys
 		idx []int
@@ -286,15 +280,6 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 	now := c.now().Unix()
 	for i := range events {
 		e := &events[i]
-		if e.ID == "" {
-			return nil, &tokenledger.ValidationError{Index: i, Field: "id", Msg: "is required by the store"}
-		}
-		if e.Timestamp.IsZero() {
-			return nil, &tokenledger.ValidationError{Index: i, Field: "timestamp", Msg: "is required by the store"}
-		}
-		if err := checkCounters(i, e); err != nil {
-			return nil, err
-		}
 		day := dayNumber(e.Timestamp)
 		g := -1
 		for k := range groups { // a batch rarely spans more than a few days
@@ -340,7 +325,7 @@ func (c *Core) buildCalls(events []tokenledger.Event) ([]call, error) {
 			calls = append(calls, call{idx: idx, cmd: cmd})
 		}
 	}
-	return calls, nil
+	return calls
 }
 
 // newClaimToken returns a random claim token for one script call: a decimal
@@ -394,31 +379,6 @@ func dayNumber(t time.Time) int64 {
 // day: the start of day + R + 1. It equals ExpireAt(date).Unix().
 func (c *Core) expireAt(day int64) int64 {
 	return (day + int64(c.retention) + 1) * 86400
-}
-
-// checkCounters rejects what the script cannot count: a token field
-// outside 0..MaxTokens or a cost outside 0..MaxEventCost. The other rules
-// of the contract are the Service's to enforce.
-func checkCounters(i int, e *tokenledger.Event) error {
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{
-		{"promptTokens", e.PromptTokens}, {"completionTokens", e.CompletionTokens},
-		{"cacheReadTokens", e.CacheReadTokens}, {"cacheWriteTokens", e.CacheWriteTokens},
-		{"reasoningTokens", e.ReasoningTokens}, {"totalTokens", e.TotalTokens},
-	} {
-		if f.v < 0 || f.v > tokenledger.MaxTokens {
-			return &tokenledger.ValidationError{Index: i, Field: f.name, Msg: fmt.Sprintf("must be an integer from 0 to %d", int64(tokenledger.MaxTokens))}
-		}
-	}
-	if e.Cost < 0 || e.Cost > tokenledger.MaxEventCost {
-		return &tokenledger.ValidationError{Index: i, Field: "costUsd", Msg: "must be from 0 to 1000000 dollars"}
-	}
-	if int(e.Pricing) >= len(sourceCodes) {
-		return &tokenledger.ValidationError{Index: i, Field: "pricing", Msg: "must be client, table or unpriced"}
-	}
-	return nil
 }
 
 // toInt reads an integer reply, or a bulk string holding a decimal integer.

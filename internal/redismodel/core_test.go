@@ -226,19 +226,8 @@ func TestAddErrors(t *testing.T) {
 	if _, err := c.Add(ctx, ev); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err = %v", err)
 	}
-	for _, bad := range []tokenledger.Event{
-		{Timestamp: fixedNow, Model: "m"},
-		{ID: "a", Model: "m"},
-		{ID: "a", Timestamp: fixedNow, Model: "m", PromptTokens: -1},
-		{ID: "a", Timestamp: fixedNow, Model: "m", TotalTokens: tokenledger.MaxTokens + 1},
-		{ID: "a", Timestamp: fixedNow, Model: "m", Cost: -1},
-	} {
-		if _, err := c.Add(context.Background(), []tokenledger.Event{bad}); !errors.Is(err, tokenledger.ErrInvalid) {
-			t.Errorf("Add(%+v): err = %v, want ErrInvalid", bad, err)
-		}
-	}
 	if called {
-		t.Error("a bad event or an ended context reached the server")
+		t.Error("an ended context reached the server")
 	}
 }
 

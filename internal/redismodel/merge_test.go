@@ -75,10 +75,7 @@ func TestMergeAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls, err := other.buildCalls([]tokenledger.Event{a})
-	if err != nil {
-		t.Fatal(err)
-	}
+	calls := other.buildCalls([]tokenledger.Event{a})
 	if g, _, ok := AddCall(calls[0].cmd); !ok || g == ga {
 		t.Errorf("another prefix's call groups with ours (%v)", ok)
 	}

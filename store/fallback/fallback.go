@@ -173,12 +173,13 @@ func unavailable(ctx context.Context, err error) bool {
 // returns an error only when the caller's ctx ended, the store is closed,
 // the database refused for another reason, or the spool itself failed —
 // never a success for events that are not durable somewhere.
-func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+func (s *Store) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	events := batch.Events()
 	if s.closed.Load() {
 		return tokenledger.AddResult{}, tokenledger.ErrClosed
 	}
 	if !s.active.Load() && s.spool.Pending() == 0 {
-		res, err := s.primary.Add(ctx, events)
+		res, err := s.primary.Add(ctx, batch)
 		if err == nil || !unavailable(ctx, err) {
 			return res, err
 		}
@@ -389,7 +390,7 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 		evs, gone := since(recs, cut)
 		dropped += gone
 		var res tokenledger.AddResult
-		if len(evs) > 0 {
+		if evs.Len() > 0 {
 			res, err = s.primary.Add(ctx, evs)
 		}
 		if overflow := (*tokenledger.CounterOverflowError)(nil); errors.As(err, &overflow) {
@@ -490,16 +491,16 @@ func (s *Store) lastReset(ctx context.Context) (resetCut, error) {
 // another instance, whose Reset cannot reach this spool) and the reset
 // wiped everything logged before it. Records of earlier versions, without
 // a time, are all kept.
-func since(recs []record, c resetCut) ([]tokenledger.Event, int) {
+func since(recs []record, c resetCut) (tokenledger.Batch, int) {
 	cut := c.at.UnixMilli()
-	var evs []tokenledger.Event
+	var evs tokenledger.Batch
 	dropped := 0
 	for _, r := range recs {
 		if !c.at.IsZero() && r.At != 0 && r.At < cut {
 			dropped += len(r.Events)
 			continue
 		}
-		evs = append(evs, r.Events...)
+		evs = evs.Append(r.batch)
 	}
 	return evs, dropped
 }
@@ -512,10 +513,11 @@ func since(recs []record, c resetCut) ([]tokenledger.Event, int) {
 // error stops it: the batch stays in the spool, and the events already
 // delivered count once when it is delivered again. Called with s.deliver
 // held.
-func (s *Store) deliverEach(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+func (s *Store) deliverEach(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	evs := batch.Events()
 	res := tokenledger.AddResult{New: make([]bool, len(evs))}
 	for i := range evs {
-		r, err := s.primary.Add(ctx, evs[i:i+1])
+		r, err := s.primary.Add(ctx, batch.Slice(i, i+1))
 		if overflow := (*tokenledger.CounterOverflowError)(nil); errors.As(err, &overflow) {
 			if err := s.spool.reject(ctx, evs[i], err.Error()); err != nil {
 				return res, err

@@ -32,11 +32,12 @@ type flaky struct {
 
 var errDown = fmt.Errorf("%w: connection refused", tokenledger.ErrUnavailable)
 
-func (f *flaky) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+func (f *flaky) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	evs := batch.Events()
 	if f.down.Load() {
 		return tokenledger.AddResult{}, errDown
 	}
-	res, err := f.Store.Add(ctx, evs)
+	res, err := f.Store.Add(ctx, storetest.Batch(evs))
 	if err == nil {
 		f.mu.Lock()
 		for _, e := range evs {
@@ -123,14 +124,14 @@ func TestOutageSpoolsAndDeliversExactlyOnce(t *testing.T) {
 	now := time.Now().UTC()
 
 	before := events("before", 10, now)
-	if res, err := s.Add(ctx, before); err != nil || res.Degraded || res.Accepted() != 10 {
+	if res, err := s.Add(ctx, storetest.Batch(before)); err != nil || res.Degraded || res.Accepted() != 10 {
 		t.Fatalf("healthy Add: %+v, %v", res, err)
 	}
 
 	db.down.Store(true)
 	during := events("during", 50, now)
 	for i := 0; i < len(during); i += 10 {
-		res, err := s.Add(ctx, during[i:i+10])
+		res, err := s.Add(ctx, storetest.Batch(during[i:i+10]))
 		if err != nil {
 			t.Fatalf("Add during the outage: %v", err)
 		}
@@ -140,7 +141,7 @@ func TestOutageSpoolsAndDeliversExactlyOnce(t *testing.T) {
 	}
 	// A re-send of an event already in the database is spooled too, and
 	// resolved as a duplicate on delivery.
-	if _, err := s.Add(ctx, before[:1]); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(before[:1])); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.FallbackStatus(); !st.Active || st.PendingEvents != 51 {
@@ -191,7 +192,7 @@ func TestLostReplyIsCountedOnce(t *testing.T) {
 	now := time.Now().UTC()
 	db.applyDown.Store(true) // the database applies the write but the reply is lost
 	evs := events("lost", 20, now)
-	res, err := s.Add(ctx, evs)
+	res, err := s.Add(ctx, storetest.Batch(evs))
 	if err != nil || !res.Degraded {
 		t.Fatalf("Add = %+v, %v; want degraded", res, err)
 	}
@@ -215,7 +216,7 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	for i := range 5 {
-		if _, err := s.Add(ctx, events(fmt.Sprintf("r%d", i), 7, now)); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(events(fmt.Sprintf("r%d", i), 7, now))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -256,13 +257,13 @@ func TestRedeliveryAfterCrashBeforeAckIsHarmless(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	evs := events("crash", 30, now)
-	if _, err := s.Add(ctx, evs); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	// The replayer delivered the events, then the process died before the
 	// cursor moved: the database has them and the spool still does.
 	db.down.Store(false)
-	if _, err := db.Store.Add(ctx, evs); err != nil {
+	if _, err := db.Store.Add(ctx, storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	s.spool.Close()
@@ -294,7 +295,7 @@ func TestSegmentsRotateAndDeliveredOnesAreRemoved(t *testing.T) {
 	defer s.Close()
 	now := time.Now().UTC()
 	for i := range 40 {
-		if _, err := s.Add(ctx, events(fmt.Sprintf("seg%d", i), 5, now)); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(events(fmt.Sprintf("seg%d", i), 5, now))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -325,7 +326,7 @@ func TestDamagedSpoolIsRefusedAndLeftAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		s.Add(ctx, events(fmt.Sprintf("d%d", i), 2, time.Now().UTC()))
+		s.Add(ctx, storetest.Batch(events(fmt.Sprintf("d%d", i), 2, time.Now().UTC())))
 	}
 	s.Close()
 	seg := filepath.Join(dir, fmt.Sprintf("%016d.spool", 1))
@@ -347,7 +348,7 @@ func TestTornSpoolTailIsCut(t *testing.T) {
 	db := newFlaky()
 	db.down.Store(true)
 	s, _ := New(db, dir, Options{Logger: quiet})
-	s.Add(ctx, events("t", 4, time.Now().UTC()))
+	s.Add(ctx, storetest.Batch(events("t", 4, time.Now().UTC())))
 	s.Close()
 	seg := filepath.Join(dir, fmt.Sprintf("%016d.spool", 1))
 	f, _ := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
@@ -402,7 +403,7 @@ func TestCancelledAddsKeepTheCountExact(t *testing.T) {
 			defer wg.Done()
 			for i := range 20 {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(3000))*time.Microsecond)
-				_, err := s.Add(ctx, events(fmt.Sprintf("c%d-%d", g, i), 1, now))
+				_, err := s.Add(ctx, storetest.Batch(events(fmt.Sprintf("c%d-%d", g, i), 1, now)))
 				cancel()
 				switch {
 				case err == nil:

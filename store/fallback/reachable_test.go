@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // TestReachableAgainOnlyAfterADelivery: while the database stays down,
@@ -27,7 +28,7 @@ func TestReachableAgainOnlyAfterADelivery(t *testing.T) {
 	now := time.Now().UTC()
 
 	db.down.Store(true)
-	if res, err := s.Add(ctx, events("one", 1, now)); err != nil || !res.Degraded {
+	if res, err := s.Add(ctx, storetest.Batch(events("one", 1, now))); err != nil || !res.Degraded {
 		t.Fatalf("Add while down = %+v, %v; want degraded", res, err)
 	}
 	for range 3 {

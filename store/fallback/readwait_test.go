@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // stalled is a flaky database whose Add, once armed, waits until released
@@ -21,7 +22,8 @@ type stalled struct {
 	release chan struct{}
 }
 
-func (d *stalled) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+func (d *stalled) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	evs := batch.Events()
 	select {
 	case <-d.armed:
 		d.entered <- struct{}{}
@@ -32,7 +34,7 @@ func (d *stalled) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger
 		}
 	default:
 	}
-	return d.flaky.Add(ctx, evs)
+	return d.flaky.Add(ctx, storetest.Batch(evs))
 }
 
 // stalledWithSpool returns a fallback Store (ReadWait 200 ms) over a
@@ -49,7 +51,7 @@ func stalledWithSpool(t *testing.T, n int) (*Store, *stalled, time.Time) {
 	t.Cleanup(func() { _ = s.Close() })
 	now := time.Now().UTC()
 	db.down.Store(true)
-	if res, err := s.Add(context.Background(), events("spooled", n, now)); err != nil || !res.Degraded {
+	if res, err := s.Add(context.Background(), storetest.Batch(events("spooled", n, now))); err != nil || !res.Degraded {
 		t.Fatalf("Add during the outage: %+v, %v", res, err)
 	}
 	db.down.Store(false)
@@ -136,7 +138,7 @@ func TestDrainAfterCloseDoesNotCallTheDatabase(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	db.down.Store(true)
-	if _, err := s.Add(ctx, events("left", 2, now)); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(events("left", 2, now))); err != nil {
 		t.Fatal(err)
 	}
 	db.down.Store(false)
@@ -162,7 +164,8 @@ type counting struct {
 	calls atomic.Int32
 }
 
-func (d *counting) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+func (d *counting) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	evs := batch.Events()
 	d.calls.Add(1)
-	return d.flaky.Add(ctx, evs)
+	return d.flaky.Add(ctx, storetest.Batch(evs))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // TestRefusedDeliveryIsKeptAndShown: events spooled during an outage that
@@ -48,7 +49,7 @@ func TestRefusedDeliveryIsKeptAndShown(t *testing.T) {
 	// the redelivery finds them there.)
 	srv.Pause(t)
 	for _, evs := range [][]tokenledger.Event{events("late", 3, yesterday), events("today", 5, now)} {
-		if res, err := s.Add(ctx, evs); err != nil || !res.Degraded {
+		if res, err := s.Add(ctx, storetest.Batch(evs)); err != nil || !res.Degraded {
 			t.Fatalf("Add during the outage: %+v, %v; want spooled", res, err)
 		}
 	}
@@ -127,11 +128,12 @@ type refusing struct {
 	refuse atomic.Bool
 }
 
-func (d *refusing) Add(ctx context.Context, evs []tokenledger.Event) (tokenledger.AddResult, error) {
+func (d *refusing) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	evs := batch.Events()
 	if d.refuse.Load() {
 		return tokenledger.AddResult{}, errors.New("WRONGTYPE tokenledger key holds a string, not a hash")
 	}
-	return d.flaky.Add(ctx, evs)
+	return d.flaky.Add(ctx, storetest.Batch(evs))
 }
 
 // TestResetForgetsARefusal: Reset empties the spool whose events the
@@ -148,7 +150,7 @@ func TestResetForgetsARefusal(t *testing.T) {
 	defer s.Close()
 	now := time.Now().UTC()
 	db.down.Store(true)
-	if _, err := s.Add(ctx, events("a", 2, now)); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(events("a", 2, now))); err != nil {
 		t.Fatal(err)
 	}
 	db.down.Store(false)
@@ -164,7 +166,7 @@ func TestResetForgetsARefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.down.Store(true)
-	if _, err := s.Add(ctx, events("b", 3, now)); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(events("b", 3, now))); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.FallbackStatus(); st.DeliveryError != "" {
@@ -210,10 +212,10 @@ func TestEventTheDatabaseCanNeverTakeIsSetAside(t *testing.T) {
 	batch := events("ok", 5, now)
 	batch[2].ID, batch[2].Cost = "too-costly", 1000
 	srv.Pause(t)
-	if res, err := s.Add(ctx, batch); err != nil || !res.Degraded {
+	if res, err := s.Add(ctx, storetest.Batch(batch)); err != nil || !res.Degraded {
 		t.Fatalf("Add during the outage: %+v, %v; want spooled", res, err)
 	}
-	if res, err := s.Add(ctx, events("later", 3, now)); err != nil || !res.Degraded {
+	if res, err := s.Add(ctx, storetest.Batch(events("later", 3, now))); err != nil || !res.Degraded {
 		t.Fatalf("Add during the outage: %+v, %v; want spooled", res, err)
 	}
 	srv.Resume(t)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // TestResetOnOneInstanceDropsWhatAnotherSpooledBefore: two instances on
@@ -26,7 +27,7 @@ func TestResetOnOneInstanceDropsWhatAnotherSpooledBefore(t *testing.T) {
 	now := time.Now().UTC()
 
 	srv.Pause(t)
-	if res, err := b.Add(ctx, events("before", 4, now)); err != nil || !res.Degraded {
+	if res, err := b.Add(ctx, storetest.Batch(events("before", 4, now))); err != nil || !res.Degraded {
 		t.Fatalf("B's Add during the outage: %+v, %v; want spooled", res, err)
 	}
 	srv.Resume(t)
@@ -48,7 +49,7 @@ func TestResetOnOneInstanceDropsWhatAnotherSpooledBefore(t *testing.T) {
 	}
 
 	srv.Pause(t)
-	if res, err := b.Add(ctx, events("after", 2, now)); err != nil || !res.Degraded {
+	if res, err := b.Add(ctx, storetest.Batch(events("after", 2, now))); err != nil || !res.Degraded {
 		t.Fatalf("B's Add during the second outage: %+v, %v; want spooled", res, err)
 	}
 	srv.Resume(t)
@@ -69,8 +70,8 @@ func TestSpoolRecordsOfEarlierVersions(t *testing.T) {
 		t.Fatalf("decodeRecord of a bare array: %+v, %v", r, err)
 	}
 	evs, dropped := since([]record{r}, resetCut{reset: time.Now(), at: time.Now()})
-	if len(evs) != 1 || dropped != 0 {
-		t.Errorf("since a reset: %d kept, %d dropped; want the record without a time kept", len(evs), dropped)
+	if evs.Len() != 1 || dropped != 0 {
+		t.Errorf("since a reset: %d kept, %d dropped; want the record without a time kept", evs.Len(), dropped)
 	}
 	if n, err := countEvents([]byte(`[{"id":"a"},{"id":"b"}]`)); err != nil || n != 2 {
 		t.Errorf("countEvents of a bare array = %d, %v; want 2", n, err)

@@ -410,6 +410,8 @@ func (s *Spool) Close() error {
 type record struct {
 	At     int64               `json:"at"`
 	Events []tokenledger.Event `json:"events"`
+	// batch is Events as checked by decodeRecord.
+	batch tokenledger.Batch
 }
 
 // encodeRecord makes the spool record for events appended at: the events
@@ -439,10 +441,8 @@ func decodeRecord(p []byte) (record, error) {
 	if err != nil || r.At < 0 {
 		return record{}, fmt.Errorf("a spool record does not hold events (%v)", err)
 	}
-	for i := range r.Events {
-		if err := r.Events[i].Validate(); err != nil || r.Events[i].ID == "" || r.Events[i].Timestamp.IsZero() {
-			return record{}, fmt.Errorf("a spool record holds an invalid event (%v)", err)
-		}
+	if r.batch, err = tokenledger.StoredBatch(r.Events); err != nil {
+		return record{}, fmt.Errorf("a spool record holds an invalid event (%v)", err)
 	}
 	return r, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // writeBenchFile writes a usage file holding n events spread over the 91
@@ -101,7 +102,7 @@ func BenchmarkAdd(b *testing.B) {
 		for k, s := range stores {
 			ev[0].ID = fmt.Sprintf("new-%d", i)
 			start := time.Now()
-			if r, err := s.Add(ctx, ev); err != nil || r.Accepted() != 1 {
+			if r, err := s.Add(ctx, storetest.Batch(ev)); err != nil || r.Accepted() != 1 {
 				b.Fatalf("Add: accepted %d, err %v", r.Accepted(), err)
 			}
 			took[k] = append(took[k], time.Since(start))
@@ -149,7 +150,7 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 				defer wg.Done()
 				for next.Add(1) <= int64(events) {
 					e := []tokenledger.Event{{ID: fmt.Sprintf("w-%d", id.Add(1)), Timestamp: now, Model: "m", PromptTokens: 1, TotalTokens: 1}}
-					if _, err := s.Add(context.Background(), e); err != nil {
+					if _, err := s.Add(context.Background(), storetest.Batch(e)); err != nil {
 						b.Error(err)
 						return
 					}
@@ -230,7 +231,7 @@ func BenchmarkOpenClose1M(b *testing.B) {
 		heap = ms.HeapAlloc
 		e := []tokenledger.Event{{ID: fmt.Sprintf("oc-%d", i), Timestamp: now, Model: "m", TotalTokens: 1}}
 		i++
-		if _, err := s.Add(context.Background(), e); err != nil {
+		if _, err := s.Add(context.Background(), storetest.Batch(e)); err != nil {
 			b.Fatal(err)
 		}
 		start = time.Now()

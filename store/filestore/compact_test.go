@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // waitCompaction waits for the background compaction running now, if any.
@@ -81,7 +82,7 @@ func TestCompactionDropsExpiredDays(t *testing.T) {
 	for i := range 120 {
 		evs = append(evs, testEvent("x", i, R+1, fixedNow)) // today − 5 … today
 	}
-	if _, err := s.Add(context.Background(), evs); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -94,7 +95,7 @@ func TestCompactionDropsExpiredDays(t *testing.T) {
 	clock.add(3 * 24 * time.Hour) // today − 5 … today − 3 are now expired
 	s = mustOpen(t, path, Options{Now: clock.Now, RetentionDays: R})
 	later := testEvent("later", 1, 1, clock.Now())
-	if _, err := s.Add(context.Background(), []tokenledger.Event{later}); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch([]tokenledger.Event{later})); err != nil {
 		t.Fatal(err)
 	}
 	want := referenceDays(t, clock.Now(), R, evs, []tokenledger.Event{later})
@@ -149,7 +150,7 @@ func TestBackgroundCompaction(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w * 5; i < len(evs); i += 20 {
-				if _, err := s.Add(context.Background(), evs[i:i+5]); err != nil {
+				if _, err := s.Add(context.Background(), storetest.Batch(evs[i:i+5])); err != nil {
 					t.Error(err)
 					return
 				}
@@ -197,12 +198,12 @@ func TestCompactionInChunks(t *testing.T) {
 			e := testEvent(fmt.Sprintf("ch%d", round), i, 1, fixedNow)
 			e.Timestamp = fixedNow.Add(-time.Duration(rng.IntN(20*24)) * time.Hour) // any of 20 days, in random order
 			all = append(all, e)
-			if _, err := s.Add(context.Background(), []tokenledger.Event{e}); err != nil {
+			if _, err := s.Add(context.Background(), storetest.Batch([]tokenledger.Event{e})); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// The same ids again, on the same days: duplicates.
-		if r, err := s.Add(context.Background(), all[len(all)-150:]); err != nil || r.Accepted() != 0 {
+		if r, err := s.Add(context.Background(), storetest.Batch(all[len(all)-150:])); err != nil || r.Accepted() != 0 {
 			t.Fatalf("re-adding: accepted %d, err %v", r.Accepted(), err)
 		}
 		if err := s.Close(); err != nil {
@@ -228,7 +229,7 @@ func TestCrashLeftovers(t *testing.T) {
 	path := tempPath(t)
 	s := mustOpen(t, path, Options{})
 	evs := noCloseEvents()
-	if _, err := s.Add(context.Background(), evs); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	journals, _ := listJournals(path)
@@ -270,7 +271,7 @@ func TestFileIsReadable(t *testing.T) {
 		{ID: "e2", Timestamp: fixedNow.Add(-time.Hour), Model: "claude \"sonnet\"", SessionID: "s1", PromptTokens: 7, TotalTokens: 7,
 			Metadata: json.RawMessage(`{"secret":"not stored"}`)},
 	}
-	if _, err := s.Add(context.Background(), evs); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -307,7 +308,7 @@ func TestSummaryIsInformational(t *testing.T) {
 	path := tempPath(t)
 	s := mustOpen(t, path, Options{})
 	evs := noCloseEvents()
-	if _, err := s.Add(context.Background(), evs); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/journal"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // TestFailedConversionIsNotRedoneOnEveryWrite: when converting an
@@ -44,7 +45,7 @@ func TestFailedConversionIsNotRedoneOnEveryWrite(t *testing.T) {
 	var addErr error
 	for i := range writes {
 		e := testEvent("conv", i, 1, fixedNow)
-		if _, err := st.Add(t.Context(), []tokenledger.Event{e}); err != nil && addErr == nil {
+		if _, err := st.Add(t.Context(), storetest.Batch([]tokenledger.Event{e})); err != nil && addErr == nil {
 			addErr = err
 		}
 	}

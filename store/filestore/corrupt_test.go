@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // healthy builds a usage file with events a (folded into the file by
@@ -19,7 +20,7 @@ import (
 func healthy(t *testing.T, path string, a []tokenledger.Event, b [][]tokenledger.Event) string {
 	t.Helper()
 	s := mustOpen(t, path, Options{})
-	if _, err := s.Add(context.Background(), a); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(a)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -330,7 +331,7 @@ func TestTornLastLineIsDropped(t *testing.T) {
 			want := append(append(append([]tokenledger.Event{}, a...), b[0]...), b[1]...)
 			sameDays(t, "after dropping the torn line", allDays(t, s, fixedNow, 90), referenceDays(t, fixedNow, 90, want))
 			// The next write starts on a clean line.
-			if _, err := s.Add(context.Background(), b[2]); err != nil {
+			if _, err := s.Add(context.Background(), storetest.Batch(b[2])); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := Scan(path, ScanOptions{Now: clockAt(fixedNow)}, func([]tokenledger.Event) error { return nil }); err != nil {

@@ -264,7 +264,11 @@ func (s *Store) oldest() tokenledger.Date {
 func (s *Store) load() error {
 	var res ScanResult
 	sc, err := scanFiles(s.path, s.now(), s.oldest(), 4096, &res, func(evs []tokenledger.Event) error {
-		r, err := s.mem.Add(context.Background(), evs)
+		b, err := tokenledger.StoredBatch(evs)
+		if err != nil {
+			return err
+		}
+		r, err := s.mem.Add(context.Background(), b)
 		if err != nil {
 			return err
 		}
@@ -356,42 +360,13 @@ func (s *Store) removeTemporaries() {
 	}
 }
 
-// checkEvent checks an event handed to Add: it must be valid and carry an
-// id and a timestamp the file can hold.
-func checkEvent(e *tokenledger.Event, i int) error {
-	var err error
-	switch {
-	case e.ID == "":
-		err = &tokenledger.ValidationError{Index: i, Field: "id", Msg: "is required (the Service assigns one)"}
-	case e.Timestamp.IsZero():
-		err = &tokenledger.ValidationError{Index: i, Field: "timestamp", Msg: "is required (the Service assigns one)"}
-	case e.Timestamp.UTC().Year() < 1 || e.Timestamp.UTC().Year() > 9999:
-		err = &tokenledger.ValidationError{Index: i, Field: "timestamp", Msg: "must be between the years 1 and 9999"}
-	default:
-		if verr := e.Validate(); verr != nil {
-			var ve *tokenledger.ValidationError
-			if errors.As(verr, &ve) {
-				c := *ve
-				c.Index = i
-				verr = &c
-			}
-			err = verr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("add to file store: %w", err)
-	}
-	return nil
-}
-
 // Add counts every event whose (day, id) is new, after writing the new
 // ones to the journal and making them durable: concurrent calls share one
-// write and one fsync. It returns a *tokenledger.ValidationError
-// (ErrInvalid) for an event without an id or timestamp or breaking a rule,
-// storing nothing; the context's error when ctx ends (events already
+// write and one fsync. It returns the context's error when ctx ends (events already
 // handed to the journal may still be counted); ErrUnavailable (wrapped)
 // when the journal cannot be written; ErrClosed after Close.
-func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+func (s *Store) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	events := batch.Events()
 	if err := ctx.Err(); err != nil {
 		return tokenledger.AddResult{}, err
 	}
@@ -403,12 +378,8 @@ func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledge
 	}
 	evs := make([]tokenledger.Event, len(events))
 	for i := range events {
-		if err := checkEvent(&events[i], i); err != nil {
-			return tokenledger.AddResult{}, err
-		}
 		evs[i] = events[i]
-		evs[i].Timestamp = evs[i].Timestamp.UTC()
-		evs[i].Metadata = nil
+		evs[i].Metadata = nil // the file keeps no metadata (docs/file-format.md)
 	}
 	r := &request{events: evs, done: make(chan struct{})}
 	select {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/filestore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // fuzzNow is the clock of the fuzz targets: seeds hold days around it.
@@ -36,7 +37,7 @@ func fuzzSeeds(f *testing.F) [][2][]byte {
 	}
 	ctx := context.Background()
 	add := func(evs ...tokenledger.Event) {
-		if _, err := st.Add(ctx, evs); err != nil {
+		if _, err := st.Add(ctx, storetest.Batch(evs)); err != nil {
 			f.Fatal(err)
 		}
 	}

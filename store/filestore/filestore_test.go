@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/storetest"
@@ -66,27 +65,6 @@ func TestCloseTwiceAndCheckLeavesNothing(t *testing.T) {
 	}
 }
 
-func TestAddRejectsEventsTheFileCannotHold(t *testing.T) {
-	s := mustOpen(t, tempPath(t), Options{})
-	defer s.Close()
-	ok := testEvent("ok", 1, 1, fixedNow)
-	noID := ok
-	noID.ID = ""
-	noTS := ok
-	noTS.Timestamp = time.Time{}
-	bad := ok
-	bad.PromptTokens = -1
-	for name, e := range map[string]tokenledger.Event{"no id": noID, "no timestamp": noTS, "negative tokens": bad} {
-		_, err := s.Add(context.Background(), []tokenledger.Event{ok, e})
-		if !errors.Is(err, tokenledger.ErrInvalid) {
-			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
-		}
-	}
-	if days := allDays(t, s, fixedNow, 90); len(days) != 0 {
-		t.Errorf("a rejected batch stored %+v", days)
-	}
-}
-
 // TestRestart: what was written is there after Close and Open, with and
 // without compactions in between.
 func TestRestart(t *testing.T) {
@@ -100,12 +78,12 @@ func TestRestart(t *testing.T) {
 				evs = append(evs, testEvent("rs", i, 12, fixedNow))
 			}
 			for i := 0; i < len(evs); i += 7 {
-				if _, err := s.Add(context.Background(), evs[i:min(i+7, len(evs))]); err != nil {
+				if _, err := s.Add(context.Background(), storetest.Batch(evs[i:min(i+7, len(evs))])); err != nil {
 					t.Fatal(err)
 				}
 			}
 			// Duplicates are not counted again.
-			if r, err := s.Add(context.Background(), evs[:50]); err != nil || r.Accepted() != 0 {
+			if r, err := s.Add(context.Background(), storetest.Batch(evs[:50])); err != nil || r.Accepted() != 0 {
 				t.Fatalf("re-adding: accepted %d, err %v", r.Accepted(), err)
 			}
 			before := allDays(t, s, fixedNow, 30)
@@ -119,7 +97,7 @@ func TestRestart(t *testing.T) {
 			s = mustOpen(t, path, o)
 			defer s.Close()
 			sameDays(t, "after restart", allDays(t, s, fixedNow, 30), before)
-			if r, err := s.Add(context.Background(), evs); err != nil || r.Accepted() != 0 {
+			if r, err := s.Add(context.Background(), storetest.Batch(evs)); err != nil || r.Accepted() != 0 {
 				t.Fatalf("after restart, re-adding: accepted %d, err %v (ids must survive restarts)", r.Accepted(), err)
 			}
 		})
@@ -165,7 +143,7 @@ func TestResetSurvivesCrash(t *testing.T) {
 	defer s.Close()
 	_, after := resetEvents()
 	sameDays(t, "after reset and crash", allDays(t, s, fixedNow, 90), referenceDays(t, fixedNow, 90, after))
-	if r, err := s.Add(context.Background(), after); err != nil || r.Accepted() != 0 {
+	if r, err := s.Add(context.Background(), storetest.Batch(after)); err != nil || r.Accepted() != 0 {
 		t.Errorf("events added after the reset: re-adding accepted %d, err %v", r.Accepted(), err)
 	}
 }
@@ -188,7 +166,7 @@ func TestReset(t *testing.T) {
 	path := tempPath(t)
 	s := mustOpen(t, path, Options{CompactBytes: 1000})
 	before, after := resetEvents()
-	if _, err := s.Add(context.Background(), before); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(before)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reset(context.Background()); err != nil {
@@ -201,7 +179,7 @@ func TestReset(t *testing.T) {
 	if err != nil || res.Records != 0 || res.Format != FormatTokenledger {
 		t.Errorf("after Reset the file holds %+v (err %v), want an empty tokenledger file", res, err)
 	}
-	if _, err := s.Add(context.Background(), after); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(after)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -298,7 +276,7 @@ func TestOriginalFormatFixture(t *testing.T) {
 
 	// The first write converts the file and keeps the original.
 	extra := tokenledger.Event{ID: "after-migration", Timestamp: fixedNow, Model: "gpt-4o", UserID: "user_000", PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}
-	if r, err := s.Add(context.Background(), []tokenledger.Event{extra}); err != nil || r.Accepted() != 1 {
+	if r, err := s.Add(context.Background(), storetest.Batch([]tokenledger.Event{extra})); err != nil || r.Accepted() != 1 {
 		t.Fatalf("Add after loading: accepted %d, err %v", r.Accepted(), err)
 	}
 	backups, _ := filepath.Glob(path + ".original-*.json")
@@ -329,7 +307,7 @@ func TestOriginalFormatFixture(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s2.Add(context.Background(), again); err != nil || r.Accepted() != 0 {
+	if r, err := s2.Add(context.Background(), storetest.Batch(again)); err != nil || r.Accepted() != 0 {
 		t.Errorf("re-adding the original's events after conversion accepted %d (err %v), want 0", r.Accepted(), err)
 	}
 }

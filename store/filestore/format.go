@@ -535,8 +535,8 @@ func originalEvent(raw json.RawMessage) (tokenledger.Event, string, string) {
 		return tokenledger.Event{}, id, err.Error()
 	}
 	e := evs[0]
-	if y := e.Timestamp.Year(); y < 1 || y > 9999 {
-		return e, id, "timestamp must be between the years 1 and 9999"
+	if err := tokenledger.CheckStored(&e); err != nil {
+		return e, id, err.Error()
 	}
 	return e, id, ""
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/journal"
 	"github.com/tokenledger/tokenledger/store/memstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // discard drops log lines.
@@ -97,7 +98,7 @@ func referenceDays(t *testing.T, now time.Time, retention int, events ...[]token
 	t.Helper()
 	m := memstore.New(clockAt(now), retention)
 	for _, evs := range events {
-		if _, err := m.Add(context.Background(), evs); err != nil {
+		if _, err := m.Add(context.Background(), storetest.Batch(evs)); err != nil {
 			t.Fatal(err)
 		}
 	}

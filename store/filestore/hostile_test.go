@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // Hostile files: whatever sits at the usage file's path — truncated JSON,
@@ -606,7 +607,7 @@ func TestFoldedJournalNearTheBound(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "token_usage.json")
 		writeFile(t, path, oursFile(`"foldedJournal":9223372036854775807,`, goodEvent))
 		s := mustOpen(t, path, Options{})
-		if _, err := s.Add(ctx, []tokenledger.Event{testEvent("x", 1, 1, fixedNow)}); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{testEvent("x", 1, 1, fixedNow)})); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
@@ -627,7 +628,7 @@ func TestFoldedJournalNearTheBound(t *testing.T) {
 		writeFile(t, path, oursFile(`"foldedJournal":9223372036854775808,`, goodEvent))
 		s := mustOpen(t, path, Options{})
 		before := snapshotFiles(t, filepath.Dir(path))
-		_, err := s.Add(ctx, []tokenledger.Event{testEvent("x", 1, 1, fixedNow)})
+		_, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{testEvent("x", 1, 1, fixedNow)}))
 		if err == nil || !strings.Contains(err.Error(), "journal numbers") {
 			t.Errorf("Add after journal 2^63: %v, want a refusal saying the journal numbers are used up", err)
 		}

@@ -199,9 +199,9 @@ func decodeJournalEvents(payload []byte) ([]tokenledger.Event, string) {
 	return evs, ""
 }
 
-// checkStored checks an event read back from our own file or journal:
-// it must be valid and carry an id and a timestamp. It normalises the
-// timestamp to UTC and drops metadata.
+// checkStored checks an event read back from our own file or journal by
+// tokenledger.CheckStored and says what is wrong in a phrase that names
+// it. It normalises the timestamp to UTC and drops metadata.
 func checkStored(e *tokenledger.Event) string {
 	if e.ID == "" {
 		return "an event has no id"
@@ -209,9 +209,8 @@ func checkStored(e *tokenledger.Event) string {
 	if e.Timestamp.IsZero() {
 		return fmt.Sprintf("event %q has no timestamp", e.ID)
 	}
-	e.Timestamp = e.Timestamp.UTC()
 	e.Metadata = nil
-	if err := e.Validate(); err != nil {
+	if err := tokenledger.CheckStored(e); err != nil {
 		return fmt.Sprintf("event %q: %v", e.ID, err)
 	}
 	return ""

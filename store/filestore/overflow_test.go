@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // TestCounterOverflowGroup: Adds that share a journal write are judged one
@@ -23,7 +24,7 @@ func TestCounterOverflowGroup(t *testing.T) {
 	for i := range evs {
 		evs[i] = tokenledger.Event{ID: fmt.Sprintf("f%d", i), Timestamp: fixedNow, Model: "m", TotalTokens: 1, PromptTokens: 1, Cost: tokenledger.MaxEventCost}
 	}
-	if _, err := s.Add(ctx, evs); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	const small = 32
@@ -37,7 +38,7 @@ func TestCounterOverflowGroup(t *testing.T) {
 			if i == small {
 				e.ID, e.Cost = "big", tokenledger.MaxEventCost
 			}
-			_, errs[i] = s.Add(ctx, []tokenledger.Event{e})
+			_, errs[i] = s.Add(ctx, storetest.Batch([]tokenledger.Event{e}))
 		}()
 	}
 	wg.Wait()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // childModes are helper modes that do not open the store first, by name;
@@ -52,20 +53,20 @@ func TestHelperProcess(t *testing.T) {
 	case "write-no-close":
 		evs := noCloseEvents()
 		for i := 0; i < len(evs); i += 9 {
-			if _, err := s.Add(ctx, evs[i:min(i+9, len(evs))]); err != nil {
+			if _, err := s.Add(ctx, storetest.Batch(evs[i:min(i+9, len(evs))])); err != nil {
 				fail(3, "add: %v", err)
 			}
 		}
 		fmt.Println("done")
 	case "reset-no-close":
 		before, after := resetEvents()
-		if _, err := s.Add(ctx, before); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(before)); err != nil {
 			fail(3, "add: %v", err)
 		}
 		if err := s.Reset(ctx); err != nil {
 			fail(3, "reset: %v", err)
 		}
-		if _, err := s.Add(ctx, after); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(after)); err != nil {
 			fail(3, "add: %v", err)
 		}
 		fmt.Println("done")
@@ -118,7 +119,7 @@ func crashWriter(s *Store, round int, reset bool, fail func(int, string, ...any)
 				for k := range n {
 					evs[k] = crashEvent(fmt.Sprintf("c%d-%d-%d-%d", round*10+g, w, i, k))
 				}
-				r, err := s.Add(context.Background(), evs)
+				r, err := s.Add(context.Background(), storetest.Batch(evs))
 				if err != nil {
 					fail(3, "add: %v", err)
 				}
@@ -132,7 +133,7 @@ func crashWriter(s *Store, round int, reset bool, fail func(int, string, ...any)
 				}
 				print(line)
 				if i%5 == 4 {
-					r, err := s.Add(context.Background(), evs[:1])
+					r, err := s.Add(context.Background(), storetest.Batch(evs[:1]))
 					if err != nil {
 						fail(3, "add: %v", err)
 					}
@@ -350,7 +351,7 @@ func verifyAfterCrash(t *testing.T, path string, acked map[string]bool, check fu
 
 	s := mustOpen(t, path, Options{CompactBytes: 16384})
 	sameDays(t, "aggregates after a kill", allDays(t, s, fixedNow, 90), referenceDays(t, fixedNow, 90, onDisk))
-	r, err := s.Add(context.Background(), ackedEvents)
+	r, err := s.Add(context.Background(), storetest.Batch(ackedEvents))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/kvrest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // BenchmarkLog logs events from 64 concurrent callers through kvrest (→ the
@@ -85,7 +86,7 @@ func logPhase(b *testing.B, s tokenledger.Store, tag string, n, batch int) float
 						Model: "gpt-4o", UserID: fmt.Sprintf("u%d", j%10), SessionID: "s1",
 						PromptTokens: 100, CompletionTokens: 50, TotalTokens: 150, Cost: 1500}
 				}
-				if _, err := s.Add(context.Background(), evs); err != nil {
+				if _, err := s.Add(context.Background(), storetest.Batch(evs)); err != nil {
 					errs <- err
 					return
 				}

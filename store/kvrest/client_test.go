@@ -15,6 +15,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/store/kvrest"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // scripted answers request i with answers[i] (the last one again when it
@@ -159,7 +160,7 @@ func TestStoreQuotaUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	_, err = st.Add(context.Background(), batch("quota", 2))
+	_, err = st.Add(context.Background(), storetest.Batch(batch("quota", 2)))
 	if !errors.Is(err, tokenledger.ErrUnavailable) || !errors.Is(err, kvrest.ErrQuotaExceeded) {
 		t.Errorf("Add past the plan's limit: err = %v, want ErrUnavailable and ErrQuotaExceeded", err)
 	}

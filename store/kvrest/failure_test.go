@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/kvresttest"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/kvrest"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // slack is added to every time bound: the machine is small, shared and
@@ -47,7 +48,7 @@ func TestWrongToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, err = s.Add(context.Background(), batch("wt", 1))
+	_, err = s.Add(context.Background(), storetest.Batch(batch("wt", 1)))
 	wantUnavailable(t, "Add", err, f.Host(), bad)
 	d := tokenledger.DateOf(noon())
 	_, err = s.Days(context.Background(), tokenledger.DayQuery{From: d, To: d})
@@ -106,7 +107,7 @@ func TestUnreachable(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		_, err = s.Add(ctx, batch("dl", 1))
+		_, err = s.Add(ctx, storetest.Batch(batch("dl", 1)))
 		took := time.Since(start)
 		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, tokenledger.ErrUnavailable) {
 			t.Errorf("Add past the caller's deadline: err = %v, want context.DeadlineExceeded", err)
@@ -123,7 +124,7 @@ func TestUnreachable(t *testing.T) {
 		}
 		defer s.Close()
 		start := time.Now()
-		_, err = s.Add(context.Background(), batch("st", 1))
+		_, err = s.Add(context.Background(), storetest.Batch(batch("st", 1)))
 		if took := time.Since(start); took > 200*time.Millisecond+slack {
 			t.Errorf("Add took %s with a 200ms timeout", took)
 		}
@@ -179,7 +180,7 @@ func TestRetries(t *testing.T) {
 		f.ResetStats()
 		f.Inject(kvresttest.Fault{Kind: kind})
 		evs := batch(kind.String(), 1)
-		res, err := s.Add(ctx, evs)
+		res, err := s.Add(ctx, storetest.Batch(evs))
 		if err != nil {
 			t.Errorf("%s: Add: %v", kind, err)
 			return
@@ -195,7 +196,7 @@ func TestRetries(t *testing.T) {
 			t.Errorf("%s: today %+v, want the event counted once", kind, d)
 		}
 		// A retry through the caller counts nothing more.
-		if res, err := s.Add(ctx, evs); err != nil || res.Accepted() != 0 {
+		if res, err := s.Add(ctx, storetest.Batch(evs)); err != nil || res.Accepted() != 0 {
 			t.Errorf("%s: re-sending: %+v, %v", kind, res, err)
 		}
 	}
@@ -210,14 +211,14 @@ func TestRetries(t *testing.T) {
 		// Add, and an id's second place in the batch, stay duplicates.
 		s := open(t, f, kvrest.Options{})
 		old := batch("lost-old", 1)
-		if res, err := s.Add(ctx, old); err != nil || res.Accepted() != 1 {
+		if res, err := s.Add(ctx, storetest.Batch(old)); err != nil || res.Accepted() != 1 {
 			t.Fatalf("first Add: %+v, %v", res, err)
 		}
 		evs := append(batch("lost", 3), old[0])
 		evs = append(evs, evs[0])
 		before := today(t, s).RequestCount
 		f.Inject(kvresttest.Fault{Kind: kvresttest.DropAfter})
-		res, err := s.Add(ctx, evs)
+		res, err := s.Add(ctx, storetest.Batch(evs))
 		want := []bool{true, true, true, false, false}
 		if err != nil || !slices.Equal(res.New, want) {
 			t.Errorf("Add after a lost reply: %+v, %v; want New %v", res, err, want)
@@ -235,7 +236,7 @@ func TestRetries(t *testing.T) {
 		evs := batch("twice", 1100)
 		evs[1080].ID = evs[0].ID
 		before := today(t, s).RequestCount
-		res, err := s.Add(ctx, evs)
+		res, err := s.Add(ctx, storetest.Batch(evs))
 		if err != nil || !res.New[0] || res.New[1080] || res.Accepted() != 1099 || res.Duplicates() != 1 {
 			t.Errorf("Add: new[0] %v, new[1080] %v, accepted %d, duplicates %d, %v; want the first place new, the second not, 1099 and 1",
 				res.New[0], res.New[1080], res.Accepted(), res.Duplicates(), err)
@@ -253,7 +254,7 @@ func TestRetries(t *testing.T) {
 		}
 		f.ResetStats()
 		f.Inject(kvresttest.Fault{Kind: kvresttest.DropAfter})
-		if res, err := s.Add(ctx, evs); err != nil || res.Accepted() != 10 {
+		if res, err := s.Add(ctx, storetest.Batch(evs)); err != nil || res.Accepted() != 10 {
 			t.Fatalf("Add: %+v, %v; want all 10 reported new", res, err)
 		}
 		if st := f.Stats(); st.Pipeline != 2 || st.Commands != 4 {
@@ -270,7 +271,7 @@ func TestRetries(t *testing.T) {
 		s := open(t, f, kvrest.Options{})
 		f.ResetStats()
 		f.Inject(kvresttest.Fault{Kind: kvresttest.Reject})
-		_, err := s.Add(ctx, batch("rej", 1))
+		_, err := s.Add(ctx, storetest.Batch(batch("rej", 1)))
 		if err == nil || errors.Is(err, tokenledger.ErrUnavailable) || !strings.Contains(err.Error(), "injected rejection") {
 			t.Errorf("Add answered 400: err = %v, want the command's error, not ErrUnavailable", err)
 		}
@@ -289,7 +290,7 @@ func TestRetries(t *testing.T) {
 		for range kvrest.DefaultMaxAttempts {
 			f.Inject(kvresttest.Fault{Kind: kvresttest.FailBefore})
 		}
-		_, err := s.Add(ctx, batch("all5xx", 1))
+		_, err := s.Add(ctx, storetest.Batch(batch("all5xx", 1)))
 		t.Logf("Add: %v", err)
 		wantUnavailable(t, "Add", err, f.Host(), f.Token())
 		if err != nil && !strings.Contains(err.Error(), "503") {
@@ -310,7 +311,7 @@ func TestRetries(t *testing.T) {
 		f.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 800 * time.Millisecond})
 		evs := batch("late", 1)
 		start := time.Now()
-		_, err = fast.Add(ctx, evs)
+		_, err = fast.Add(ctx, storetest.Batch(evs))
 		if took := time.Since(start); took > 300*time.Millisecond+slack {
 			t.Errorf("Add took %s with a 300ms timeout", took)
 		}
@@ -323,7 +324,7 @@ func TestRetries(t *testing.T) {
 		for deadline := time.Now().Add(10 * time.Second); today(t, s).RequestCount == 0 && time.Now().Before(deadline); {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if _, err := s.Add(ctx, evs); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(evs)); err != nil {
 			t.Fatal(err)
 		}
 		if d := today(t, s); d.RequestCount != 1 {
@@ -340,7 +341,7 @@ func TestRetries(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(150*time.Millisecond, cancel)
 		start := time.Now()
-		_, err := s.Add(cctx, batch("cancel", 1))
+		_, err := s.Add(cctx, storetest.Batch(batch("cancel", 1)))
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Add cancelled while retrying: err = %v, want context.Canceled", err)
 		}
@@ -357,7 +358,7 @@ func TestReadOnlyToken(t *testing.T) {
 	f := front(t)
 	ctx := context.Background()
 	full := open(t, f, kvrest.Options{})
-	if _, err := full.Add(ctx, batch("ro", 12)); err != nil {
+	if _, err := full.Add(ctx, storetest.Batch(batch("ro", 12))); err != nil {
 		t.Fatal(err)
 	}
 	ro := open(t, f, kvrest.Options{ReadOnlyToken: f.ReadOnlyToken(), Prefix: full.Prefix()})
@@ -369,7 +370,7 @@ func TestReadOnlyToken(t *testing.T) {
 	}
 
 	f.ResetStats()
-	_, err := ro.Add(ctx, batch("ro-write", 1))
+	_, err := ro.Add(ctx, storetest.Batch(batch("ro-write", 1)))
 	if !errors.Is(err, kvrest.ErrReadOnly) || errors.Is(err, tokenledger.ErrUnavailable) {
 		t.Errorf("Add with the read-only token: err = %v, want ErrReadOnly (not ErrUnavailable)", err)
 	}
@@ -417,7 +418,7 @@ func TestReadOnlyToken(t *testing.T) {
 func TestOptions(t *testing.T) {
 	f := front(t)
 	s := open(t, f, kvrest.Options{URL: "  " + f.URL() + "/\n", Token: "\t" + f.Token() + " \r\n", Prefix: " " + redistest.Prefix() + " "})
-	if _, err := s.Add(context.Background(), batch("trim", 2)); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(batch("trim", 2))); err != nil {
 		t.Errorf("Add through trimmed options: %v", err)
 	}
 	if info := s.Info(); info.Kind != "kv-rest" || !info.Database || info.Location != f.Host() {
@@ -460,11 +461,11 @@ func TestLogLines(t *testing.T) {
 		f.Inject(kvresttest.Fault{Kind: kvresttest.FailBefore})
 	}
 	for range 2 {
-		if _, err := s.Add(context.Background(), batch("log", 1)); err == nil {
+		if _, err := s.Add(context.Background(), storetest.Batch(batch("log", 1))); err == nil {
 			t.Fatal("Add succeeded through injected failures")
 		}
 	}
-	if _, err := s.Add(context.Background(), batch("log", 1)); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(batch("log", 1))); err != nil {
 		t.Fatal(err)
 	}
 	if n := rec.count(kvrest.UnavailableMessage); n != 1 {
@@ -491,14 +492,14 @@ func TestOneRequestEach(t *testing.T) {
 		do                     func() error
 		wantSingle, wantPipely int64
 	}{
-		{"one event", func() error { _, err := s.Add(ctx, batch("one", 1)); return err }, 1, 0},
-		{"100 events of one day", func() error { _, err := s.Add(ctx, batch("hundred", 100)); return err }, 1, 0},
+		{"one event", func() error { _, err := s.Add(ctx, storetest.Batch(batch("one", 1))); return err }, 1, 0},
+		{"100 events of one day", func() error { _, err := s.Add(ctx, storetest.Batch(batch("hundred", 100))); return err }, 1, 0},
 		{"events of three days", func() error {
 			evs := batch("three", 30)
 			for i := range evs {
 				evs[i].Timestamp = evs[i].Timestamp.Add(-time.Duration(i%3) * 24 * time.Hour)
 			}
-			_, err := s.Add(ctx, evs)
+			_, err := s.Add(ctx, storetest.Batch(evs))
 			return err
 		}, 0, 1},
 		// The first read asks for the days' request counts, then reads the
@@ -541,7 +542,7 @@ func TestScriptReloaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.ResetStats()
-	res, err := s.Add(context.Background(), batch("flush", 3))
+	res, err := s.Add(context.Background(), storetest.Batch(batch("flush", 3)))
 	if err != nil || res.Accepted() != 3 {
 		t.Fatalf("Add after SCRIPT FLUSH: %+v, %v", res, err)
 	}
@@ -560,12 +561,12 @@ func TestRedisBehindTheAPIDown(t *testing.T) {
 	rec := &logRecorder{}
 	s := open(t, f, kvrest.Options{Logger: slog.New(rec), Timeout: kvrest.DefaultTimeout})
 	ctx := context.Background()
-	if _, err := s.Add(ctx, batch("before", 3)); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(batch("before", 3))); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill(t)
 	start := time.Now()
-	_, err := s.Add(ctx, batch("down", 3))
+	_, err := s.Add(ctx, storetest.Batch(batch("down", 3)))
 	if took := time.Since(start); took > kvrest.DefaultTimeout+slack {
 		t.Errorf("Add took %s with the database down", took)
 	}
@@ -575,7 +576,7 @@ func TestRedisBehindTheAPIDown(t *testing.T) {
 		t.Errorf("error %q does not give the API's status", err)
 	}
 	srv.Restart(t)
-	res, err := s.Add(ctx, batch("after", 3))
+	res, err := s.Add(ctx, storetest.Batch(batch("after", 3)))
 	if err != nil || res.Accepted() != 3 {
 		t.Fatalf("Add after the database came back: %+v, %v", res, err)
 	}
@@ -605,7 +606,7 @@ func TestScriptReloadStaysWithinTimeout(t *testing.T) {
 	f.Inject(kvresttest.Fault{Kind: kvresttest.Delay, Delay: 900 * time.Millisecond},
 		kvresttest.Fault{Kind: kvresttest.Delay, Delay: 900 * time.Millisecond})
 	start := time.Now()
-	_, err := s.Add(context.Background(), batch("reload-timeout", 2))
+	_, err := s.Add(context.Background(), storetest.Batch(batch("reload-timeout", 2)))
 	took := time.Since(start)
 	if !errors.Is(err, tokenledger.ErrUnavailable) {
 		t.Errorf("Add = %v, want the timeout as ErrUnavailable", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/kvrest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // interopEvents are events over three days, several models, users and
@@ -21,7 +23,7 @@ func interopEvents(now time.Time, tag string) []tokenledger.Event {
 	var evs []tokenledger.Event
 	for i := range 60 {
 		ts := now.Add(-time.Duration(i%3) * 24 * time.Hour)
-		e := event(fmt.Sprintf("%s-%d", tag, i), ts, fmt.Sprintf("model-%d", i%4), fmt.Sprintf("user-%d", i%5), fmt.Sprintf("s-%d", i%9), int64(100+i), int64(i))
+		e := event(fmt.Sprintf("%s-%d", strings.ReplaceAll(tag, "→", "-to-"), i), ts, fmt.Sprintf("model-%d", i%4), fmt.Sprintf("user-%d", i%5), fmt.Sprintf("s-%d", i%9), int64(100+i), int64(i))
 		e.CacheReadTokens = int64(i % 7)
 		e.ReasoningTokens = min(int64(i%3), e.CompletionTokens)
 		e.Cost = tokenledger.Nanos(1_234_567 * (i + 1))
@@ -60,7 +62,7 @@ func TestInterop(t *testing.T) {
 				writer, other = ks, rs
 			}
 			evs := interopEvents(now, dir)
-			res, err := writer.Add(ctx, evs)
+			res, err := writer.Add(ctx, storetest.Batch(evs))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +88,7 @@ func TestInterop(t *testing.T) {
 			}
 			// The ids are shared: sending the events through the other
 			// protocol counts nothing.
-			res, err = other.Add(ctx, evs)
+			res, err = other.Add(ctx, storetest.Batch(evs))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -254,7 +254,8 @@ func (s *Store) readOnlyErr(op string) error {
 // reported as new all the same: each of its script calls carries a claim
 // token of its own (redismodel.Config.ClaimTokens) that tells its claims from
 // earlier ones.
-func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+func (s *Store) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	events := batch.Events()
 	if s.closed.Load() {
 		return tokenledger.AddResult{}, tokenledger.ErrClosed
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redismodel"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // checkReply asserts that v is what a Doer may return: nil, a string, an
@@ -160,7 +161,7 @@ func FuzzStoreReplies(f *testing.F) {
 			return err
 		})
 		run("Add", func(ctx context.Context) error {
-			_, err := st.Add(ctx, []tokenledger.Event{{ID: "e1", Timestamp: now, Model: "m", PromptTokens: 1, TotalTokens: 1}})
+			_, err := st.Add(ctx, storetest.Batch([]tokenledger.Event{{ID: "e1", Timestamp: now, Model: "m", PromptTokens: 1, TotalTokens: 1}}))
 			return err
 		})
 		run("Check", st.Check)

@@ -43,7 +43,8 @@ func New(now tokenledger.Clock, retentionDays int) *Store {
 // has ended, when the store is closed, or with a
 // *tokenledger.CounterOverflowError when the new events would take a
 // counter of a day to tokenledger.MaxCounter, and then counts nothing.
-func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+func (s *Store) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	events := batch.Events()
 	if err := ctx.Err(); err != nil {
 		return tokenledger.AddResult{}, err
 	}

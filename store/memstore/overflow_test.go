@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/memstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // costEvent returns a valid event of today with the given cost.
@@ -31,12 +32,12 @@ func TestCounterBoundExact(t *testing.T) {
 	}
 	rest := tokenledger.Nanos(tokenledger.MaxCounter - 1 - fill*int64(tokenledger.MaxEventCost))
 	evs = append(evs, costEvent("last", now, rest))
-	if _, err := st.Add(ctx, evs); err != nil {
+	if _, err := st.Add(ctx, storetest.Batch(evs)); err != nil {
 		t.Fatalf("Add reaching 2^62 − 1: %v", err)
 	}
 
 	yesterday := costEvent("other-day", now.Add(-24*time.Hour), 1)
-	_, err := st.Add(ctx, []tokenledger.Event{yesterday, costEvent("one-more", now, 1)})
+	_, err := st.Add(ctx, storetest.Batch([]tokenledger.Event{yesterday, costEvent("one-more", now, 1)}))
 	var oe *tokenledger.CounterOverflowError
 	if !errors.As(err, &oe) || !errors.Is(err, tokenledger.ErrInvalid) ||
 		oe.Counter != "costUsd" || oe.Date != tokenledger.DateOf(now) {
@@ -46,16 +47,16 @@ func TestCounterBoundExact(t *testing.T) {
 		t.Errorf("a refused Add changed the store: %d events, want %d", st.Events(), fill+1)
 	}
 
-	res, err := st.Add(ctx, evs[:10])
+	res, err := st.Add(ctx, storetest.Batch(evs[:10]))
 	if err != nil || res.Accepted() != 0 {
 		t.Errorf("resending counted events at the bound: accepted %d, err %v; want 0, nil", res.Accepted(), err)
 	}
 	// Within one call, an id repeated counts once, for the bound as well.
 	st2 := memstore.New(nil, 0)
-	if _, err := st2.Add(ctx, evs[:fill]); err != nil {
+	if _, err := st2.Add(ctx, storetest.Batch(evs[:fill])); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st2.Add(ctx, []tokenledger.Event{costEvent("x", now, rest), costEvent("x", now, rest)}); err != nil {
+	if _, err := st2.Add(ctx, storetest.Batch([]tokenledger.Event{costEvent("x", now, rest), costEvent("x", now, rest)})); err != nil {
 		t.Errorf("an id twice in one call, counted once up to 2^62 − 1: %v", err)
 	}
 	days, _ := st2.Days(ctx, tokenledger.DayQuery{From: tokenledger.DateOf(now), To: tokenledger.DateOf(now)})

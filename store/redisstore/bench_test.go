@@ -25,6 +25,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // benchEvents is how many events each measured phase logs.
@@ -144,7 +145,7 @@ func logPhase(b testing.TB, s *redisstore.Store, now time.Time, phase string, ro
 					return
 				}
 				ev[0].ID = fmt.Sprintf("%s%d-%09d", phase, round, i)
-				if _, err := s.Add(context.Background(), ev); err != nil {
+				if _, err := s.Add(context.Background(), storetest.Batch(ev)); err != nil {
 					errs <- err
 					return
 				}
@@ -246,7 +247,7 @@ func BenchmarkAll91Days(b *testing.B) {
 					PromptTokens: 100, CompletionTokens: 20, TotalTokens: 120, Cost: 1234})
 			}
 		}
-		if _, err := s.Add(ctx, batch); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(batch)); err != nil {
 			b.Fatal(err)
 		}
 		batch = batch[:0]
@@ -322,7 +323,7 @@ func memoryPerDay(b *testing.B, events int) {
 			Model: fmt.Sprintf("model-%02d", i%20), UserID: fmt.Sprintf("user-%04d", i%1000), SessionID: fmt.Sprintf("session-%04d", i%2000),
 			PromptTokens: 1000, CompletionTokens: 200, TotalTokens: 1200, Cost: 4321})
 		if len(batch) == 1000 {
-			if _, err := s.Add(ctx, batch); err != nil {
+			if _, err := s.Add(ctx, storetest.Batch(batch)); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]
@@ -386,7 +387,7 @@ func BenchmarkReadAll(b *testing.B) {
 				Model: fmt.Sprintf("model-%02d", u%20), UserID: fmt.Sprintf("user-%04d", u), SessionID: fmt.Sprintf("s-%d", u%50),
 				PromptTokens: 100, CompletionTokens: 20, TotalTokens: 120, Cost: 1234})
 		}
-		if _, err := writer.Add(ctx, batch); err != nil {
+		if _, err := writer.Add(ctx, storetest.Batch(batch)); err != nil {
 			b.Fatal(err)
 		}
 		batch = batch[:0]
@@ -420,8 +421,8 @@ func BenchmarkReadAll(b *testing.B) {
 				read(name)
 			}
 			if i%2 == 1 { // after a write through the other instance
-				if _, err := writer.Add(ctx, []tokenledger.Event{{Timestamp: now, Model: "model-00", UserID: "user-0001",
-					PromptTokens: 1, TotalTokens: 1, ID: fmt.Sprintf("w-%d-%d", time.Now().UnixNano(), i)}}); err != nil {
+				if _, err := writer.Add(ctx, storetest.Batch([]tokenledger.Event{{Timestamp: now, Model: "model-00", UserID: "user-0001",
+					PromptTokens: 1, TotalTokens: 1, ID: fmt.Sprintf("w-%d-%d", time.Now().UnixNano(), i)}})); err != nil {
 					b.Fatal(err)
 				}
 				start := time.Now()

@@ -13,6 +13,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // batch returns n events of today under prefix p.
@@ -45,13 +46,13 @@ func TestStoppedServer(t *testing.T) {
 	rec := &logRecorder{}
 	s := open(t, redisstore.Options{URL: srv.URL(), Logger: slog.New(rec)})
 	ctx := context.Background()
-	if _, err := s.Add(ctx, batch("warm", 3)); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(batch("warm", 3))); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill(t)
 
 	start := time.Now()
-	_, err := s.Add(ctx, batch("down", 3))
+	_, err := s.Add(ctx, storetest.Batch(batch("down", 3)))
 	if took := time.Since(start); took > redisstore.DefaultTimeout+500*time.Millisecond {
 		t.Errorf("Add against a stopped server took %s, want within the %s timeout", took, redisstore.DefaultTimeout)
 	}
@@ -68,7 +69,7 @@ func TestStoppedServer(t *testing.T) {
 	srv.Restart(t)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err = s.Add(ctx, batch("back", 3))
+		_, err = s.Add(ctx, storetest.Batch(batch("back", 3)))
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -92,7 +93,7 @@ func TestHungServer(t *testing.T) {
 	s := open(t, redisstore.Options{URL: srv.URL()})
 	ctx := context.Background()
 	warm := batch("warm", 5)
-	if _, err := s.Add(ctx, warm); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(warm)); err != nil {
 		t.Fatal(err)
 	}
 	evs := batch("hung", 40)
@@ -105,7 +106,7 @@ func TestHungServer(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err := s.Add(ctx, evs)
+	_, err := s.Add(ctx, storetest.Batch(evs))
 	took := time.Since(start)
 	t.Logf("Add against a hung server failed after %s: %v", took, err)
 	if took > redisstore.DefaultTimeout+time.Second || took < redisstore.DefaultTimeout/2 {
@@ -116,7 +117,7 @@ func TestHungServer(t *testing.T) {
 	// A deadline shorter than the timeout wins, and is reported as such.
 	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	start = time.Now()
-	_, err = s.Add(dctx, evs)
+	_, err = s.Add(dctx, storetest.Batch(evs))
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Add with a 300 ms deadline against a hung server: err = %v, want DeadlineExceeded", err)
@@ -147,7 +148,7 @@ func TestHungServer(t *testing.T) {
 	}
 	consistent("after SIGCONT")
 
-	res, err := s.Add(ctx, evs)
+	res, err := s.Add(ctx, storetest.Batch(evs))
 	if err != nil {
 		t.Fatalf("retry after SIGCONT: %v", err)
 	}
@@ -155,7 +156,7 @@ func TestHungServer(t *testing.T) {
 	if n := consistent("after the retry"); n != int64(len(warm)+len(evs)) {
 		t.Errorf("requestCount after the retry = %d, want %d: every event exactly once", n, len(warm)+len(evs))
 	}
-	res, err = s.Add(ctx, evs)
+	res, err = s.Add(ctx, storetest.Batch(evs))
 	if err != nil || res.Accepted() != 0 {
 		t.Errorf("a second retry accepted %d (err %v), want 0", res.Accepted(), err)
 	}
@@ -171,7 +172,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
-	_, err := s.Add(ctx, batch("cancel", 2))
+	_, err := s.Add(ctx, storetest.Batch(batch("cancel", 2)))
 	if !errors.Is(err, context.Canceled) || errors.Is(err, tokenledger.ErrUnavailable) {
 		t.Errorf("Add cancelled while waiting: err = %v, want context.Canceled only", err)
 	}
@@ -192,7 +193,7 @@ func TestCloseWhileWaiting(t *testing.T) {
 	defer srv.Resume(t)
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Add(context.Background(), batch("closing", 2))
+		_, err := s.Add(context.Background(), storetest.Batch(batch("closing", 2)))
 		done <- err
 	}()
 	srv.WaitUnread(t, 1, 5*time.Second) // the Add's request waits at the server
@@ -245,7 +246,7 @@ func TestNoPasswordInErrorsOrLogs(t *testing.T) {
 	}
 
 	s := open(t, redisstore.Options{URL: "redis://:" + good + "@" + srv.Addr(), Logger: log})
-	if _, err := s.Add(ctx, batch("pw", 2)); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(batch("pw", 2))); err != nil {
 		t.Fatalf("Add with the right password: %v", err)
 	}
 	if got := s.Info(); got.Location != srv.Addr() || got.Kind != "redis" || !got.Database {
@@ -261,7 +262,7 @@ func TestNoPasswordInErrorsOrLogs(t *testing.T) {
 	leak("wrong-password error", err.Error())
 
 	srv.Kill(t)
-	_, err = s.Add(ctx, batch("pw2", 1))
+	_, err = s.Add(ctx, storetest.Batch(batch("pw2", 1)))
 	wantUnavailable(t, "Add to a stopped server", err, srv.Addr())
 	leak("stopped-server error", err.Error())
 

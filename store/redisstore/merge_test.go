@@ -13,6 +13,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // flushers is the combiner's number of flushers (transport.go).
@@ -55,7 +56,7 @@ func stalled(t *testing.T, srv *redistest.Instance, s *redisstore.Store, p strin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i].res, out[i].err = s.Add(context.Background(), []tokenledger.Event{event(fmt.Sprintf("%s-block-%d", p, i), noon(), "m", "u", "s", 1, 1)})
+			out[i].res, out[i].err = s.Add(context.Background(), storetest.Batch([]tokenledger.Event{event(fmt.Sprintf("%s-block-%d", p, i), noon(), "m", "u", "s", 1, 1)}))
 		}()
 		// Taken by an idle flusher, which sends it and waits.
 		waitFor(t, "a flusher takes the blocking call", func() bool { return redisstore.Queued(s) == 0 })
@@ -89,7 +90,7 @@ func TestConcurrentAddsAreMerged(t *testing.T) {
 			defer wg.Done()
 			e := event(fmt.Sprintf("mg-%d", i), now, fmt.Sprintf("m%d", i%3), fmt.Sprintf("u%d", i%10), fmt.Sprintf("s%d", i%4), int64(i+1), 2)
 			e.Cost = tokenledger.Nanos(1000 * i)
-			results[i].res, results[i].err = s.Add(ctx, []tokenledger.Event{e})
+			results[i].res, results[i].err = s.Add(ctx, storetest.Batch([]tokenledger.Event{e}))
 		}()
 	}
 	waitFor(t, "all callers wait in the queue", func() bool { return redisstore.Queued(s) == callers })
@@ -136,7 +137,7 @@ func TestConcurrentAddsAreMerged(t *testing.T) {
 	}
 	// Again: nothing is new, and nothing more counts.
 	for i := range callers {
-		res, err := s.Add(ctx, []tokenledger.Event{event(fmt.Sprintf("mg-%d", i), now, "m", "", "", 1, 1)})
+		res, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{event(fmt.Sprintf("mg-%d", i), now, "m", "", "", 1, 1)}))
 		if err != nil || res.New[0] {
 			t.Fatalf("resending event %d: New %v, err %v", i, res.New, err)
 		}
@@ -165,7 +166,7 @@ func TestDuplicateIDAcrossMergedCallers(t *testing.T) {
 			if i >= dups {
 				id = fmt.Sprintf("dp-%d", i)
 			}
-			results[i].res, results[i].err = s.Add(ctx, []tokenledger.Event{event(id, now, "m", "u", "s", 5, 5)})
+			results[i].res, results[i].err = s.Add(ctx, storetest.Batch([]tokenledger.Event{event(id, now, "m", "u", "s", 5, 5)}))
 		}()
 	}
 	waitFor(t, "all callers wait in the queue", func() bool { return redisstore.Queued(s) == dups+others })
@@ -214,13 +215,13 @@ func TestCancelledBeforeSendNotCounted(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancelled := make(chan error, 1)
 	go func() {
-		_, err := s.Add(cctx, []tokenledger.Event{event("cx-cancelled", now, "m", "u", "s", 100, 100)})
+		_, err := s.Add(cctx, storetest.Batch([]tokenledger.Event{event("cx-cancelled", now, "m", "u", "s", 100, 100)}))
 		cancelled <- err
 	}()
 	waitFor(t, "the caller waits in the queue", func() bool { return redisstore.Queued(s) == 1 })
 	after := make(chan addResult, 1)
 	go func() {
-		res, err := s.Add(ctx, []tokenledger.Event{event("cx-after", now, "m", "u", "s", 1, 1)})
+		res, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{event("cx-after", now, "m", "u", "s", 1, 1)}))
 		after <- addResult{res, err}
 	}()
 	waitFor(t, "the second caller waits in the queue", func() bool { return redisstore.Queued(s) == 2 })
@@ -268,7 +269,7 @@ func TestMergedCallFailsEveryCaller(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i].res, results[i].err = s.Add(ctx, evs[i:i+1])
+			results[i].res, results[i].err = s.Add(ctx, storetest.Batch(evs[i:i+1]))
 		}()
 	}
 	waitFor(t, "all callers wait in the queue", func() bool { return redisstore.Queued(s) == callers })
@@ -288,7 +289,7 @@ func TestMergedCallFailsEveryCaller(t *testing.T) {
 	}
 	c.Del(ctx, sessions)
 	for i := range callers {
-		res, err := s.Add(ctx, evs[i:i+1])
+		res, err := s.Add(ctx, storetest.Batch(evs[i:i+1]))
 		if err != nil || !res.New[0] {
 			t.Fatalf("retry %d: New %v, err %v", i, res.New, err)
 		}
@@ -324,7 +325,7 @@ func TestMergedOnCluster(t *testing.T) {
 			defer wg.Done()
 			<-start
 			e := event(fmt.Sprintf("cm-%d", i), now.Add(-time.Duration(i%days)*24*time.Hour), "m", fmt.Sprintf("u%d", i%5), "s", 1, 1)
-			res, err := s.Add(ctx, []tokenledger.Event{e})
+			res, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{e}))
 			if err == nil && !res.New[0] {
 				err = fmt.Errorf("event %d not new", i)
 			}
@@ -365,7 +366,7 @@ func TestFullCallKeepsItsPlace(t *testing.T) {
 	resume := stalled(t, srv, s, "fp")
 	other := make(chan addResult, 1)
 	go func() {
-		r, err := s.Add(ctx, []tokenledger.Event{event("fp-other", now, "m", "u", "s", 1, 1)})
+		r, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{event("fp-other", now, "m", "u", "s", 1, 1)}))
 		other <- addResult{r, err}
 	}()
 	waitFor(t, "the other caller queued", func() bool { return redisstore.Queued(s) == 1 })
@@ -378,7 +379,7 @@ func TestFullCallKeepsItsPlace(t *testing.T) {
 	evs[last] = event("fp-twice", now, "second", "u", "s", 7, 0)
 	mine := make(chan addResult, 1)
 	go func() {
-		r, err := s.Add(ctx, evs)
+		r, err := s.Add(ctx, storetest.Batch(evs))
 		mine <- addResult{r, err}
 	}()
 	waitFor(t, "the batch queued", func() bool { return redisstore.Queued(s) == 2 })

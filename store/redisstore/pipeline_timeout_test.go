@@ -8,6 +8,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // TestHungServerPipelines: a call that is a pipeline of several commands —
@@ -23,7 +24,7 @@ func TestHungServerPipelines(t *testing.T) {
 		event("p-1", today, "m", "u", "s", 3, 2),
 		event("p-2", today.Add(-24*time.Hour), "m", "u", "s", 3, 2),
 	}
-	if _, err := s.Add(ctx, batch("warm", 1)); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(batch("warm", 1))); err != nil {
 		t.Fatal(err)
 	}
 
@@ -33,7 +34,7 @@ func TestHungServerPipelines(t *testing.T) {
 		what string
 		call func() error
 	}{
-		{"Add of a batch spanning two days", func() error { _, err := s.Add(ctx, twoDays); return err }},
+		{"Add of a batch spanning two days", func() error { _, err := s.Add(ctx, storetest.Batch(twoDays)); return err }},
 		{"Days over a week", func() error {
 			d := tokenledger.DateOf(today)
 			_, err := s.Days(ctx, tokenledger.DayQuery{From: d.AddDays(-6), To: d})
@@ -61,7 +62,7 @@ func TestHungClusterMaster(t *testing.T) {
 	s := open(t, redisstore.Options{ClusterNodes: cl.Addrs()})
 	ctx := context.Background()
 	today := noon()
-	if _, err := s.Add(ctx, batch("warm", 1)); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch(batch("warm", 1))); err != nil {
 		t.Fatal(err)
 	}
 	master, err := rawCluster(t, cl.Addrs()).MasterForKey(ctx, s.Prefix()+":{"+string(tokenledger.DateOf(today))+"}:totals")
@@ -88,7 +89,7 @@ func TestHungClusterMaster(t *testing.T) {
 			event("h-2", today, "m", "u", "s", 3, 2), event("h-3", today.Add(-24*time.Hour), "m", "u", "s", 3, 2)}},
 	} {
 		start := time.Now()
-		_, err := s.Add(ctx, c.evs)
+		_, err := s.Add(ctx, storetest.Batch(c.evs))
 		took := time.Since(start)
 		t.Logf("%s to a hung master failed after %s: %v", c.what, took, err)
 		if took > redisstore.DefaultTimeout+2*time.Second { // slack for a loaded machine; the bug was 2× and 4×

@@ -10,6 +10,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // TestReadCacheIsValidated: two instances share a database; each keeps
@@ -53,7 +54,7 @@ func testReadCache(t *testing.T, c redis.Cmdable, prefix string, a, b *redisstor
 	}
 	add := func(evs ...tokenledger.Event) {
 		t.Helper()
-		if _, err := a.Add(ctx, evs); err != nil {
+		if _, err := a.Add(ctx, storetest.Batch(evs)); err != nil {
 			t.Fatal(err)
 		}
 	}

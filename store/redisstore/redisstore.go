@@ -162,7 +162,8 @@ func (s *Store) closedErr(err error) error {
 // ctx ended, a *tokenledger.ValidationError for an event that breaks the
 // contract, or tokenledger.ErrClosed after Close. Retrying the same events
 // after an error never counts one twice.
-func (s *Store) Add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
+func (s *Store) Add(ctx context.Context, batch tokenledger.Batch) (tokenledger.AddResult, error) {
+	events := batch.Events()
 	if s.closed.Load() {
 		return tokenledger.AddResult{}, tokenledger.ErrClosed
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // threeDays returns events over today, yesterday and 30 days ago, with
@@ -41,7 +42,7 @@ func TestKeysShareTheDaysHashTag(t *testing.T) {
 	s := open(t, redisstore.Options{URL: srv.URL()})
 	now := noon()
 	evs := threeDays(now)
-	if _, err := s.Add(context.Background(), evs); err != nil {
+	if _, err := s.Add(context.Background(), storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	keys := scanKeys(t, raw(t, srv.Addr()), s.Prefix()+":*")
@@ -80,7 +81,7 @@ func TestExpireAtStartOfDayPlusRPlusOne(t *testing.T) {
 	for _, r := range []int{90, 45} {
 		t.Run(fmt.Sprint(r), func(t *testing.T) {
 			s := open(t, redisstore.Options{URL: srv.URL(), RetentionDays: r})
-			if _, err := s.Add(context.Background(), threeDays(now)); err != nil {
+			if _, err := s.Add(context.Background(), storetest.Batch(threeDays(now))); err != nil {
 				t.Fatal(err)
 			}
 			keys := scanKeys(t, c, s.Prefix()+":*")
@@ -117,7 +118,7 @@ func TestResetLeavesOtherPrefixesAlone(t *testing.T) {
 		opts.KeyPrefix = base + "x"
 		other := open(t, opts)
 		for _, s := range []*redisstore.Store{mine, longer, other} {
-			if _, err := s.Add(ctx, threeDays(now)); err != nil {
+			if _, err := s.Add(ctx, storetest.Batch(threeDays(now))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -126,7 +127,7 @@ func TestResetLeavesOtherPrefixesAlone(t *testing.T) {
 		for i := range 1500 {
 			many = append(many, event(fmt.Sprintf("many-%d", i), now.Add(-time.Duration(i%60)*24*time.Hour), "m", "", "", 1, 1))
 		}
-		if _, err := mine.Add(ctx, many); err != nil {
+		if _, err := mine.Add(ctx, storetest.Batch(many)); err != nil {
 			t.Fatal(err)
 		}
 		unrelated := base + "-unrelated"
@@ -180,14 +181,14 @@ func TestNoScriptRecovered(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, redisstore.Options{URL: srv.URL()})
 	now := noon()
-	if _, err := s.Add(ctx, []tokenledger.Event{event("ns-1", now, "m", "u", "s", 1, 1)}); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{event("ns-1", now, "m", "u", "s", 1, 1)})); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	evalsBefore := commandCalls(t, c, "eval")
-	res, err := s.Add(ctx, []tokenledger.Event{event("ns-1", now, "m", "u", "s", 1, 1), event("ns-2", now, "m", "u", "s", 1, 1), event("ns-3", now.Add(-24*time.Hour), "m", "u", "s", 1, 1)})
+	res, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{event("ns-1", now, "m", "u", "s", 1, 1), event("ns-2", now, "m", "u", "s", 1, 1), event("ns-3", now.Add(-24*time.Hour), "m", "u", "s", 1, 1)}))
 	if err != nil {
 		t.Fatalf("Add after SCRIPT FLUSH: %v", err)
 	}
@@ -198,7 +199,7 @@ func TestNoScriptRecovered(t *testing.T) {
 		t.Errorf("EVAL calls after NOSCRIPT = %d, want 2 (one per day)", got)
 	}
 	shaBefore := commandCalls(t, c, "evalsha")
-	if _, err := s.Add(ctx, []tokenledger.Event{event("ns-4", now, "m", "u", "s", 1, 1)}); err != nil {
+	if _, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{event("ns-4", now, "m", "u", "s", 1, 1)})); err != nil {
 		t.Fatal(err)
 	}
 	if commandCalls(t, c, "evalsha") != shaBefore+1 {
@@ -229,7 +230,7 @@ func TestNoScriptRecoveredOnCluster(t *testing.T) {
 	for i := range 30 { // 30 days: every master owns some
 		evs = append(evs, event(fmt.Sprintf("nsc-%d", i), now.Add(-time.Duration(i)*24*time.Hour), "m", "u", "s", 1, 1))
 	}
-	res, err := s.Add(ctx, evs)
+	res, err := s.Add(ctx, storetest.Batch(evs))
 	if err != nil {
 		t.Fatalf("Add after SCRIPT FLUSH on every master: %v", err)
 	}
@@ -257,12 +258,12 @@ func TestBatchIsOneRoundTrip(t *testing.T) {
 		s := open(t, redisstore.Options{URL: srv.URL(), Dialer: tc.dial, PoolSize: 1})
 		// Warm the pipeline connection: a new connection's handshake is
 		// a round trip of its own.
-		if _, err := s.Add(ctx, threeDays(now.Add(-48*time.Hour))); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(threeDays(now.Add(-48*time.Hour)))); err != nil {
 			t.Fatal(err)
 		}
 		tc.reset()
 		sha := commandCalls(t, c, "evalsha")
-		if _, err := s.Add(ctx, threeDays(now)); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(threeDays(now))); err != nil {
 			t.Fatal(err)
 		}
 		if got := total(tc.count("")); got != 1 {
@@ -271,7 +272,7 @@ func TestBatchIsOneRoundTrip(t *testing.T) {
 		if got := commandCalls(t, c, "evalsha") - sha; got != 3 {
 			t.Errorf("the batch ran %d EVALSHA, want 3 (one per day)", got)
 		}
-		if _, err := s.Add(ctx, days91); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(days91)); err != nil {
 			t.Fatal(err)
 		}
 		tc.reset()
@@ -293,7 +294,7 @@ func TestBatchIsOneRoundTrip(t *testing.T) {
 			trips, hgetall int
 		}{{false, 1, 0}, {true, 2, 3}} {
 			if c.write {
-				if _, err := s.Add(ctx, []tokenledger.Event{event("one-more", now, "m", "u", "", 1, 1)}); err != nil {
+				if _, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{event("one-more", now, "m", "u", "", 1, 1)})); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -315,11 +316,11 @@ func TestBatchIsOneRoundTrip(t *testing.T) {
 		cl := redistest.SharedCluster(t)
 		tc := newTripCounter()
 		s := open(t, redisstore.Options{ClusterNodes: cl.Addrs(), Dialer: tc.dial, PoolSize: 1})
-		if _, err := s.Add(ctx, days91); err != nil { // warms a connection to every master
+		if _, err := s.Add(ctx, storetest.Batch(days91)); err != nil { // warms a connection to every master
 			t.Fatal(err)
 		}
 		tc.reset()
-		if _, err := s.Add(ctx, days91); err != nil {
+		if _, err := s.Add(ctx, storetest.Batch(days91)); err != nil {
 			t.Fatal(err)
 		}
 		per := tc.count("EVALSHA")
@@ -371,7 +372,7 @@ func TestClaimAndCountersTogether(t *testing.T) {
 	if err := c.Set(ctx, key("sessions"), "not a set", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Add(ctx, evs)
+	_, err := s.Add(ctx, storetest.Batch(evs))
 	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
 		t.Fatalf("Add over a string at the sessions key: err = %v, want WRONGTYPE", err)
 	}
@@ -383,7 +384,7 @@ func TestClaimAndCountersTogether(t *testing.T) {
 	if err := c.HSet(ctx, key("totals"), "t", "4611686018427387900").Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Add(ctx, evs)
+	_, err = s.Add(ctx, storetest.Batch(evs))
 	var oe *tokenledger.CounterOverflowError
 	if !errors.As(err, &oe) || oe.Counter != "totalTokens" || oe.Date != day || !errors.Is(err, tokenledger.ErrInvalid) {
 		t.Fatalf("Add that would overflow: err = %v, want a CounterOverflowError for totalTokens of %s", err, day)
@@ -393,7 +394,7 @@ func TestClaimAndCountersTogether(t *testing.T) {
 	}
 	c.Del(ctx, key("totals"))
 
-	res, err := s.Add(ctx, evs)
+	res, err := s.Add(ctx, storetest.Batch(evs))
 	if err != nil || res.Accepted() != 2 {
 		t.Fatalf("retry after the fix: accepted %d, err %v; want 2, nil", res.Accepted(), err)
 	}
@@ -433,7 +434,7 @@ func TestForeignCounterValuesClaimNothing(t *testing.T) {
 			if err := c.HSet(ctx, key(tc.kind), tc.field, tc.value).Err(); err != nil {
 				t.Fatal(err)
 			}
-			_, err := s.Add(ctx, evs)
+			_, err := s.Add(ctx, storetest.Batch(evs))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Add: err = %v, want %q", err, tc.want)
 			}
@@ -441,7 +442,7 @@ func TestForeignCounterValuesClaimNothing(t *testing.T) {
 				t.Errorf("the refused call left keys behind: %v", keys)
 			}
 			c.HDel(ctx, key(tc.kind), tc.field)
-			res, err := s.Add(ctx, evs)
+			res, err := s.Add(ctx, storetest.Batch(evs))
 			if err != nil || res.Accepted() != 2 {
 				t.Fatalf("retry after the repair: accepted %d, err %v; want 2, nil", res.Accepted(), err)
 			}
@@ -717,7 +718,7 @@ func TestOverflowOfANameWithSpaces(t *testing.T) {
 		if err := c.HSet(ctx, s.Prefix()+":{"+string(day)+"}:"+tc.kind, tc.field, "4611686018427387900").Err(); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.Add(ctx, []tokenledger.Event{event("sp-"+tc.kind, now, "gpt 4o of mini", "Ada Lovelace", "s", 100, 1)})
+		_, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{event("sp-"+tc.kind, now, "gpt 4o of mini", "Ada Lovelace", "s", 100, 1)}))
 		var oe *tokenledger.CounterOverflowError
 		if !errors.As(err, &oe) || oe.Counter != tc.counter || oe.Date != day {
 			t.Errorf("%s field %q near 2^62: err = %v, want a CounterOverflowError for %s of %s", tc.kind, tc.field, err, tc.counter, day)

@@ -11,6 +11,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // BenchmarkWaitReplicas is the cost of WaitReplicas 1 (WAIT after every
@@ -67,7 +68,7 @@ func sequentialLatency(b *testing.B, s *redisstore.Store, now time.Time, prefix 
 	for i := range took {
 		ev[0].ID = fmt.Sprintf("%s%06d", prefix, i)
 		start := time.Now()
-		if _, err := s.Add(context.Background(), ev); err != nil {
+		if _, err := s.Add(context.Background(), storetest.Batch(ev)); err != nil {
 			b.Fatal(err)
 		}
 		took[i] = float64(time.Since(start).Nanoseconds()) / 1e3

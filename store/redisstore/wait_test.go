@@ -13,6 +13,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // wantFewReplicas fails t unless err is the unavailability of a write too
@@ -58,18 +59,18 @@ func TestWaitReplicas(t *testing.T) {
 	}
 	day := tokenledger.DateOf(noon())
 
-	if res, err := waiting.Add(ctx, batch("wr-up", 3)); err != nil || !res.New[0] {
+	if res, err := waiting.Add(ctx, storetest.Batch(batch("wr-up", 3))); err != nil || !res.New[0] {
 		t.Fatalf("with the replica in sync: %+v, %v", res, err)
 	}
 	// (1 of 2, or 0 when the replica's acknowledgement is late on a busy
 	// machine.)
-	if _, err := two.Add(ctx, batch("wr-two", 1)); err == nil || !strings.Contains(err.Error(), " of 2 within 50ms") {
+	if _, err := two.Add(ctx, storetest.Batch(batch("wr-two", 1))); err == nil || !strings.Contains(err.Error(), " of 2 within 50ms") {
 		t.Errorf("waiting for 2 replicas of 1: err = %v, want fewer than 2 acknowledged", err)
 	}
 
 	replica.Pause(t)
 	start := time.Now()
-	_, err := waiting.Add(ctx, batch("wr-down", 1))
+	_, err := waiting.Add(ctx, storetest.Batch(batch("wr-down", 1)))
 	if took := time.Since(start); took < 200*time.Millisecond || took > 2*time.Second {
 		t.Errorf("Add with the replica stopped took %s, want the 200ms wait (and less than 2s)", took)
 	}
@@ -81,14 +82,14 @@ func TestWaitReplicas(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = waiting.Add(ctx, []tokenledger.Event{event(fmt.Sprintf("wr-c-%d", i), noon(), "m", "u", "s", 1, 1)})
+			_, errs[i] = waiting.Add(ctx, storetest.Batch([]tokenledger.Event{event(fmt.Sprintf("wr-c-%d", i), noon(), "m", "u", "s", 1, 1)}))
 		}()
 	}
 	wg.Wait()
 	for i, err := range errs {
 		wantFewReplicas(t, fmt.Sprintf("concurrent Add %d", i), err, "200ms")
 	}
-	if res, err := plain.Add(ctx, batch("wr-plain", 1)); err != nil || !res.New[0] {
+	if res, err := plain.Add(ctx, storetest.Batch(batch("wr-plain", 1))); err != nil || !res.New[0] {
 		t.Errorf("without waiting, with the replica stopped: %+v, %v", res, err)
 	}
 	// Reads do not wait.
@@ -99,7 +100,7 @@ func TestWaitReplicas(t *testing.T) {
 
 	// The events whose Add failed were written on the master: sent again
 	// (as the spool would), they are acknowledged and count once.
-	res, err := waiting.Add(ctx, batch("wr-down", 1))
+	res, err := waiting.Add(ctx, storetest.Batch(batch("wr-down", 1)))
 	if err != nil || res.New[0] {
 		t.Errorf("the failed event again: %+v, %v; want acknowledged, not new", res, err)
 	}
@@ -148,7 +149,7 @@ func TestWaitReplicasCluster(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = s.Add(ctx, []tokenledger.Event{event(fmt.Sprintf("wc-%d-%d-%d", round, n.Port(), i), dayOn[n], "m", "u", "s", 1, 1)})
+					_, errs[i] = s.Add(ctx, storetest.Batch([]tokenledger.Event{event(fmt.Sprintf("wc-%d-%d-%d", round, n.Port(), i), dayOn[n], "m", "u", "s", 1, 1)}))
 				}()
 			}
 			wg.Wait()
@@ -164,7 +165,7 @@ func TestWaitReplicasCluster(t *testing.T) {
 	// A batch over two masters fails as a whole: one of them lacks its
 	// replica.
 	mixed := []tokenledger.Event{event("wc-mixed-0", dayOn[c.Nodes[1]], "m", "u", "s", 1, 1), event("wc-mixed-1", dayOn[stopped], "m", "u", "s", 1, 1)}
-	if _, err := s.Add(ctx, mixed); err == nil {
+	if _, err := s.Add(ctx, storetest.Batch(mixed)); err == nil {
 		t.Error("a batch with events on the master whose replica is stopped succeeded")
 	}
 }

@@ -237,13 +237,13 @@ func testConcurrentExact(t *testing.T, newStore Factory) {
 				if w%4 == 0 { // a quarter of the workers send batches of 10
 					n = min(10, len(evs)-i)
 				}
-				if _, err := st.Add(context.Background(), evs[i:i+n]); err != nil {
+				if _, err := st.Add(context.Background(), Batch(evs[i:i+n])); err != nil {
 					errs <- err
 					return
 				}
 				// Every 50th event is sent again: it must not count twice.
 				if (i/n)%50 == 0 {
-					res, err := st.Add(context.Background(), evs[i:i+1])
+					res, err := st.Add(context.Background(), Batch(evs[i:i+1]))
 					if err != nil {
 						errs <- err
 						return
@@ -287,14 +287,14 @@ func testSameIDOnce(t *testing.T, newStore Factory) {
 	ctx := context.Background()
 	e := ev("dup-1", now, "gpt-4o", "u1", "s1", 100, 50)
 
-	res, err := st.Add(ctx, []tokenledger.Event{e})
+	res, err := st.Add(ctx, Batch([]tokenledger.Event{e}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := res.New, []bool{true}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("first Add New = %v, want %v", got, want)
 	}
-	res, err = st.Add(ctx, []tokenledger.Event{e})
+	res, err = st.Add(ctx, Batch([]tokenledger.Event{e}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func testSameIDOnce(t *testing.T, newStore Factory) {
 
 	// Twice in one batch, around a new event.
 	e2 := ev("dup-2", now, "gpt-4o", "u2", "s2", 10, 5)
-	res, err = st.Add(ctx, []tokenledger.Event{e2, e, e2})
+	res, err = st.Add(ctx, Batch([]tokenledger.Event{e2, e, e2}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func testSameIDOnce(t *testing.T, newStore Factory) {
 		big[i] = ev(fmt.Sprintf("dup-big-%d", i), now, "gpt-4o", "u4", "s4", 1, 1)
 	}
 	big[590].ID = big[3].ID
-	res, err = st.Add(ctx, big)
+	res, err = st.Add(ctx, Batch(big))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func testSameIDOnce(t *testing.T, newStore Factory) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := st.Add(ctx, []tokenledger.Event{e3})
+			r, err := st.Add(ctx, Batch([]tokenledger.Event{e3}))
 			if err != nil {
 				t.Error(err)
 				return
@@ -359,7 +359,7 @@ func testSameIDOnce(t *testing.T, newStore Factory) {
 	// another event (documented in docs/api.md).
 	y := e
 	y.Timestamp = now.Add(-24 * time.Hour)
-	res, err = st.Add(ctx, []tokenledger.Event{y})
+	res, err = st.Add(ctx, Batch([]tokenledger.Event{y}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +383,7 @@ func testDayBucketing(t *testing.T, newStore Factory) {
 		// 01:30 at UTC+2 today is 23:30 UTC yesterday.
 		ev("b-3", midnight.Add(90*time.Minute).In(east).Add(-2*time.Hour), "m", "u3", "s3", 4, 0),
 	}
-	if _, err := st.Add(context.Background(), evs); err != nil {
+	if _, err := st.Add(context.Background(), Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	got := readAll(t, st, today.AddDays(-1), today, false)
@@ -474,7 +474,7 @@ func testUniqueCounts(t *testing.T, newStore Factory) {
 		evs = append(evs, ev(fmt.Sprintf("u-%d", i), now, fmt.Sprintf("m%d", i%3), user, sess, 1, 1))
 	}
 	for i := 0; i < len(evs); i += 500 {
-		if _, err := st.Add(context.Background(), evs[i:i+500]); err != nil {
+		if _, err := st.Add(context.Background(), Batch(evs[i:i+500])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -542,7 +542,7 @@ func testCostExact(t *testing.T, newStore Factory) {
 		want += e.Cost
 		evs = append(evs, e)
 	}
-	if _, err := st.Add(context.Background(), evs); err != nil {
+	if _, err := st.Add(context.Background(), Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	today := tokenledger.DateOf(now)
@@ -569,7 +569,7 @@ func testCounterOverflowRefused(t *testing.T, newStore Factory) {
 		e.Cost = tokenledger.MaxEventCost
 		evs = append(evs, e)
 	}
-	if _, err := st.Add(ctx, evs); err != nil {
+	if _, err := st.Add(ctx, Batch(evs)); err != nil {
 		t.Fatalf("Add of %d events at the maximum cost (below 2^62 in all): %v", fill, err)
 	}
 	before := readAll(t, st, today, today, true)[today]
@@ -582,7 +582,7 @@ func testCounterOverflowRefused(t *testing.T, newStore Factory) {
 	small.Cost = tokenledger.NanosPerDollar
 	big := ev("big", now, "m", "u", "s", 1, 1)
 	big.Cost = tokenledger.MaxEventCost
-	_, err := st.Add(ctx, []tokenledger.Event{small, big})
+	_, err := st.Add(ctx, Batch([]tokenledger.Event{small, big}))
 	if err == nil || !strings.Contains(err.Error(), "overflow") {
 		t.Fatalf("Add taking the day's cost past 2^62: err = %v, want an overflow error", err)
 	}
@@ -595,7 +595,7 @@ func testCounterOverflowRefused(t *testing.T, newStore Factory) {
 	// when sent alone, and one of $600,000 still fits below 2^62.
 	near := ev("near", now, "m", "u", "s", 1, 1)
 	near.Cost = 600_000 * tokenledger.NanosPerDollar
-	res, err := st.Add(ctx, []tokenledger.Event{small, near})
+	res, err := st.Add(ctx, Batch([]tokenledger.Event{small, near}))
 	if err != nil || res.Accepted() != 2 {
 		t.Fatalf("Add after the refusal: accepted %d, err %v; want 2, nil", res.Accepted(), err)
 	}
@@ -612,7 +612,7 @@ func testReset(t *testing.T, newStore Factory) {
 	ctx := context.Background()
 	today := tokenledger.DateOf(now)
 	e := ev("reset-1", now, "m", "u", "s", 5, 5)
-	if _, err := st.Add(ctx, []tokenledger.Event{e, ev("reset-2", now.Add(-72*time.Hour), "m", "u", "s", 1, 1)}); err != nil {
+	if _, err := st.Add(ctx, Batch([]tokenledger.Event{e, ev("reset-2", now.Add(-72*time.Hour), "m", "u", "s", 1, 1)})); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Reset(ctx); err != nil {
@@ -622,7 +622,7 @@ func testReset(t *testing.T, newStore Factory) {
 		t.Fatalf("after Reset the store still holds %d days", len(got))
 	}
 	// After a reset the same id is new again: the data, ids included, is gone.
-	res, err := st.Add(ctx, []tokenledger.Event{e})
+	res, err := st.Add(ctx, Batch([]tokenledger.Event{e}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,7 +645,7 @@ func testRead91Days(t *testing.T, newStore Factory) {
 			evs = append(evs, ev(fmt.Sprintf("d%d-%d", i, j), d.Time().Add(time.Duration(j)*time.Hour), fmt.Sprintf("m%d", j), fmt.Sprintf("u%d", i), "", int64(i+1), int64(j)))
 		}
 	}
-	if _, err := st.Add(ctx, evs); err != nil {
+	if _, err := st.Add(ctx, Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	got := readAll(t, st, today.AddDays(-90), today, false)
@@ -673,7 +673,7 @@ func testCancelledContext(t *testing.T, newStore Factory) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := st.Add(ctx, []tokenledger.Event{ev("cx-1", now, "m", "", "", 1, 1)}); !errors.Is(err, context.Canceled) {
+		if _, err := st.Add(ctx, Batch([]tokenledger.Event{ev("cx-1", now, "m", "", "", 1, 1)})); !errors.Is(err, context.Canceled) {
 			t.Errorf("Add with a cancelled context: err = %v, want context.Canceled", err)
 		}
 		if _, err := st.Days(ctx, tokenledger.DayQuery{From: today, To: today}); !errors.Is(err, context.Canceled) {
@@ -715,7 +715,7 @@ func testClosed(t *testing.T, newStore Factory) {
 	}
 	ctx := context.Background()
 	today := tokenledger.DateOf(now)
-	if _, err := st.Add(ctx, []tokenledger.Event{ev("closed-1", now, "m", "", "", 1, 1)}); !errors.Is(err, tokenledger.ErrClosed) {
+	if _, err := st.Add(ctx, Batch([]tokenledger.Event{ev("closed-1", now, "m", "", "", 1, 1)})); !errors.Is(err, tokenledger.ErrClosed) {
 		t.Errorf("Add after Close: err = %v, want ErrClosed", err)
 	}
 	if _, err := st.Days(ctx, tokenledger.DayQuery{From: today, To: today}); !errors.Is(err, tokenledger.ErrClosed) {
@@ -727,4 +727,15 @@ func testClosed(t *testing.T, newStore Factory) {
 	if err := st.Check(ctx); !errors.Is(err, tokenledger.ErrClosed) {
 		t.Errorf("Check after Close: err = %v, want ErrClosed", err)
 	}
+}
+
+// Batch returns events as a tokenledger.Batch for a test to hand to a
+// store directly, checked as stored events are (tokenledger.StoredBatch).
+// It panics on an event that breaks a rule: the test is wrong.
+func Batch(events []tokenledger.Event) tokenledger.Batch {
+	b, err := tokenledger.StoredBatch(events)
+	if err != nil {
+		panic("storetest.Batch: " + err.Error())
+	}
+	return b
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/filestore"
 	"github.com/tokenledger/tokenledger/store/memstore"
+	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
 // A usage file written directly holds exactly the events that logging them
@@ -36,7 +37,7 @@ func TestWriteUsageFile(t *testing.T) {
 	for k := range evs {
 		evs[k] = l.event(k, now)
 	}
-	if _, err := mem.Add(context.Background(), evs); err != nil {
+	if _, err := mem.Add(context.Background(), storetest.Batch(evs)); err != nil {
 		t.Fatal(err)
 	}
 
