@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenledger/tokenledger/internal/testkit"
 )
 
 var (
@@ -56,7 +58,7 @@ func binary(t *testing.T) string {
 type child struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
+	stderr *testkit.SyncBuffer
 	waited chan error
 }
 
@@ -72,7 +74,7 @@ func startChild(t *testing.T, path string) *child {
 		}
 	}
 	cmd.Env = append(env, "TOKENLEDGER_STORE=file", "TOKENLEDGER_FILE="+path)
-	c := &child{cmd: cmd, stderr: &syncBuffer{}, waited: make(chan error, 1)}
+	c := &child{cmd: cmd, stderr: &testkit.SyncBuffer{}, waited: make(chan error, 1)}
 	cmd.Stderr = c.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -10,25 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokenledger/tokenledger/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // envOf turns a map into a getenv function.
 func envOf(m map[string]string) func(string) string {
@@ -45,7 +29,7 @@ type result struct {
 // cli runs the CLI in-process with the given environment and stdin.
 func cli(t *testing.T, env map[string]string, stdin string, args ...string) result {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testkit.SyncBuffer
 	err := run(context.Background(), append([]string{"tokenledger"}, args...), envOf(env), strings.NewReader(stdin), &out, &errOut)
 	var code bytes.Buffer
 	r := result{err: err, stdout: out.String()}
@@ -59,18 +43,18 @@ type liveServer struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
-	stderr *syncBuffer
+	stderr *testkit.SyncBuffer
 }
 
 // listenWatcher collects stdout and reports the URL once serve prints it.
 type listenWatcher struct {
-	syncBuffer
+	testkit.SyncBuffer
 	once sync.Once
 	url  chan string
 }
 
 func (w *listenWatcher) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.SyncBuffer.Write(p)
 	if _, after, ok := strings.Cut(w.String(), "tokenledger listening on "); ok {
 		if line, _, ok := strings.Cut(after, "\n"); ok {
 			w.once.Do(func() { w.url <- line })
@@ -83,7 +67,7 @@ func (w *listenWatcher) Write(p []byte) (int, error) {
 func startServer(t *testing.T, env map[string]string, extra ...string) *liveServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &liveServer{cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	s := &liveServer{cancel: cancel, done: make(chan error, 1), stderr: &testkit.SyncBuffer{}}
 	out := &listenWatcher{url: make(chan string, 1)}
 	args := append([]string{"tokenledger", "serve", "--addr", "127.0.0.1:0"}, extra...)
 	go func() { s.done <- run(ctx, args, envOf(env), strings.NewReader(""), out, s.stderr) }()

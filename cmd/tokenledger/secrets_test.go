@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/internal/kvresttest"
 	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit"
 )
 
 // Every secret of the test environment holds this marker, and so do the
@@ -167,8 +168,8 @@ func runBinary(t *testing.T, s *leakScanner, env map[string]string, stdin string
 type servedBinary struct {
 	url    string
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testkit.SyncBuffer
+	stderr *testkit.SyncBuffer
 	done   chan error
 }
 
@@ -177,7 +178,7 @@ func serveBinary(t *testing.T, env map[string]string) *servedBinary {
 	t.Helper()
 	cmd := exec.Command(binary(t), "serve", "--addr", "127.0.0.1:0")
 	cmd.Env = environ(env)
-	b := &servedBinary{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	b := &servedBinary{cmd: cmd, stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = b.stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {

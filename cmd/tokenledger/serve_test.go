@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/internal/config"
+	"github.com/tokenledger/tokenledger/internal/testkit"
 )
 
 const (
@@ -65,12 +66,12 @@ func TestServeRefusesExposedAddressWithoutKey(t *testing.T) {
 
 // startExposed runs serve with extra arguments on an address that is not
 // loopback-only and returns a URL on 127.0.0.1 for it.
-func startExposed(t *testing.T, env map[string]string, args ...string) (url string, stderr *syncBuffer) {
+func startExposed(t *testing.T, env map[string]string, args ...string) (url string, stderr *testkit.SyncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	out := &listenWatcher{url: make(chan string, 1)}
-	stderr = &syncBuffer{}
+	stderr = &testkit.SyncBuffer{}
 	go func() {
 		done <- run(ctx, append([]string{"tokenledger", "serve"}, args...), envOf(env), strings.NewReader(""), out, stderr)
 	}()

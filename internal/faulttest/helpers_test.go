@@ -26,6 +26,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit"
 	"github.com/tokenledger/tokenledger/store/fallback"
 )
 
@@ -100,31 +101,13 @@ func childEnv(env map[string]string) []string {
 	return out
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is one `tokenledger serve` child process.
 type server struct {
 	name   string
 	env    map[string]string
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
+	stderr *testkit.SyncBuffer
 	urls   chan string
 	waited chan error
 	exited bool
@@ -146,7 +129,7 @@ func spawnServe(t testing.TB, name string, env map[string]string) *server {
 	cmd := exec.Command(binary(t), "serve", "--addr", "127.0.0.1:0")
 	cmd.Env = childEnv(env)
 	setDeathSignal(cmd)
-	s := &server{name: name, env: env, cmd: cmd, stderr: &syncBuffer{}, urls: make(chan string, 1), waited: make(chan error, 1)}
+	s := &server{name: name, env: env, cmd: cmd, stderr: &testkit.SyncBuffer{}, urls: make(chan string, 1), waited: make(chan error, 1)}
 	cmd.Stderr = s.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/buildinfo"
 	"github.com/tokenledger/tokenledger/internal/migrate"
+	"github.com/tokenledger/tokenledger/internal/testkit"
 	"github.com/tokenledger/tokenledger/store/fallback"
 	"github.com/tokenledger/tokenledger/store/memstore"
 	"github.com/tokenledger/tokenledger/store/storetest"
@@ -36,7 +37,7 @@ type fixture struct {
 	store *memstore.Store
 	svc   *tokenledger.Service
 	h     http.Handler
-	logs  *syncBuffer
+	logs  *testkit.SyncBuffer
 }
 
 func newFixture(t *testing.T, configure ...func(*Deps)) *fixture {
@@ -50,7 +51,7 @@ func newFixture(t *testing.T, configure ...func(*Deps)) *fixture {
 func newFixtureOn(t *testing.T, st tokenledger.Store, configure ...func(*Deps)) *fixture {
 	t.Helper()
 	clock := func() time.Time { return now }
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := Deps{Logger: log, AdminKey: adminKey}
 	for _, c := range configure {
@@ -874,22 +875,4 @@ func TestConcurrentPosts(t *testing.T) {
 	if st["totalRequests"] != 320.0 || st["totalTokensAllTime"] != 640.0 {
 		t.Errorf("stats = %v, want 320 requests and 640 tokens (16 writers × 20 distinct ids)", st)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
