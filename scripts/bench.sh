@@ -37,8 +37,8 @@ bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 echo "bench.sh: building tokenledger and the ceiling server" >&2
 go build -o "$bin/tokenledger" ./cmd/tokenledger
-go build -o "$bin/ceiling" ./internal/loadgen/ceiling
-go build -o "$bin/benchmd" ./internal/loadgen/benchmd
+go build -o "$bin/ceiling" ./cmd/ceiling
+go build -o "$bin/benchmd" ./cmd/benchmd
 
 "$bin/benchmd" --bin "$bin" --out "$out"
 echo "bench.sh: wrote $out in $(( $(date +%s) - start ))s" >&2

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/proxy/upstreamtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/upstreamtest"
 )
 
 // TestProxyFunction: with TOKENLEDGER_PROXY=1 the function forwards and

@@ -35,7 +35,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tokenledger/tokenledger/internal/proxy/upstreamtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/upstreamtest"
 )
 
 // Config is one soak run.

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenledger/tokenledger/internal/kvresttest"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/kvresttest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/internal/testkit"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/nodetest"
+	"github.com/tokenledger/tokenledger/internal/testkit/nodetest"
 )
 
 // aiCall is one provider call the AI SDK script made, with the usage its

@@ -21,7 +21,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
 	"github.com/tokenledger/tokenledger/internal/metrics"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/filestore"
 	"github.com/tokenledger/tokenledger/store/redisstore"
 )

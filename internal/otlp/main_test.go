@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 )
 
 // TestMain stops the shared redis-server BenchmarkIngest starts.

@@ -19,7 +19,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/internal/app"
 	"github.com/tokenledger/tokenledger/internal/config"
-	"github.com/tokenledger/tokenledger/internal/proxy/upstreamtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/upstreamtest"
 )
 
 // lockedBuffer is a log sink many goroutines write.

@@ -15,7 +15,7 @@ import (
 	"github.com/tokenledger/tokenledger/capture"
 	"github.com/tokenledger/tokenledger/internal/httpapi"
 	"github.com/tokenledger/tokenledger/internal/proxy"
-	"github.com/tokenledger/tokenledger/internal/proxy/upstreamtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/upstreamtest"
 	"github.com/tokenledger/tokenledger/pricing"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/nodetest"
-	"github.com/tokenledger/tokenledger/internal/proxy/upstreamtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/nodetest"
+	"github.com/tokenledger/tokenledger/internal/testkit/upstreamtest"
 )
 
 // sdkResult is one line a script of sdktest/ prints.

@@ -19,8 +19,8 @@ import (
 
 	"github.com/tokenledger/tokenledger/internal/app"
 	"github.com/tokenledger/tokenledger/internal/config"
-	"github.com/tokenledger/tokenledger/internal/kvresttest"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/kvresttest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/serverless"
 )
 

@@ -1,6 +1,6 @@
 // Package faulttest holds tokenledger's multi-process tests: they build the
 // tokenledger binary once, run several `tokenledger serve` processes on real
-// redis-servers (internal/redistest), break things — SIGKILL and SIGSTOP of
+// redis-servers (internal/testkit/redistest), break things — SIGKILL and SIGSTOP of
 // Redis and of tokenledger, flaky REST fronts, concurrent migrations — and
 // then check exact totals over HTTP. The package has no code of its own;
 // everything is in its _test.go files (helpers_test.go holds the helpers).

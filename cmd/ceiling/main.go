@@ -6,7 +6,7 @@
 // spool. scripts/bench.sh drives it with `tokenledger bench --verify=false`
 // at the same concurrency as tokenledger itself.
 //
-//	go run ./internal/loadgen/ceiling --addr 127.0.0.1:0 --redis 127.0.0.1:6379
+//	go run ./cmd/ceiling --addr 127.0.0.1:0 --redis 127.0.0.1:6379
 package main
 
 import (

@@ -14,7 +14,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/internal/app"
 	"github.com/tokenledger/tokenledger/internal/config"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 )
 
 // redisEnv is the environment of a tokenledger on the Redis at srv, with

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenledger/tokenledger/internal/kvresttest"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/kvresttest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 )
 
 // TestKVRestFlaky: serve on the Upstash-compatible REST front, with one

@@ -153,7 +153,7 @@ func (r *report) markdown() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
 	w("# Benchmarks\n\n")
-	w("This file is written by `scripts/bench.sh` (the measuring program is `internal/loadgen/benchmd`); run it again to regenerate every figure. ")
+	w("This file is written by `scripts/bench.sh` (the measuring program is `cmd/benchmd`); run it again to regenerate every figure. ")
 	w("This run: %s, %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), r.took.Round(time.Second))
 	w("**Machine:** %s; load average at the end %s. ", r.machine, r.loadEnd)
 	w("The load generator, the server and Redis share those cores, and other work may run on the machine at the same time (the load average says how much), ")
@@ -280,7 +280,7 @@ func (r *report) markdown() string {
 	}
 	w("```\n\n")
 	w("`tokenledger serve` runs as shipped: Redis behind the fallback spool, log level info, every event validated, deduplicated by id and added to the day's aggregates by one Lua script. ")
-	w("The ceiling (`internal/loadgen/ceiling`) decodes the same JSON with `encoding/json` into a plain struct and does one Redis `INCR` per request: no validation, no ids, no aggregates. ")
+	w("The ceiling (`cmd/ceiling`) decodes the same JSON with `encoding/json` into a plain struct and does one Redis `INCR` per request: no validation, no ids, no aggregates. ")
 	w("The same `tokenledger bench` drives both with 64 clients, one request at a time each, unique event ids; against tokenledger it then verifies the totals (against the ceiling `--verify=false`: it keeps none).\n\n")
 	w("| round | tokenledger requests/s | p50 | p99 | verified | ceiling requests/s | p50 | p99 | tokenledger / ceiling |\n|---|---|---|---|---|---|---|---|---|\n")
 	for i := range r.single {

@@ -73,7 +73,7 @@ func (r *report) goSections(w func(string, ...any)) {
 	w("## KV REST store\n\n")
 	g = r.bench("kvrest")
 	cmd(g)
-	w("`store/kvrest` (the Upstash / Vercel KV REST protocol over Go `net/http`) through `internal/kvresttest` (a REST front in the benchmark process) to a `redis-server` the benchmark starts, beside `store/redisstore` on the same server in the same run, from 64 goroutines: ")
+	w("`store/kvrest` (the Upstash / Vercel KV REST protocol over Go `net/http`) through `internal/testkit/kvresttest` (a REST front in the benchmark process) to a `redis-server` the benchmark starts, beside `store/redisstore` on the same server in the same run, from 64 goroutines: ")
 	w("10,000 single events (`batch=1`: one HTTP request per event) and 100,000 events in 100-event batches (`batch=100`). Rates are medians over the rounds; the ratio the median of the per-round ratios. ")
 	w("Here both the client and the REST front stand in on the same two cores as Redis; against the real Upstash the front's CPU is not ours, but each request pays a network round trip instead, which these figures do not include. ")
 	w("For single events the two stores differ in kind: `redisstore` merges concurrent calls into shared pipelines and shared script calls, while `kvrest` sends each event as its own HTTP request (one serverless invocation logs one event; there is nothing to merge it with), so the single-event ratio is low by design and the batch ratio is the one to compare.\n\n")

@@ -16,7 +16,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/migrate"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 )
 
 // fixtureDir holds the original service's file and what tokenledger must

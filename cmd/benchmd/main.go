@@ -3,7 +3,7 @@
 // that script. Everything it starts listens on loopback and is stopped at
 // the end.
 //
-//	go run ./internal/loadgen/benchmd --bin DIR --out BENCHMARKS.md
+//	go run ./cmd/benchmd --bin DIR --out BENCHMARKS.md
 package main
 
 import (
@@ -91,7 +91,7 @@ func httpPhase(r *report, tl, ceilBin, dir string, rounds int, dur time.Duration
 	srv := keep(startListening("serve", serveEnv, dir, tl, "serve", "--addr", "127.0.0.1:0", "--pprof", "127.0.0.1:0"))
 	ceil := keep(startListening("ceiling", env(), dir, ceilBin, "--addr", "127.0.0.1:0", "--redis", rs.addr))
 	r.serveCmd = "TOKENLEDGER_STORE=redis REDIS_URL=redis://127.0.0.1:PORT tokenledger serve --addr 127.0.0.1:0"
-	r.ceilCmd = "go run ./internal/loadgen/ceiling --addr 127.0.0.1:0 --redis 127.0.0.1:PORT"
+	r.ceilCmd = "go run ./cmd/ceiling --addr 127.0.0.1:0 --redis 127.0.0.1:PORT"
 	d := dur.String()
 	r.redisCommands = map[string]cmdStat{}
 	for i := range rounds {
