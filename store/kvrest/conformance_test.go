@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/kvrest"
 	"github.com/tokenledger/tokenledger/store/storetest"
 )

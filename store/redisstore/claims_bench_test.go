@@ -12,7 +12,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redismodel"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 )
 
 // claimDayEvents is one day at the density of 10^7 events retained over

@@ -14,7 +14,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/redismodel"
-	"github.com/tokenledger/tokenledger/internal/redistest"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
 	"github.com/tokenledger/tokenledger/store/storetest"
 )
