@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redismodel"
+	redismodel "github.com/tokenledger/tokenledger/store/redis"
 	"github.com/tokenledger/tokenledger/internal/redistest"
 	"github.com/tokenledger/tokenledger/store/redisstore"
 )

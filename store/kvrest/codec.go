@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokenledger/tokenledger/internal/jsonenc"
-	"github.com/tokenledger/tokenledger/internal/redismodel"
+	redismodel "github.com/tokenledger/tokenledger/store/redis"
 )
 
 // encodeCommands returns the request body for cmds: one command as a JSON

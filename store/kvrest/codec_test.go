@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/redismodel"
+	redismodel "github.com/tokenledger/tokenledger/store/redis"
 )
 
 func TestEncodeCommands(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redismodel"
+	redismodel "github.com/tokenledger/tokenledger/store/redis"
 )
 
 // checkReply asserts that v is what a Doer may return: nil, a string, an

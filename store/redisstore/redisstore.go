@@ -21,7 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redismodel"
+	redismodel "github.com/tokenledger/tokenledger/store/redis"
 )
 
 var (

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tokenledger/tokenledger/internal/redismodel"
+	redismodel "github.com/tokenledger/tokenledger/store/redis"
 )
 
 // goRedis is what the transport needs of a go-redis client (single server

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redismodel"
+	redismodel "github.com/tokenledger/tokenledger/store/redis"
 	"github.com/tokenledger/tokenledger/store/filestore"
 )
 

@@ -1,4 +1,4 @@
-package redismodel
+package redis
 
 // These tests drive Core with scripted replies to check how it builds
 // commands and reads replies. What the commands do on a real server is

@@ -4,7 +4,7 @@
 // interface (Doer). The Redis-protocol store (store/redisstore) and the
 // Upstash REST store are thin adapters that supply a Doer, so one database
 // reads the same through either. docs/redis.md describes the layout.
-package redismodel
+package redis
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package redismodel
+package redis
 
 import (
 	"math/bits"
