@@ -8,18 +8,18 @@ import (
 	"github.com/tokenledger/tokenledger"
 )
 
-// Days reads the days in [q.From, q.To] that hold usage, oldest first.
+// days reads the days in [q.From, q.To] that hold usage, oldest first.
 // Days whose keys have already expired are not asked for. A field or value
 // that cannot be read is an error that names the key.
 //
-// A Core keeps the days it has read, each with the request count it was
+// A Store keeps the days it has read, each with the request count it was
 // read at, and first asks the database only for each day's request count
 // (HGET totals n) and the reset marker, in one round trip: every counted
 // event adds to its day's request count, so a day whose count is unchanged
 // since the same reset holds exactly what was read before. Only the days
 // that changed, or were never read, are read whole, in a second round trip
 // (docs/redis.md, "Reading").
-func (c *Core) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {
+func (c *Store) days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.Day, error) {
 	op := fmt.Sprintf("read days %s to %s", q.From, q.To)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", c.server, op, err)
@@ -58,7 +58,7 @@ func (c *Core) Days(ctx context.Context, q tokenledger.DayQuery) ([]tokenledger.
 // day HGETALL of the totals and the models, SCARD of the user and session
 // sets and, with users, HGETALL of the users. Days without usage are left
 // out.
-func (c *Core) readDays(ctx context.Context, op string, dates []tokenledger.Date, users bool) ([]tokenledger.Day, error) {
+func (c *Store) readDays(ctx context.Context, op string, dates []tokenledger.Date, users bool) ([]tokenledger.Day, error) {
 	per := 4
 	if users {
 		per = 5
@@ -92,7 +92,7 @@ func (c *Core) readDays(ctx context.Context, op string, dates []tokenledger.Date
 }
 
 // readDay builds one Day from its replies (see Days for their order).
-func (c *Core) readDay(op string, d tokenledger.Date, r []any, users bool) (tokenledger.Day, error) {
+func (c *Store) readDay(op string, d tokenledger.Date, r []any, users bool) (tokenledger.Day, error) {
 	for i, v := range r {
 		if e, ok := v.(ReplyError); ok {
 			return tokenledger.Day{}, c.replyFail(fmt.Sprintf("%s: day %s reply %d", op, d, i+1), e)
@@ -227,7 +227,7 @@ func eachPair(r any, fn func(field string, v int64) error) error {
 	return nil
 }
 
-// dayCache holds the days a Core has read. Its entries are valid for the
+// dayCache holds the days a Store has read. Its entries are valid for the
 // reset marker's value they were read under (epoch), and each for the
 // request count it was read at. Entries are only kept while the two reset
 // markers agree (no reset under way), and every kept day was read after
@@ -248,7 +248,7 @@ type cachedDay struct {
 
 // days answers Days from the cache, reading whole only the days whose
 // request count differs from the cached one.
-func (dc *dayCache) days(ctx context.Context, c *Core, op string, dates []tokenledger.Date, users bool, oldest tokenledger.Date) ([]tokenledger.Day, error) {
+func (dc *dayCache) days(ctx context.Context, c *Store, op string, dates []tokenledger.Date, users bool, oldest tokenledger.Date) ([]tokenledger.Day, error) {
 	cmds := make([][]any, 0, len(dates)+2)
 	cmds = append(cmds, []any{"GET", c.keys.Mark(resetMark)}, []any{"GET", c.keys.Mark(resetDoneMark)})
 	for _, d := range dates {
@@ -360,7 +360,7 @@ func (dc *dayCache) store(epoch string, fresh []tokenledger.Day, users bool, old
 	}
 }
 
-// clear forgets every day (after a Reset through this Core).
+// clear forgets every day (after a reset through this Store).
 func (dc *dayCache) clear() {
 	dc.mu.Lock()
 	dc.entries = nil

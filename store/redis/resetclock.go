@@ -10,7 +10,7 @@ import (
 // The reset marker holds a time by the database's clock (Redis TIME), not
 // by the clock of the instance that reset: instances' clocks differ, and
 // the fallback spool compares the marker with when it spooled each event
-// (see ResetTimes). docs/redis.md, "Clock skew", says why.
+// (see resetTimes). docs/redis.md, "Clock skew", says why.
 
 // markResetScript sets the reset marker (KEYS[1]) to the server's time in
 // Unix milliseconds, for ARGV[1] seconds, and returns it. A time not after
@@ -32,7 +32,7 @@ return {redis.call('GET', KEYS[1]), t[1], t[2]}`
 
 // markReset records the start of a reset, by the database's clock, and
 // returns the marker's new value.
-func (c *Core) markReset(ctx context.Context, op string, ttl int64) (string, error) {
+func (c *Store) markReset(ctx context.Context, op string, ttl int64) (string, error) {
 	replies, err := c.do(ctx, op, [][]any{{"EVAL", markResetScript, "1", c.keys.Mark(resetMark), ttl}})
 	if err != nil {
 		return "", err
@@ -47,12 +47,11 @@ func (c *Core) markReset(ctx context.Context, op string, ttl int64) (string, err
 	return stamp, nil
 }
 
-// ResetTimes returns when Reset last ran (the zero time when it did not
+// resetTimes returns when a reset last ran (the zero time when none did
 // within the last R + 1 days) and the time now, both by the database's
-// clock, in one round trip. Comparing how long ago each was with how long
-// ago something happened by another clock needs no agreement between the
-// clocks. Errors are as for LastReset.
-func (c *Core) ResetTimes(ctx context.Context) (reset, now time.Time, err error) {
+// clock, in one round trip: comparing how long ago each was with how long
+// ago something happened by another clock needs no agreement of clocks.
+func (c *Store) resetTimes(ctx context.Context) (reset, now time.Time, err error) {
 	const op = "read the time of the last reset"
 	key := c.keys.Mark(resetMark)
 	replies, err := c.do(ctx, op, [][]any{{"EVAL", resetTimesScript, "1", key}})

@@ -25,11 +25,6 @@ const DayKeys = 5
 // call holds the server for about 10 ms.
 const MaxEventsPerCall = 1000
 
-// MaxMergedEvents bounds the events the combiner of store/redisstore
-// merges into one call from concurrent callers, so that a caller with one
-// event never waits on a call much longer than its own.
-const MaxMergedEvents = 256
-
 // addScript counts one UTC day's new events atomically. It checks every
 // precondition before its first write, so a call either fails before
 // writing anything or claims and counts every new event it carries: a claim
