@@ -3,7 +3,7 @@ package redis_test
 // Benchmarks for BENCHMARKS.md ("## Redis store"). Each starts its own
 // redis-server. Run them with:
 //
-//	go test -run '^$' -bench . -benchtime 1x ./store/redisstore/
+//	go test -run '^$' -bench . -benchtime 1x ./store/redis/
 
 import (
 	"context"

@@ -620,7 +620,7 @@ func TestScriptChecksOnlyWhatItWrites(t *testing.T) {
 	}
 }
 
-// TestClaimTokens: a call with a claim token (as store/kvrest sends, and
+// TestClaimTokens: a call with a claim token (as kind kv-rest sends, and
 // sends again when a reply was lost) answers 1 for an event whose claim
 // holds its own token — counted by its lost attempt — without counting it
 // again; an id claimed by anyone else, or at its second place in the call,

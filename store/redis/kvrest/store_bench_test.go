@@ -3,7 +3,7 @@ package kvrest_test
 // Benchmarks for BENCHMARKS.md ("## KV REST store"). They start their own
 // redis-server and REST front. Run them with:
 //
-//	go test -run '^$' -bench . -benchtime 3x ./store/kvrest/
+//	go test -run '^$' -bench . -benchtime 3x ./store/redis/kvrest/
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 )
 
 // BenchmarkLog logs events from 64 concurrent callers through kvrest (→ the
-// REST front → redis-server) and through redisstore (→ the same
+// REST front → redis-server) and through kind redis (→ the same
 // redis-server), alternating the two in each of b.N rounds, and reports
 // both rates (median over the rounds) and the median of the per-round
 // ratios. Sub-benchmarks: one
@@ -30,7 +30,7 @@ func BenchmarkLog(b *testing.B) {
 	srv := redistest.Server(b)
 	f := kvresttest.Start(b, srv.Addr(), kvresttest.Options{})
 	ctx := context.Background()
-	// redisstore as shipped (default pool, concurrent calls combined).
+	// Kind redis as shipped (default pool, concurrent calls combined).
 	rs, err := redis.OpenRedis(ctx, redis.RedisOptions{URL: srv.URL(), KeyPrefix: redistest.Prefix(), Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
