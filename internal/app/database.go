@@ -31,7 +31,7 @@ func openDatabase(ctx context.Context, cfg config.Config, o Options, log *slog.L
 		return openOrDown(ctx, 2*cfg.DBTimeout, allowDown,
 			func(ctx context.Context) (*redis.Store, error) { return redis.OpenRedis(ctx, opts) },
 			func() (*redis.Store, error) { return redis.NewRedis(opts) })
-	case config.KV:
+	case config.KVRest:
 		opts := redis.KVRestOptions{
 			URL: cfg.KVRestURL, Token: cfg.KVRestToken, Prefix: cfg.KeyPrefix,
 			RetentionDays: cfg.RetentionDays, Timeout: cfg.DBTimeout, Logger: log, Now: o.Now,
