@@ -16,11 +16,11 @@ import (
 // encoded (combiner.go).
 type call struct {
 	day    *dayKeys
-	events []*tokenledger.Event
-	fields []string // the events' claim fields (ClaimField)
-	idx    []int    // the events' places in the caller's batch
-	token  string   // the call's claim token; "" for none
-	eval   bool     // send the script's source (EVAL), not its SHA
+	events []tokenledger.Event // copies: a flush may encode them after the caller gave up
+	fields []string            // the events' claim fields (ClaimField)
+	idx    []int               // the events' places in the caller's batch
+	token  string              // the call's claim token; "" for none
+	eval   bool                // send the script's source (EVAL), not its SHA
 }
 
 // args returns the call as the script's command: EVALSHA (or EVAL) with
@@ -35,11 +35,12 @@ func (cl *call) args() []any {
 	}
 	cmd = append(cmd, strconv.Itoa(DayKeys+KeysPerEvent*n))
 	cmd = append(cmd, cl.day.keys[:]...)
-	for j, e := range cl.events {
-		cmd = append(cmd, cl.day.claim+e.ID, cl.day.buckets[ClaimBucket(cl.fields[j])])
+	for j := range cl.events {
+		cmd = append(cmd, cl.day.claim+cl.events[j].ID, cl.day.buckets[ClaimBucket(cl.fields[j])])
 	}
 	cmd = append(cmd, cl.day.exp)
-	for j, e := range cl.events {
+	for j := range cl.events {
+		e := &cl.events[j]
 		cmd = append(cmd, e.Model, e.UserID, e.SessionID,
 			e.PromptTokens, e.CompletionTokens, e.TotalTokens,
 			e.CacheReadTokens, e.CacheWriteTokens, e.ReasoningTokens, int64(e.Cost), sourceCodes[e.Pricing],
@@ -199,9 +200,9 @@ func (c *Store) buildCalls(events []tokenledger.Event) ([]*call, error) {
 	for _, g := range groups {
 		for start := 0; start < len(g.idx); start += MaxEventsPerCall {
 			idx := g.idx[start:min(start+MaxEventsPerCall, len(g.idx))]
-			cl := &call{day: g.day, idx: idx, events: make([]*tokenledger.Event, len(idx)), fields: make([]string, len(idx))}
+			cl := &call{day: g.day, idx: idx, events: make([]tokenledger.Event, len(idx)), fields: make([]string, len(idx))}
 			for j, i := range idx {
-				cl.events[j] = &events[i]
+				cl.events[j] = events[i]
 				cl.fields[j] = ClaimField(events[i].ID)
 			}
 			if c.tokens {

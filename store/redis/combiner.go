@@ -162,7 +162,7 @@ func (g *addGroup) merged() *call {
 	if len(g.parts) == 1 {
 		return g.parts[0]
 	}
-	m := &call{day: g.parts[0].day, eval: g.key.eval, events: make([]*tokenledger.Event, 0, g.events), fields: make([]string, 0, g.events)}
+	m := &call{day: g.parts[0].day, eval: g.key.eval, events: make([]tokenledger.Event, 0, g.events), fields: make([]string, 0, g.events)}
 	for _, p := range g.parts {
 		m.events = append(m.events, p.events...)
 		m.fields = append(m.fields, p.fields...)
