@@ -99,7 +99,7 @@ func (d Day) Clone() Day {
 
 // MaxCounter is the bound on every counter a store keeps for one day: the
 // tokens of each kind, the request count and the cost in nano-dollars stay
-// below it. It is the Redis store's guard (internal/redismodel), 2^62, so
+// below it. It is the Redis store's guard (store/redis), 2^62, so
 // every store refuses the same Add. Sums over many days are taken in a
 // wider type (see report.go), never in int64.
 const MaxCounter = 1 << 62

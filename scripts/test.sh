@@ -76,7 +76,7 @@ if [ "$fuzztime" != "0" ]; then
     ".:FuzzDecodeEvents" ".:FuzzParseDollars" "./pricing:FuzzParse" \
     "./internal/httpapi:FuzzQuery" "./capture:FuzzBody" "./internal/otlp:FuzzSpans" \
     "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" \
-    "./store/kvrest:FuzzDecodeReplies" "./store/kvrest:FuzzStoreReplies" \
+    "./store/redis/kvrest:FuzzDecodeReplies" "./store/redis/kvrest:FuzzStoreReplies" \
     "./capture:FuzzStream" "./internal/proxy:FuzzRequest" "./internal/proxy:FuzzPath"; do
     pkg="${target%%:*}"
     name="${target##*:}"

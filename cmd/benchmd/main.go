@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/store/filestore"
-	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/redis"
 )
 
 var (
@@ -212,7 +212,7 @@ func redisDataPhase(r *report, tl, dir string) {
 	must(os.MkdirAll(dir, 0o755))
 	rs := keep(startRedis(filepath.Join(dir, "redis")))
 	now := time.Now().UTC()
-	st, err := redisstore.Open(context.Background(), redisstore.Options{URL: "redis://" + rs.addr, Logger: quiet})
+	st, err := redis.OpenRedis(context.Background(), redis.RedisOptions{URL: "redis://" + rs.addr, Logger: quiet})
 	must(err)
 	defer st.Close()
 	srv := keep(startListening("serve-redis", env("TOKENLEDGER_STORE=redis", "REDIS_URL=redis://"+rs.addr,
@@ -404,12 +404,12 @@ func redisUsedMemory(addr string) string {
 // goBenchPhase re-runs the stores' go test benchmarks.
 func goBenchPhase(r *report) {
 	for _, gb := range []*goBenchRun{
-		{key: "redis-ceiling", args: []string{"-bench", "LogVsCeiling", "-benchtime", "3x", "./store/redisstore/"}},
-		{key: "redis-read", args: []string{"-bench", "All91Days", "-benchtime", "50x", "./store/redisstore/"}},
-		{key: "redis-readall", args: []string{"-bench", "ReadAll", "-benchtime", "1x", "./store/redisstore/"}},
-		{key: "redis-memory", args: []string{"-bench", "MemoryPerDay|ClaimMemory", "-benchtime", "1x", "./store/redisstore/"}},
-		{key: "redis-wait", args: []string{"-bench", "WaitReplicas", "-benchtime", "1x", "./store/redisstore/"}},
-		{key: "kvrest", args: []string{"-bench", "Log", "-benchtime", "1x", "./store/kvrest/"}},
+		{key: "redis-ceiling", args: []string{"-bench", "LogVsCeiling", "-benchtime", "3x", "./store/redis/"}},
+		{key: "redis-read", args: []string{"-bench", "All91Days", "-benchtime", "50x", "./store/redis/"}},
+		{key: "redis-readall", args: []string{"-bench", "ReadAll", "-benchtime", "1x", "./store/redis/"}},
+		{key: "redis-memory", args: []string{"-bench", "MemoryPerDay|ClaimMemory", "-benchtime", "1x", "./store/redis/"}},
+		{key: "redis-wait", args: []string{"-bench", "WaitReplicas", "-benchtime", "1x", "./store/redis/"}},
+		{key: "kvrest", args: []string{"-bench", "Log", "-benchtime", "1x", "./store/redis/kvrest/"}},
 		{key: "file", args: []string{"-bench", "Add|ConcurrentWriters|ServiceAll", "-benchtime", "1s", "./store/filestore/"}},
 		{key: "file-open", args: []string{"-bench", "OpenClose1M", "-benchtime", "1x", "./store/filestore/"}},
 		{key: "pricing", args: []string{"-bench", "Price|DecodePrepare", "-benchtime", "1s", "./pricing/"}},

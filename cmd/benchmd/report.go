@@ -424,7 +424,7 @@ func withPort(cmd string) string {
 // filterProfile keeps the header and the lines of the request path.
 func filterProfile(p string) string {
 	var out []string
-	keepWords := []string{"tokenledger", "net/http.(*conn).serve", "Syscall6", "log/slog", "encoding/json", "runtime.mallocgc", "gcBgMarkWorker", "redisstore", "go-redis", "Duration:", "flat%"}
+	keepWords := []string{"tokenledger", "net/http.(*conn).serve", "Syscall6", "log/slog", "encoding/json", "runtime.mallocgc", "gcBgMarkWorker", "store/redis", "go-redis", "Duration:", "flat%"}
 	for _, line := range strings.Split(p, "\n") {
 		for _, k := range keepWords {
 			if strings.Contains(line, k) {

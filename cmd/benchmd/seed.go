@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/store/filestore"
+	"github.com/tokenledger/tokenledger/store/redis"
 )
 
 // The stored data: event k (from 0) is on day k/20,000 before today, for
@@ -105,7 +105,7 @@ func seed(st tokenledger.Store, from, to int, now time.Time) {
 // events through the script, which the 10-minute budget
 // cannot afford; the keyspace it leaves is the same size.
 func addClaims(addr string, from, to int, now time.Time) {
-	keys, err := redismodel.NewKeys("tokenledger")
+	keys, err := redis.NewKeys("tokenledger")
 	must(err)
 	c, err := net.Dial("tcp", addr)
 	must(err)

@@ -82,7 +82,7 @@ func scratchConfig(cfg config.Config, runID string) (config.Config, func(context
 		return nil
 	}
 	switch cfg.Store {
-	case config.Redis, config.KV:
+	case config.Redis, config.KVRest:
 		cfg.KeyPrefix += "-bench-" + runID
 		if len(cfg.KeyPrefix) > 64 { // the prefix's bound (config)
 			cfg.KeyPrefix = "tokenledger-bench-" + runID
@@ -129,7 +129,7 @@ func scratchDir(file, runID string) (string, error) {
 // scratchLine says where a --store run writes, for the report.
 func scratchLine(a *app.App, cfg config.Config) string {
 	switch cfg.Store {
-	case config.Redis, config.KV:
+	case config.Redis, config.KVRest:
 		return fmt.Sprintf("the %s store at %s under bench's own key prefix %s (%s; deleted afterwards)", a.Info.Kind, a.Info.Location, cfg.KeyPrefix, cfg.StoreReason)
 	}
 	return fmt.Sprintf("the %s store at %s (%s; bench's own, deleted afterwards)", a.Info.Kind, a.Info.Location, cfg.StoreReason)

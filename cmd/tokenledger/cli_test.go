@@ -151,7 +151,7 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"TOKENLEDGER_STORE": "postgres"}, []string{"report"},
-			`tokenledger: configuration: TOKENLEDGER_STORE must be auto, file, redis, kv or memory, not "postgres"` + "\n"},
+			`tokenledger: configuration: TOKENLEDGER_STORE must be auto, file, redis, kv-rest (or kv) or memory, not "postgres"` + "\n"},
 		{map[string]string{"TOKENLEDGER_RETENTION_DAYS": "ninety"}, []string{"serve"},
 			`tokenledger: configuration: TOKENLEDGER_RETENTION_DAYS must be a whole number of days from 1 to 3650, not "ninety"` + "\n"},
 		{map[string]string{"TOKENLEDGER_STORE": "memory"}, []string{"serve", "--repair"},

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenledger/tokenledger/internal/testkit"
 	"github.com/tokenledger/tokenledger/internal/testkit/kvresttest"
 	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
-	"github.com/tokenledger/tokenledger/internal/testkit"
 )
 
 // Every secret of the test environment holds this marker, and so do the

@@ -159,7 +159,7 @@ func openStore(ctx context.Context, cfg config.Config, o Options, met *metrics.M
 			return nil, nil, nil, err
 		}
 		return met.Store(st), nil, nil, nil
-	case config.Redis, config.KV:
+	case config.Redis, config.KVRest:
 		db, down, err := openDatabase(ctx, cfg, o, log)
 		if err != nil {
 			return nil, nil, nil, err

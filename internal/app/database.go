@@ -11,8 +11,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/config"
 	"github.com/tokenledger/tokenledger/internal/migrate"
 	"github.com/tokenledger/tokenledger/store/fallback"
-	"github.com/tokenledger/tokenledger/store/kvrest"
-	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/redis"
 )
 
 // openDatabase opens the database store cfg selects. With o.Spool (or
@@ -23,23 +22,23 @@ func openDatabase(ctx context.Context, cfg config.Config, o Options, log *slog.L
 	allowDown := o.Spool || o.AllowDown
 	switch cfg.Store {
 	case config.Redis:
-		opts := redisstore.Options{
+		opts := redis.RedisOptions{
 			URL: cfg.RedisURL, ClusterNodes: cfg.RedisClusterNodes, KeyPrefix: cfg.KeyPrefix,
 			RetentionDays: cfg.RetentionDays, DialTimeout: cfg.DBTimeout, ReadTimeout: cfg.DBTimeout,
 			WriteTimeout: cfg.DBTimeout, Logger: log, Now: o.Now,
 			WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout,
 		}
 		return openOrDown(ctx, 2*cfg.DBTimeout, allowDown,
-			func(ctx context.Context) (*redisstore.Store, error) { return redisstore.Open(ctx, opts) },
-			func() (*redisstore.Store, error) { return redisstore.New(opts) })
-	case config.KV:
-		opts := kvrest.Options{
+			func(ctx context.Context) (*redis.Store, error) { return redis.OpenRedis(ctx, opts) },
+			func() (*redis.Store, error) { return redis.NewRedis(opts) })
+	case config.KVRest:
+		opts := redis.KVRestOptions{
 			URL: cfg.KVRestURL, Token: cfg.KVRestToken, Prefix: cfg.KeyPrefix,
 			RetentionDays: cfg.RetentionDays, Timeout: cfg.DBTimeout, Logger: log, Now: o.Now,
 		}
 		return openOrDown(ctx, 2*cfg.DBTimeout, allowDown,
-			func(ctx context.Context) (*kvrest.Store, error) { return kvrest.Open(ctx, opts) },
-			func() (*kvrest.Store, error) { return kvrest.New(opts) })
+			func(ctx context.Context) (*redis.Store, error) { return redis.OpenKVRest(ctx, opts) },
+			func() (*redis.Store, error) { return redis.NewKVRest(opts) })
 	}
 	return nil, nil, fmt.Errorf("unknown database store %q", cfg.Store)
 }

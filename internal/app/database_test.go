@@ -27,7 +27,7 @@ func TestDatabaseStoresWithSpoolAndMigration(t *testing.T) {
 		env        map[string]string
 	}{
 		{"redis", "redis", map[string]string{"REDIS_URL": srv.URL()}},
-		{"kv", "kv-rest", map[string]string{"KV_REST_API_URL": front.URL(), "KV_REST_API_TOKEN": front.Token()}},
+		{"kv-rest", "kv-rest", map[string]string{"KV_REST_API_URL": front.URL(), "KV_REST_API_TOKEN": front.Token()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -43,6 +43,9 @@ func TestDatabaseStoresWithSpoolAndMigration(t *testing.T) {
 			a, logs := open(t, load(t, tc.env), Options{Spool: true, Migrate: true})
 			if a.Info.Kind != tc.kind || !a.Info.Database {
 				t.Fatalf("info = %+v, want a %s database", a.Info, tc.kind)
+			}
+			if string(a.Config.Store) != tc.kind { // one name for the kind, in config and in /api/test
+				t.Errorf("config names the store %q, /api/test %q", a.Config.Store, a.Info.Kind)
 			}
 			ctx := context.Background()
 			if err := a.Migrate(ctx); err != nil {

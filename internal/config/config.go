@@ -25,12 +25,14 @@ import (
 type StoreKind string
 
 // The store kinds TOKENLEDGER_STORE accepts. Auto is resolved by Load and
-// never appears in Config.Store.
+// never appears in Config.Store. Redis and KVRest are the kinds of
+// store/redis (redis.KindRedis, redis.KindKVRest); "kv", the earlier name
+// of KVRest, is still accepted.
 const (
 	Auto   StoreKind = "auto"
 	File   StoreKind = "file"
 	Redis  StoreKind = "redis"
-	KV     StoreKind = "kv"
+	KVRest StoreKind = "kv-rest"
 	Memory StoreKind = "memory"
 )
 
@@ -429,11 +431,15 @@ func (c *Config) chooseStore(v string) error {
 	if v == "" {
 		kind = Auto
 	}
+	given := kind
+	if kind == "kv" {
+		kind = KVRest
+	}
 	switch kind {
 	case Auto:
 		switch {
 		case c.KVRestURL != "":
-			c.Store, c.StoreReason = KV, fmt.Sprintf("auto: %s and its token are set", c.KVRestFrom)
+			c.Store, c.StoreReason = KVRest, fmt.Sprintf("auto: %s and its token are set", c.KVRestFrom)
 		case c.RedisURL != "":
 			c.Store, c.StoreReason = Redis, fmt.Sprintf("auto: %s is set", c.RedisURLFrom)
 		case len(c.RedisClusterNodes) > 0:
@@ -441,11 +447,11 @@ func (c *Config) chooseStore(v string) error {
 		default:
 			c.Store, c.StoreReason = File, "auto: no database is configured"
 		}
-	case KV:
+	case KVRest:
 		if c.KVRestURL == "" {
-			return fmt.Errorf("TOKENLEDGER_STORE=kv needs KV_REST_API_URL and KV_REST_API_TOKEN (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)")
+			return fmt.Errorf("TOKENLEDGER_STORE=%s needs KV_REST_API_URL and KV_REST_API_TOKEN (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)", given)
 		}
-		c.Store, c.StoreReason = KV, "TOKENLEDGER_STORE=kv"
+		c.Store, c.StoreReason = KVRest, "TOKENLEDGER_STORE="+string(given)
 	case Redis:
 		if c.RedisURL == "" && len(c.RedisClusterNodes) == 0 {
 			return fmt.Errorf("TOKENLEDGER_STORE=redis needs REDIS_URL (or KV_URL, or REDIS_CLUSTER_NODES)")
@@ -454,7 +460,7 @@ func (c *Config) chooseStore(v string) error {
 	case File, Memory:
 		c.Store, c.StoreReason = kind, "TOKENLEDGER_STORE="+string(kind)
 	default:
-		return fmt.Errorf("TOKENLEDGER_STORE must be auto, file, redis, kv or memory, not %q", v)
+		return fmt.Errorf("TOKENLEDGER_STORE must be auto, file, redis, kv-rest (or kv) or memory, not %q", v)
 	}
 	if c.Store == Redis && c.RedisURL != "" && len(c.RedisClusterNodes) > 0 {
 		return fmt.Errorf("REDIS_CLUSTER_NODES and %s are both set; set one: the cluster's seed nodes or one server's URL", c.RedisURLFrom)

@@ -44,14 +44,14 @@ func TestLoad(t *testing.T) {
 	}{
 		{"kv from Vercel KV vars", map[string]string{"KV_REST_API_URL": " https://kv.example.com ", "KV_REST_API_TOKEN": " tok "},
 			func(t *testing.T, c Config) {
-				eq(t, "Store", c.Store, KV)
+				eq(t, "Store", c.Store, KVRest)
 				eq(t, "StoreReason", c.StoreReason, "auto: KV_REST_API_URL and its token are set")
 				eq(t, "KVRestURL", c.KVRestURL, "https://kv.example.com")
 				eq(t, "KVRestToken", c.KVRestToken, "tok")
 			}},
 		{"kv from Upstash vars", map[string]string{"UPSTASH_REDIS_REST_URL": "https://u.example.com", "UPSTASH_REDIS_REST_TOKEN": "t"},
 			func(t *testing.T, c Config) {
-				eq(t, "Store", c.Store, KV)
+				eq(t, "Store", c.Store, KVRest)
 				eq(t, "KVRestFrom", c.KVRestFrom, "UPSTASH_REDIS_REST_URL")
 			}},
 		{"KV_REST_API wins over Upstash", map[string]string{
@@ -61,8 +61,18 @@ func TestLoad(t *testing.T) {
 				eq(t, "KVRestURL", c.KVRestURL, "https://kv.example.com")
 				eq(t, "KVRestToken", c.KVRestToken, "t2")
 			}},
+		{"kv-rest asked for", map[string]string{"TOKENLEDGER_STORE": "KV-REST", "KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "t"},
+			func(t *testing.T, c Config) {
+				eq(t, "Store", c.Store, KVRest)
+				eq(t, "StoreReason", c.StoreReason, "TOKENLEDGER_STORE=kv-rest")
+			}},
+		{"kv, the earlier name of kv-rest", map[string]string{"TOKENLEDGER_STORE": "kv", "KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "t"},
+			func(t *testing.T, c Config) {
+				eq(t, "Store", c.Store, KVRest)
+				eq(t, "StoreReason", c.StoreReason, "TOKENLEDGER_STORE=kv")
+			}},
 		{"REST beats a Redis URL in auto", map[string]string{"KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "t", "KV_URL": "rediss://default:pw@kv.example.com:6379"},
-			func(t *testing.T, c Config) { eq(t, "Store", c.Store, KV) }},
+			func(t *testing.T, c Config) { eq(t, "Store", c.Store, KVRest) }},
 		{"redis from REDIS_URL", map[string]string{"REDIS_URL": "redis://localhost:6379/2"},
 			func(t *testing.T, c Config) {
 				eq(t, "Store", c.Store, Redis)
@@ -83,7 +93,7 @@ func TestLoad(t *testing.T) {
 				eq(t, "RedisClusterNodes", strings.Join(c.RedisClusterNodes, "|"), "10.0.0.1:7000|10.0.0.2:7001|[::1]:7002")
 			}},
 		{"REST wins; cluster nodes beside Vercel KV's KV_URL do not matter", map[string]string{"KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "t", "KV_URL": "rediss://kv.example.com:6379", "REDIS_CLUSTER_NODES": "a:7000"},
-			func(t *testing.T, c Config) { eq(t, "Store", c.Store, KV) }},
+			func(t *testing.T, c Config) { eq(t, "Store", c.Store, KVRest) }},
 		{"explicit file despite a database", map[string]string{"TOKENLEDGER_STORE": "file", "REDIS_URL": "redis://x:1"},
 			func(t *testing.T, c Config) {
 				eq(t, "Store", c.Store, File)
@@ -194,9 +204,11 @@ func TestLoadErrors(t *testing.T) {
 		want string // the whole message
 	}{
 		{"unknown store", map[string]string{"TOKENLEDGER_STORE": "postgres"},
-			`TOKENLEDGER_STORE must be auto, file, redis, kv or memory, not "postgres"`},
+			`TOKENLEDGER_STORE must be auto, file, redis, kv-rest (or kv) or memory, not "postgres"`},
 		{"kv without credentials", map[string]string{"TOKENLEDGER_STORE": "kv", "REDIS_URL": "redis://x:1"},
 			"TOKENLEDGER_STORE=kv needs KV_REST_API_URL and KV_REST_API_TOKEN (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)"},
+		{"kv-rest without credentials", map[string]string{"TOKENLEDGER_STORE": "kv-rest"},
+			"TOKENLEDGER_STORE=kv-rest needs KV_REST_API_URL and KV_REST_API_TOKEN (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)"},
 		{"redis without URL", map[string]string{"TOKENLEDGER_STORE": "redis"},
 			"TOKENLEDGER_STORE=redis needs REDIS_URL (or KV_URL, or REDIS_CLUSTER_NODES)"},
 		{"REST URL without token", map[string]string{"KV_REST_API_URL": "https://kv.example.com"},

@@ -54,7 +54,7 @@ func TestLoadWaitErrors(t *testing.T) {
 		{"file store", map[string]string{"TOKENLEDGER_REDIS_WAIT_REPLICAS": "1"},
 			"TOKENLEDGER_REDIS_WAIT_REPLICAS applies to the Redis store only (REDIS_URL, KV_URL or REDIS_CLUSTER_NODES), and the store is file"},
 		{"REST store", map[string]string{"KV_REST_API_URL": "https://kv.example.com", "KV_REST_API_TOKEN": "t", "TOKENLEDGER_REDIS_WAIT_REPLICAS": "1"},
-			"TOKENLEDGER_REDIS_WAIT_REPLICAS applies to the Redis store only (REDIS_URL, KV_URL or REDIS_CLUSTER_NODES), and the store is kv"},
+			"TOKENLEDGER_REDIS_WAIT_REPLICAS applies to the Redis store only (REDIS_URL, KV_URL or REDIS_CLUSTER_NODES), and the store is kv-rest"},
 		{"timeout without replicas", map[string]string{"REDIS_URL": url, "TOKENLEDGER_REDIS_WAIT_TIMEOUT": "1s"},
 			"TOKENLEDGER_REDIS_WAIT_TIMEOUT is set but TOKENLEDGER_REDIS_WAIT_REPLICAS is not (or is 0); set the number of replicas too, or neither"},
 		{"timeout not a duration", map[string]string{"REDIS_URL": url, "TOKENLEDGER_REDIS_WAIT_REPLICAS": "1", "TOKENLEDGER_REDIS_WAIT_TIMEOUT": "500"},

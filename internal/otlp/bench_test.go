@@ -23,7 +23,7 @@ import (
 	"github.com/tokenledger/tokenledger/internal/metrics"
 	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/filestore"
-	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/redis"
 )
 
 const (
@@ -143,7 +143,7 @@ func benchIngest(b *testing.B, kind string) {
 	case "file":
 		st, err = filestore.Open(filepath.Join(b.TempDir(), "u.json"), filestore.Options{})
 	case "redis":
-		st, err = redisstore.Open(context.Background(), redisstore.Options{URL: redistest.Shared(b).URL(), KeyPrefix: redistest.Prefix(), Logger: quiet})
+		st, err = redis.OpenRedis(context.Background(), redis.RedisOptions{URL: redistest.Shared(b).URL(), KeyPrefix: redistest.Prefix(), Logger: quiet})
 	}
 	if err != nil {
 		b.Fatal(err)

@@ -13,9 +13,8 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redismodel"
 	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
-	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/redis"
 	"github.com/tokenledger/tokenledger/store/storetest"
 )
 
@@ -34,11 +33,11 @@ func TestRefusedDeliveryIsKeptAndShown(t *testing.T) {
 	s, db := overRedis(t, srv, redistest.Prefix(), t.TempDir(), &logs)
 	now := time.Now().UTC()
 	yesterday := now.AddDate(0, 0, -1)
-	keys, err := redismodel.NewKeys(db.Prefix())
+	keys, err := redis.NewKeys(db.Prefix())
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign := keys.Day(tokenledger.DateOf(yesterday), redismodel.KindTotals)
+	foreign := keys.Day(tokenledger.DateOf(yesterday), redis.KindTotals)
 
 	// Someone has written a string where yesterday's totals hash belongs.
 	if _, err := redistest.Command(srv.Addr(), "SET", foreign, "not ours"); err != nil {
@@ -104,10 +103,10 @@ func TestRefusedDeliveryIsKeptAndShown(t *testing.T) {
 // over a Redis store on srv under prefix whose calls time out after
 // 300 ms (a paused server is an outage at once). It is closed at the
 // test's end.
-func overRedis(t *testing.T, srv *redistest.Instance, prefix, dir string, logs *bytes.Buffer) (*Store, *redisstore.Store) {
+func overRedis(t *testing.T, srv *redistest.Instance, prefix, dir string, logs *bytes.Buffer) (*Store, *redis.Store) {
 	t.Helper()
 	const timeout = 300 * time.Millisecond
-	db, err := redisstore.Open(context.Background(), redisstore.Options{URL: srv.URL(), KeyPrefix: prefix, Logger: quiet,
+	db, err := redis.OpenRedis(context.Background(), redis.RedisOptions{URL: srv.URL(), KeyPrefix: prefix, Logger: quiet,
 		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
@@ -196,13 +195,13 @@ func TestEventTheDatabaseCanNeverTakeIsSetAside(t *testing.T) {
 	dir := t.TempDir()
 	s, db := overRedis(t, srv, redistest.Prefix(), dir, &logs)
 	now := time.Now().UTC()
-	keys, err := redismodel.NewKeys(db.Prefix())
+	keys, err := redis.NewKeys(db.Prefix())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Today's cost is 1 µ$ short of the bound: an event costing 0.000001
 	// dollars (1,000 nano-dollars) or more can never be counted today.
-	totals := keys.Day(tokenledger.DateOf(now), redismodel.KindTotals)
+	totals := keys.Day(tokenledger.DateOf(now), redis.KindTotals)
 	if _, err := redistest.Command(srv.Addr(), "HSET", totals, "$", "4611686018427386904"); err != nil {
 		t.Fatal(err)
 	}

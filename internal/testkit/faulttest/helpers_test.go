@@ -24,10 +24,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redismodel"
-	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/internal/testkit"
+	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/fallback"
+	tlredis "github.com/tokenledger/tokenledger/store/redis"
 )
 
 // TestMain removes the built binary when the tests end.
@@ -855,7 +855,7 @@ func dayString(d tokenledger.Day) string {
 // claim (its field in its claim hash "<prefix>:{<day>}:ids:<b>", or its key
 // "<prefix>:{<day>}:id:<id>", docs/redis.md "Claims"): whether it has been
 // counted. It reads Redis directly, so the answer does not depend on the
-// script; only the claim's name is redismodel's.
+// script; only the claim's name is store/redis's.
 func claimed(t testing.TB, db *redistest.Instance, prefix string, events []event) []bool {
 	t.Helper()
 	rc := redis.NewClient(&redis.Options{Addr: db.Addr()})
@@ -866,7 +866,7 @@ func claimed(t testing.TB, db *redistest.Instance, prefix string, events []event
 // claimedOn is claimed on any client, such as a cluster's.
 func claimedOn(t testing.TB, rc redis.UniversalClient, prefix string, events []event) []bool {
 	t.Helper()
-	keys, err := redismodel.NewKeys(prefix)
+	keys, err := tlredis.NewKeys(prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

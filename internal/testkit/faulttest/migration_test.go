@@ -21,7 +21,7 @@ import (
 
 // fixtureDir holds the original service's file and what tokenledger must
 // report after reading it (a copy of ../shared/testdata/original-format).
-var fixtureDir = filepath.Join("..", "..", "testdata", "original-format")
+var fixtureDir = filepath.Join("..", "..", "..", "testdata", "original-format")
 
 // shiftedFixture is the fixture moved to the real clock.
 type shiftedFixture struct {

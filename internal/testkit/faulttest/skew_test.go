@@ -11,7 +11,7 @@ import (
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/fallback"
-	"github.com/tokenledger/tokenledger/store/redisstore"
+	"github.com/tokenledger/tokenledger/store/redis"
 )
 
 // skewed is one in-process instance (Service, fallback spool, Redis store)
@@ -30,7 +30,7 @@ func newSkewed(t *testing.T, name string, srv *redistest.Instance, prefix string
 	s := &skewed{name: name, off: off}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	const timeout = 300 * time.Millisecond
-	db, err := redisstore.Open(context.Background(), redisstore.Options{URL: srv.URL(), KeyPrefix: prefix, Logger: quiet, Now: s.now,
+	db, err := redis.OpenRedis(context.Background(), redis.RedisOptions{URL: srv.URL(), KeyPrefix: prefix, Logger: quiet, Now: s.now,
 		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)

@@ -1,41 +1,7 @@
 // Package kvresttest runs an Upstash-compatible REST front (the protocol of
-// Vercel KV and Upstash Redis) over a real redis-server, for tests of
-// store/kvrest. It listens on loopback only.
-//
-// It is as strict as the real service, and stricter where that costs a
-// client nothing:
-//
-//   - only POST, to "/" (one command: a JSON array of strings and numbers)
-//     or "/pipeline" (a JSON array of such arrays); anything else is
-//     answered 405 or 404;
-//   - "Authorization" must be exactly "Bearer <token>" (the token in a
-//     "_token" query parameter, which Upstash also takes, is refused):
-//     otherwise 401 {"error":"WRONGPASS invalid or missing auth token"};
-//   - "Content-Type" must be exactly "application/json" (Upstash itself
-//     takes other types; the Upstash-compatible SRH proxy does not), and
-//     the body at most MaxRequestBytes (Upstash's 1 MB limit): otherwise
-//     400 with {"error"};
-//   - a failing single command is answered 400 {"error": "<Redis error>"};
-//     in a pipeline every command runs and errors are inline:
-//     200 [{"result": …}, {"error": "…"}, …];
-//   - replies map as Upstash maps them: integers as JSON numbers, bulk and
-//     status strings as strings (invalid UTF-8 replaced by U+FFFD), nil as
-//     null, arrays as arrays. The "Upstash-Encoding: base64" and
-//     "Upstash-Response-Format" options are refused with 400, since no
-//     tokenledger client asks for them;
-//   - commands that would change the state of a pooled connection (AUTH,
-//     SELECT, MULTI, WATCH, SUBSCRIBE, CLIENT, …) and blocking commands are
-//     refused, as Upstash refuses them.
-//
-// The read-only token is served through a Redis ACL user with
-// "+@read -@dangerous -scan", as Upstash's default_ro user: writes are
-// answered with Redis's own NOPERM error.
-//
-// Faults can be injected on demand (Inject, for the next requests, in
-// order) or at random (SetRandomFaults, a share of requests): a 5xx answer
-// before or after the command ran, a delay, or a dropped connection (the
-// front hijacks the connection and resets it) before or after the command
-// ran on Redis, the last being a lost reply.
+// Vercel KV and Upstash Redis) over a real redis-server, on loopback only,
+// for the tests of the kv-rest store. It is as strict as the real service,
+// and can inject faults; docs/redis.md, "The test front", lists its rules.
 package kvresttest
 
 import (
