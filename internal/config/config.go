@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/redisurl"
+	"github.com/tokenledger/tokenledger/store/redis/redisurl"
 )
 
 // StoreKind names a store.

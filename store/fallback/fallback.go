@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/journal"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 var (

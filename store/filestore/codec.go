@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/jsonenc"
+	"github.com/tokenledger/tokenledger/store/internal/jsonenc"
 )
 
 // storedEvent is an event as the file and the journal hold it. It mirrors

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/journal"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // foldParams is what a fold needs; it holds no reference to the Store, so

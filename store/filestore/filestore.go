@@ -34,7 +34,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/journal"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 	"github.com/tokenledger/tokenledger/store/memstore"
 )
 

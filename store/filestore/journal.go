@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/journal"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // The journal is an append-only file next to the usage file, named

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/internal/journal"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // TestJournalLineFormat: a journal line is byte for byte the example of

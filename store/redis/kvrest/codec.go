@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/tokenledger/tokenledger/internal/jsonenc"
+	"github.com/tokenledger/tokenledger/store/internal/jsonenc"
 	"github.com/tokenledger/tokenledger/store/redis/internal/wire"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
-	"github.com/tokenledger/tokenledger/internal/redisurl"
+	"github.com/tokenledger/tokenledger/store/redis/redisurl"
 )
 
 // DefaultTimeout is the default dial, read and write timeout: a hung Redis
