@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/testkit"
 	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/redis"
 	"github.com/tokenledger/tokenledger/store/storetest"
@@ -43,7 +44,7 @@ func wantUnavailable(t *testing.T, what string, err error, addr string) {
 // store recovers (logging the connected line again) when Redis is back.
 func TestStoppedServer(t *testing.T) {
 	srv := redistest.Server(t)
-	rec := &logRecorder{}
+	rec := &testkit.LogRecorder{}
 	s := open(t, redis.RedisOptions{URL: srv.URL(), Logger: slog.New(rec)})
 	ctx := context.Background()
 	if _, err := s.Add(ctx, storetest.Batch(batch("warm", 3))); err != nil {
@@ -62,8 +63,8 @@ func TestStoppedServer(t *testing.T) {
 	wantUnavailable(t, "Days", err, srv.Addr())
 	wantUnavailable(t, "Reset", s.Reset(ctx), srv.Addr())
 	wantUnavailable(t, "Check", s.Check(ctx), srv.Addr())
-	if n := rec.count(redis.UnavailableMessage); n != 1 {
-		t.Errorf("the outage was logged %d times, want once: %q", n, rec.lines())
+	if n := rec.Count(redis.UnavailableMessage); n != 1 {
+		t.Errorf("the outage was logged %d times, want once: %q", n, rec.Lines())
 	}
 
 	srv.Restart(t)
@@ -78,8 +79,8 @@ func TestStoppedServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Add after the server came back: %v", err)
 	}
-	if n := rec.count(redis.ConnectedMessage); n != 2 {
-		t.Errorf("connected line logged %d times, want 2 (open, recovery): %q", n, rec.lines())
+	if n := rec.Count(redis.ConnectedMessage); n != 2 {
+		t.Errorf("connected line logged %d times, want 2 (open, recovery): %q", n, rec.Lines())
 	}
 }
 
@@ -235,7 +236,7 @@ func TestOpenUnreachable(t *testing.T) {
 func TestNoPasswordInErrorsOrLogs(t *testing.T) {
 	const good, bad = "g00d-s3cret-pw", "wr0ng-s3cret-pw"
 	srv := redistest.Server(t, "--requirepass", good)
-	rec := &logRecorder{}
+	rec := &testkit.LogRecorder{}
 	log := slog.New(rec)
 	ctx := context.Background()
 	leak := func(what, s string) {
@@ -298,7 +299,7 @@ func TestNoPasswordInErrorsOrLogs(t *testing.T) {
 	} else {
 		leak("cluster credentials error", err.Error())
 	}
-	for _, line := range rec.lines() {
+	for _, line := range rec.Lines() {
 		leak("log line", line)
 	}
 }
@@ -369,11 +370,11 @@ func TestURLOptionsTheStoreDoesNotSet(t *testing.T) {
 // so the Service logs "(Database)" per event; Open logs the connected line.
 func TestInfoAndServiceLogLine(t *testing.T) {
 	srv := redistest.Shared(t)
-	rec := &logRecorder{}
+	rec := &testkit.LogRecorder{}
 	log := slog.New(rec)
 	s := open(t, redis.RedisOptions{URL: srv.URL(), Logger: log})
-	if n := rec.count(redis.ConnectedMessage); n != 1 {
-		t.Errorf("Open logged the connected line %d times, want 1: %q", n, rec.lines())
+	if n := rec.Count(redis.ConnectedMessage); n != 1 {
+		t.Errorf("Open logged the connected line %d times, want 1: %q", n, rec.Lines())
 	}
 	if got, want := s.Info(), (tokenledger.StoreInfo{Kind: "redis", Database: true, Location: srv.Addr()}); got != want {
 		t.Errorf("Info = %+v, want %+v", got, want)
@@ -385,8 +386,8 @@ func TestInfoAndServiceLogLine(t *testing.T) {
 	if _, err := svc.Log(context.Background(), []tokenledger.Event{{Model: "gpt-4o", PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := rec.count("📊 Logged 15 tokens for model gpt-4o (Database)"); n != 1 {
-		t.Errorf("the per-event line was logged %d times: %q", n, rec.lines())
+	if n := rec.Count("📊 Logged 15 tokens for model gpt-4o (Database)"); n != 1 {
+		t.Errorf("the per-event line was logged %d times: %q", n, rec.Lines())
 	}
 
 	cl := redistest.SharedCluster(t)

@@ -3,8 +3,6 @@ package redis_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -79,46 +77,6 @@ func scanKeys(t testing.TB, c goredis.Cmdable, pattern string) []string {
 		}
 		cursor = next
 	}
-}
-
-// logRecorder is a slog.Handler that keeps every message.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []string
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Level.String() + " " + r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	l.mu.Lock()
-	l.recs = append(l.recs, b.String())
-	l.mu.Unlock()
-	return nil
-}
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
-
-// lines returns the messages so far.
-func (l *logRecorder) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.recs...)
-}
-
-// count returns how many messages contain s.
-func (l *logRecorder) count(s string) int {
-	n := 0
-	for _, line := range l.lines() {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
 }
 
 // tripCounter counts request round trips per server address: a round trip

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/testkit"
 	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/redis"
 	"github.com/tokenledger/tokenledger/store/storetest"
@@ -49,12 +50,12 @@ func TestWaitReplicas(t *testing.T) {
 	replica := redistest.Replica(t, master)
 	ctx := context.Background()
 	p := redistest.Prefix()
-	oneLog, twoLog := &logRecorder{}, &logRecorder{}
+	oneLog, twoLog := &testkit.LogRecorder{}, &testkit.LogRecorder{}
 	waiting := open(t, redis.RedisOptions{URL: master.URL(), KeyPrefix: p, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond, Logger: slog.New(oneLog)})
 	plain := open(t, redis.RedisOptions{URL: master.URL(), KeyPrefix: p})
 	two := open(t, redis.RedisOptions{URL: master.URL(), KeyPrefix: p, WaitReplicas: 2, WaitTimeout: 50 * time.Millisecond, Logger: slog.New(twoLog)})
 	// Open says when a master lacks the replicas waited for.
-	if n, m := oneLog.count(redis.FewReplicasMessage), twoLog.count(redis.FewReplicasMessage); n != 0 || m != 1 {
+	if n, m := oneLog.Count(redis.FewReplicasMessage), twoLog.Count(redis.FewReplicasMessage); n != 0 || m != 1 {
 		t.Errorf("Open logged the missing-replicas warning %d times waiting for 1 of 1 replica and %d times for 2 of 1; want 0 and 1", n, m)
 	}
 	day := tokenledger.DateOf(noon())

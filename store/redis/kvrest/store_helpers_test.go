@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -121,46 +120,4 @@ func wantClear(t *testing.T, what string, err error, host string, secrets ...str
 			t.Errorf("%s: error %q holds a secret", what, err)
 		}
 	}
-}
-
-// logRecorder is a slog.Handler that keeps every message.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []string
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Level.String() + " " + r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	l.mu.Lock()
-	l.recs = append(l.recs, b.String())
-	l.mu.Unlock()
-	return nil
-}
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
-
-// count returns how many messages contain s.
-func (l *logRecorder) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, line := range l.recs {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
-// all returns every line joined, for failure messages.
-func (l *logRecorder) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.recs, "\n")
 }

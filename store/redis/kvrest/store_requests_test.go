@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/internal/testkit"
 	"github.com/tokenledger/tokenledger/internal/testkit/kvresttest"
 	"github.com/tokenledger/tokenledger/internal/testkit/redistest"
 	"github.com/tokenledger/tokenledger/store/redis"
@@ -119,10 +120,10 @@ func TestOptions(t *testing.T) {
 // and the recovery logs the connected line again.
 func TestLogLines(t *testing.T) {
 	f := front(t)
-	rec := &logRecorder{}
+	rec := &testkit.LogRecorder{}
 	s := open(t, f, redis.KVRestOptions{Logger: slog.New(rec)})
-	if n := rec.count(redis.ConnectedMessage); n != 1 {
-		t.Errorf("connected line logged %d times after Open, want 1:\n%s", n, rec.all())
+	if n := rec.Count(redis.ConnectedMessage); n != 1 {
+		t.Errorf("connected line logged %d times after Open, want 1:\n%s", n, rec.All())
 	}
 	for range 2 * kvrest.DefaultMaxAttempts {
 		f.Inject(kvresttest.Fault{Kind: kvresttest.FailBefore})
@@ -135,14 +136,14 @@ func TestLogLines(t *testing.T) {
 	if _, err := s.Add(context.Background(), storetest.Batch(batch("log", 1))); err != nil {
 		t.Fatal(err)
 	}
-	if n := rec.count(redis.UnavailableMessage); n != 1 {
-		t.Errorf("outage logged %d times, want 1:\n%s", n, rec.all())
+	if n := rec.Count(redis.UnavailableMessage); n != 1 {
+		t.Errorf("outage logged %d times, want 1:\n%s", n, rec.All())
 	}
-	if n := rec.count(redis.ConnectedMessage); n != 2 {
-		t.Errorf("connected line logged %d times, want 2 (open, recovery):\n%s", n, rec.all())
+	if n := rec.Count(redis.ConnectedMessage); n != 2 {
+		t.Errorf("connected line logged %d times, want 2 (open, recovery):\n%s", n, rec.All())
 	}
-	if strings.Contains(rec.all(), f.Token()) {
-		t.Errorf("the log holds the token:\n%s", rec.all())
+	if strings.Contains(rec.All(), f.Token()) {
+		t.Errorf("the log holds the token:\n%s", rec.All())
 	}
 }
 
@@ -225,7 +226,7 @@ func TestScriptReloaded(t *testing.T) {
 func TestRedisBehindTheAPIDown(t *testing.T) {
 	srv := redistest.Server(t)
 	f := kvresttest.Start(t, srv.Addr(), kvresttest.Options{})
-	rec := &logRecorder{}
+	rec := &testkit.LogRecorder{}
 	s := open(t, f, redis.KVRestOptions{Logger: slog.New(rec), Timeout: kvrest.DefaultTimeout})
 	ctx := context.Background()
 	if _, err := s.Add(ctx, storetest.Batch(batch("before", 3))); err != nil {
@@ -247,11 +248,11 @@ func TestRedisBehindTheAPIDown(t *testing.T) {
 	if err != nil || res.Accepted() != 3 {
 		t.Fatalf("Add after the database came back: %+v, %v", res, err)
 	}
-	if n := rec.count(redis.UnavailableMessage); n != 1 {
-		t.Errorf("outage logged %d times, want 1:\n%s", n, rec.all())
+	if n := rec.Count(redis.UnavailableMessage); n != 1 {
+		t.Errorf("outage logged %d times, want 1:\n%s", n, rec.All())
 	}
-	if n := rec.count(redis.ConnectedMessage); n != 2 {
-		t.Errorf("connected line logged %d times, want 2:\n%s", n, rec.all())
+	if n := rec.Count(redis.ConnectedMessage); n != 2 {
+		t.Errorf("connected line logged %d times, want 2:\n%s", n, rec.All())
 	}
 }
 
