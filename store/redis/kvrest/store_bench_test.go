@@ -53,10 +53,10 @@ func BenchmarkLog(b *testing.B) {
 			for i := range ratios {
 				ratios[i] = 100 * viaREST[i] / viaRedis[i]
 			}
-			b.ReportMetric(median(viaRedis), "redisstore-events/s")
-			b.ReportMetric(median(viaREST), "kvrest-events/s")
-			b.ReportMetric(median(ratios), "kvrest-%-of-redisstore")
-			b.Logf("rounds: redisstore %v, kvrest %v", round0(viaRedis), round0(viaREST))
+			b.ReportMetric(median(viaRedis), "redis-events/s")
+			b.ReportMetric(median(viaREST), "kv-rest-events/s")
+			b.ReportMetric(median(ratios), "kv-rest-%-of-redis")
+			b.Logf("rounds: redis %v, kv-rest %v", round0(viaRedis), round0(viaREST))
 		})
 	}
 }
