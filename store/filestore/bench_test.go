@@ -88,7 +88,7 @@ func BenchmarkAdd(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer s.Close()
-		if got := s.mem.Events(); got != n {
+		if got := s.events(); got != n {
 			b.Fatalf("the store holds %d events, want %d", got, n)
 		}
 		stores[i] = s
@@ -163,9 +163,9 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 	var manyEvents, manySyncs int64
 	for b.Loop() {
 		r1 := phase(1, 300)
-		syncs := s.syncs.Load()
+		syncs := s.syncCount()
 		r64 := phase(64, 6400)
-		manySyncs += s.syncs.Load() - syncs
+		manySyncs += s.syncCount() - syncs
 		manyEvents += 6400
 		one, many, ratio = append(one, r1), append(many, r64), append(ratio, r64/r1)
 	}

@@ -244,3 +244,23 @@ func appendJournalLine(dst []byte, evs []tokenledger.Event) []byte {
 // castagnoli is the CRC-32C table, for tests that frame journal lines by
 // hand, independently of internal/journal.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// events returns how many distinct events s counts.
+func (s *Store) events() int {
+	s.amu.RLock()
+	defer s.amu.RUnlock()
+	return s.agg.Events()
+}
+
+// syncCount returns how many journal fsyncs s has made.
+func (s *Store) syncCount() int64 {
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
+	s.omu.Lock()
+	defer s.omu.Unlock()
+	n := s.syncs.Load()
+	if s.w != nil {
+		n += s.w.Syncs()
+	}
+	return n
+}
