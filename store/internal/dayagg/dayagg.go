@@ -12,12 +12,28 @@ import (
 	"github.com/tokenledger/tokenledger"
 )
 
-// day is one day's aggregates plus the sets that make it exact.
+// day is one day's aggregates plus the sets that make it exact. Its ids
+// are those counted since the last Seal, in a map, and the sealed ones,
+// packed.
 type day struct {
 	agg      tokenledger.Day
 	ids      map[string]struct{}
+	sealed   []IDs
 	users    map[string]tokenledger.Totals
 	sessions map[string]struct{}
+}
+
+// has reports whether d counted id.
+func (d *day) has(id string) bool {
+	if _, ok := d.ids[id]; ok {
+		return true
+	}
+	for i := range d.sealed {
+		if d.sealed[i].Has(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // Set is the aggregates of a set of days.
@@ -31,11 +47,7 @@ func New() *Set { return &Set{days: map[tokenledger.Date]*day{}} }
 // Has reports whether id has been counted on date.
 func (s *Set) Has(date tokenledger.Date, id string) bool {
 	d := s.days[date]
-	if d == nil {
-		return false
-	}
-	_, ok := d.ids[id]
-	return ok
+	return d != nil && d.has(id)
 }
 
 // CheckRoom returns a *tokenledger.CounterOverflowError when counting the
@@ -101,18 +113,8 @@ func (s *Set) Counters(date tokenledger.Date) *tokenledger.Day {
 // Apply counts e unless its id was counted on its day already, and
 // reports whether it counted it. It does not check for overflow.
 func (s *Set) Apply(e *tokenledger.Event) bool {
-	date := e.Day()
-	d := s.days[date]
-	if d == nil {
-		d = &day{
-			agg:      tokenledger.EmptyDay(date),
-			ids:      map[string]struct{}{},
-			users:    map[string]tokenledger.Totals{},
-			sessions: map[string]struct{}{},
-		}
-		s.days[date] = d
-	}
-	if _, dup := d.ids[e.ID]; dup {
+	d := s.day(e.Day())
+	if d.has(e.ID) {
 		return false
 	}
 	d.ids[e.ID] = struct{}{}
@@ -128,6 +130,21 @@ func (s *Set) Apply(e *tokenledger.Event) bool {
 	d.agg.UniqueUsers = int64(len(d.users))
 	d.agg.UniqueSessions = int64(len(d.sessions))
 	return true
+}
+
+// day returns the day of date, made empty when missing.
+func (s *Set) day(date tokenledger.Date) *day {
+	d := s.days[date]
+	if d == nil {
+		d = &day{
+			agg:      tokenledger.EmptyDay(date),
+			ids:      map[string]struct{}{},
+			users:    map[string]tokenledger.Totals{},
+			sessions: map[string]struct{}{},
+		}
+		s.days[date] = d
+	}
+	return d
 }
 
 // Days returns copies of the days in [q.From, q.To], oldest first, with
@@ -168,6 +185,9 @@ func (s *Set) Events() int {
 	n := 0
 	for _, d := range s.days {
 		n += len(d.ids)
+		for i := range d.sealed {
+			n += d.sealed[i].Len()
+		}
 	}
 	return n
 }

@@ -57,3 +57,32 @@ func TestCheckRoom(t *testing.T) {
 		t.Fatalf("a counted id adds nothing: %v", err)
 	}
 }
+
+// Sealing packs the ids without changing what is counted, and a Set
+// restored from the export plus the sealed ids answers as the original.
+func TestSealExportRestore(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s := New()
+	for i, id := range []string{"a", "0190a5b2-7c3d-7e4f-8a1b-2c3d4e5f6a7b", "c"} {
+		e := tokenledger.Event{ID: id, Timestamp: now, Model: "m", UserID: "u", SessionID: "s" + id, PromptTokens: int64(i + 1), TotalTokens: int64(i + 1)}
+		s.Apply(&e)
+	}
+	sealed := s.Seal()
+	again := tokenledger.Event{ID: "a", Timestamp: now, Model: "m", PromptTokens: 50, TotalTokens: 50}
+	if s.Apply(&again) || s.Events() != 3 {
+		t.Fatalf("a sealed id counted again (%d events)", s.Events())
+	}
+	r := New()
+	for _, st := range s.Export() {
+		r.Restore(st)
+	}
+	for date, ids := range sealed {
+		r.AddSealed(date, ids)
+	}
+	today := tokenledger.DateOf(now)
+	q := tokenledger.DayQuery{From: today, To: today, Users: true}
+	got, want := r.Days(q), s.Days(q)
+	if len(got) != 1 || got[0].PromptTokens != want[0].PromptTokens || got[0].UniqueSessions != 3 || got[0].Users["u"] != want[0].Users["u"] || !r.Has(today, "c") || r.Events() != 3 {
+		t.Fatalf("restored %+v; want %+v", got, want)
+	}
+}
