@@ -76,6 +76,12 @@ type Options struct {
 	// to compact often.
 	CompactBytes int64
 
+	// Version is the format a new file, and a version 1 file at its
+	// first open, gets: 1 (when 0, for now) or 2, the snapshot of
+	// aggregates with id indexes that opens in seconds at 10^7 events
+	// (docs/file-format.md). A version 2 file always opens as version 2.
+	Version int
+
 	// chunkEvents overrides defaultChunkEvents (tests).
 	chunkEvents int
 }
@@ -93,6 +99,7 @@ type Store struct {
 	log             *slog.Logger
 	compactBytes    int64
 	chunkEvents     int
+	version2        bool
 
 	lock      *flock.Flock
 	closed    atomic.Bool
@@ -123,6 +130,13 @@ type Store struct {
 	compacting    bool
 	compactCancel context.CancelFunc
 	compactDone   chan struct{}
+	// covered and checkpoints describe a version 2 file: the last journal
+	// its aggregates hold, and the sealed journals with their id indexes.
+	covered     uint64
+	checkpoints []checkpoint
+	// pendingIDs are ids sealed by checkpoints whose index was not
+	// written; the next checkpoint's index holds them (wmu exclusive).
+	pendingIDs []map[tokenledger.Date]dayagg.IDs
 
 	amu      sync.RWMutex
 	agg      *dayagg.Set
@@ -143,7 +157,7 @@ func Open(path string, o Options) (*Store, error) {
 	s := &Store{
 		path: path, dir: filepath.Dir(path), base: filepath.Base(path),
 		now: o.Now, retention: o.RetentionDays, log: o.Logger,
-		compactBytes: o.CompactBytes, chunkEvents: o.chunkEvents,
+		compactBytes: o.CompactBytes, chunkEvents: o.chunkEvents, version2: o.Version == 2,
 		agg: dayagg.New(), inflight: newInflight(),
 	}
 	if s.now == nil {
@@ -157,6 +171,9 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if o.Version != 0 && o.Version != 1 && o.Version != 2 {
+		return nil, fmt.Errorf("open token usage file: the format version must be 1 or 2, not %d", o.Version)
 	}
 	if s.chunkEvents <= 0 {
 		s.chunkEvents = defaultChunkEvents
@@ -227,7 +244,15 @@ func (s *Store) close() error {
 	}
 	var errs []error
 	s.smu.Lock()
-	due := s.broken == nil && (s.unfolded > 0 || s.kind == kindOurs && s.snapOldest != "" && s.snapOldest < s.oldest())
+	due := s.broken == nil && (s.unfolded > 0 || (s.kind == kindOurs || s.kind == kindV2) && s.snapOldest != "" && s.snapOldest < s.oldest())
+	if due && s.kind == kindV2 {
+		due = false
+		s.smu.Unlock()
+		if err := s.checkpointLocked(nil); err != nil {
+			errs = append(errs, s.closeCheckpointError(err))
+		}
+		s.smu.Lock()
+	}
 	var p foldParams
 	upTo := uint64(0)
 	if due {

@@ -16,6 +16,9 @@ import (
 // incomplete last journal line, temporary files. It runs before the Store
 // is shared, so it takes no lock.
 func (s *Store) load() error {
+	if isVersion2(s.path) {
+		return s.load2()
+	}
 	var res ScanResult
 	sc, err := scanFiles(s.path, s.now(), s.oldest(), 4096, &res, func(evs []tokenledger.Event) error {
 		if err := s.agg.CheckRoom(evs); err != nil {
@@ -39,6 +42,7 @@ func (s *Store) load() error {
 		}
 	}
 	s.removeTemporaries()
+	s.removeOrphanIndexes(nil)
 
 	s.kind, s.folded, s.snapBytes, s.snapOldest = sc.kind, sc.folded, sc.snapSize, sc.firstDay
 	s.unfolded = sc.unfoldedBytes
@@ -47,6 +51,14 @@ func (s *Store) load() error {
 		if err := s.reopenJournal(sc.journals[n-1], sc.lastValidEnd, res.TornTail); err != nil {
 			return err
 		}
+	}
+	if s.version2 && s.kind == kindOurs {
+		if err := s.migrateToVersion2(); err != nil {
+			return err
+		}
+	} else if s.version2 && s.kind == kindNone {
+		s.kind = kindV2 // the first checkpoint writes the file
+		s.covered = s.folded
 	}
 	s.loaded(&res, len(sc.journals))
 	return nil
@@ -98,7 +110,8 @@ func (s *Store) removeTemporaries() {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasPrefix(n, s.base+".tmp-") || strings.HasPrefix(n, "."+s.base+".check-") {
+		index := strings.HasPrefix(n, s.base+".index-") && strings.Contains(n, ".tmp-")
+		if index || strings.HasPrefix(n, s.base+".tmp-") || strings.HasPrefix(n, "."+s.base+".check-") {
 			_ = os.Remove(filepath.Join(s.dir, n))
 		}
 	}

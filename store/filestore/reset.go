@@ -39,6 +39,9 @@ func (s *Store) Reset(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.kind == kindV2 {
+		return s.reset2Locked()
+	}
 	upTo := s.rotateLocked()
 	out, err := writeSnapshot(context.Background(), s.foldParams(upTo), func(*snapWriter) (tokenledger.Date, error) { return "", nil })
 	if err != nil {
@@ -118,5 +121,25 @@ func (s *Store) Check(ctx context.Context) error {
 	if err := os.Remove(name); err != nil {
 		return unavailable("file store check in %s: remove probe: %w", s.dir, err)
 	}
+	return nil
+}
+
+// reset2Locked is Reset for a version 2 file: a snapshot with no days and
+// no checkpoints that covers every journal so far, then the journals and
+// indexes removed. wmu is held exclusively and smu is held.
+func (s *Store) reset2Locked() error {
+	upTo := s.rotateLocked()
+	h := header2{UpdatedAt: s.now().UTC(), RetentionDays: s.retention, Covered: max(upTo, s.covered)}
+	size, err := writeSnapshot2(s.path, h, nil, nil)
+	if err != nil {
+		return unavailable("reset token usage file %s: %w", s.path, err)
+	}
+	drop := append(s.checkpoints, checkpoint{From: 0, To: h.Covered})
+	s.covered, s.checkpoints, s.snapBytes, s.snapOldest = h.Covered, nil, size, ""
+	s.unfolded, s.retryAt, s.pendingIDs = 0, 0, nil
+	s.removeCheckpoints(drop)
+	s.amu.Lock()
+	s.agg.Reset()
+	s.amu.Unlock()
 	return nil
 }

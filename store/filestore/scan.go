@@ -187,12 +187,23 @@ func scanFiles(path string, now time.Time, oldest tokenledger.Date, batchSize in
 		opened = append(opened, openJournal{j, f})
 	}
 
-	snap, err := openSnapshot(path)
-	if err != nil {
+	var cps []checkpoint
+	var snap *usageReader
+	if isVersion2(path) {
+		// The snapshot holds aggregates only: every event is in a journal.
+		s2, err := readSnapshot2(path, oldest)
+		if err != nil {
+			return sc, err
+		}
+		snap = &usageReader{path: path, kind: kindV2}
+		sc.kind, sc.folded, cps = kindV2, s2.Covered, s2.Checkpoints
+	} else if snap, err = openSnapshot(path); err != nil {
 		return sc, err
 	}
 	defer snap.close()
-	sc.kind, sc.snapSize, sc.folded = snap.kind, snap.size, snap.folded
+	if sc.kind != kindV2 {
+		sc.kind, sc.snapSize, sc.folded = snap.kind, snap.size, snap.folded
+	}
 
 	var buf []tokenledger.Event
 	add := func(e *tokenledger.Event) error {
@@ -255,7 +266,7 @@ func scanFiles(path string, now time.Time, oldest tokenledger.Date, batchSize in
 
 	var live []openJournal
 	for _, j := range opened {
-		if j.seq <= sc.folded {
+		if j.seq <= sc.folded && !covers(cps, j.seq) {
 			sc.stale = append(sc.stale, j.journalFile)
 		} else {
 			live = append(live, j)

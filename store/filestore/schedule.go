@@ -75,6 +75,16 @@ func (s *Store) maybeCompact() {
 	if s.unfolded < s.threshold() || s.unfolded < s.retryAt {
 		return
 	}
+	if s.kind == kindV2 {
+		s.smu.Unlock()
+		err := s.checkpointLocked(nil)
+		s.smu.Lock()
+		if err != nil {
+			s.retryAt = s.unfolded + s.threshold()
+			s.log.Error("token usage checkpoint failed; the journal keeps every event and the checkpoint will be retried", "file", s.path, "err", err)
+		}
+		return
+	}
 	upTo := s.rotateLocked()
 	folding := s.unfolded // every journal up to upTo, and nothing after it yet
 	p := s.foldParams(upTo)
@@ -135,6 +145,14 @@ func (s *Store) convertBeforeFirstWrite(evs []tokenledger.Event) {
 	s.kind, s.folded, s.snapBytes, s.snapOldest = kindOurs, upTo, out.size, out.oldest
 	s.unfolded, s.retryAt = 0, 0
 	s.afterFold(upTo, out)
+	if s.version2 {
+		s.smu.Unlock()
+		err := s.migrateToVersion2()
+		s.smu.Lock()
+		if err != nil {
+			s.log.Error("could not migrate the converted token usage file to version 2; it stays in version 1 until the next start", "file", s.path, "err", err)
+		}
+	}
 }
 
 // anyNew reports whether evs holds an event not counted yet; wmu is held
