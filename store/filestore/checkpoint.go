@@ -13,14 +13,15 @@ import (
 
 // checkpointLocked makes a version 2 usage file hold everything written so
 // far: it closes the active journal, packs the ids counted since the last
-// checkpoint into a new id index covering journals from s.covered+1 on,
+// checkpoint into a new id index covering journals from from on (s.covered+1
+// but for a migration),
 // writes the snapshot of the aggregates naming it, and then removes the
 // checkpoints whose days have all left the retention window. What it
 // writes is in proportion to the ids new since the last checkpoint plus
 // the aggregates (days × models × users), not to the history. before,
 // when set, runs just before the snapshot's rename. wmu is held
 // exclusively.
-func (s *Store) checkpointLocked(before func() error) error {
+func (s *Store) checkpointLocked(from uint64, before func() error) error {
 	upTo := s.rotateLocked()
 	oldest := s.oldest()
 	s.amu.Lock()
@@ -42,8 +43,8 @@ func (s *Store) checkpointLocked(before func() error) error {
 			keep = append(keep, c)
 		}
 	}
-	if upTo > covered {
-		cp := checkpoint{From: covered + 1, To: upTo}
+	if upTo >= from {
+		cp := checkpoint{From: from, To: upTo}
 		last, err := writeIndex(indexName(s.path, upTo), mergeIDs(s.pendingIDs))
 		if err != nil {
 			return err
@@ -63,6 +64,7 @@ func (s *Store) checkpointLocked(before func() error) error {
 	s.pendingIDs = nil
 	s.smu.Lock()
 	s.kind, s.covered, s.checkpoints, s.snapBytes = kindV2, h.Covered, keep, size
+	s.uncovered = h.Covered + 1
 	s.snapOldest = ""
 	if len(states) > 0 {
 		s.snapOldest = states[0].Day.Date
@@ -118,24 +120,22 @@ func (s *Store) removeCheckpoints(drop []checkpoint) {
 }
 
 // migrateToVersion2 turns a version 1 usage file, loaded, into version 2:
-// its events are written as a new journal (a segment like any other), a
-// checkpoint indexes them with the unfolded journals, and the snapshot
-// replaces the file, the version 1 file being kept byte for byte as
+// its events are written as journal number "foldedJournal" (a segment like
+// any other; the version 1 file holds that journal already, so until the
+// rename below it is a folded journal, removed at a start), a checkpoint
+// indexes it with the unfolded journals, and the snapshot replaces the
+// file, the version 1 file being kept byte for byte as
 // "<file>.v1-<UTC stamp>.json" just before. A crash before the rename
-// leaves the version 1 file in place and the new journal beside it, which
-// only repeats its events (counted once by id). wmu is held exclusively.
+// leaves the version 1 file as it was. wmu is held exclusively.
 func (s *Store) migrateToVersion2() error {
-	upTo := s.rotateLocked()
-	seg := upTo + 1
+	s.smu.Lock()
+	seg := s.folded
+	s.smu.Unlock()
 	if err := writeSegment(s.path, journalName(s.path, seg), s.oldest()); err != nil {
 		return fmt.Errorf("migrate token usage file %s to version 2: %w", s.path, err)
 	}
-	s.seq = seg + 1
-	s.smu.Lock()
-	s.covered = s.folded
-	s.smu.Unlock()
 	var backup string
-	err := s.checkpointLocked(func() error {
+	err := s.checkpointLocked(seg, func() error {
 		var err error
 		backup, err = keepBackup(s.path, ".v1-")
 		return err

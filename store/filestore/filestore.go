@@ -134,6 +134,8 @@ type Store struct {
 	// its aggregates hold, and the sealed journals with their id indexes.
 	covered     uint64
 	checkpoints []checkpoint
+	// uncovered is the first journal no checkpoint holds.
+	uncovered uint64
 	// pendingIDs are ids sealed by checkpoints whose index was not
 	// written; the next checkpoint's index holds them (wmu exclusive).
 	pendingIDs []map[tokenledger.Date]dayagg.IDs
@@ -248,7 +250,7 @@ func (s *Store) close() error {
 	if due && s.kind == kindV2 {
 		due = false
 		s.smu.Unlock()
-		if err := s.checkpointLocked(nil); err != nil {
+		if err := s.checkpointLocked(s.uncovered, nil); err != nil {
 			errs = append(errs, s.closeCheckpointError(err))
 		}
 		s.smu.Lock()

@@ -183,7 +183,7 @@ type child struct {
 
 // startChild runs this test binary as helper mode with env (KEY=VALUE),
 // streaming its stdout lines.
-func startChild(t *testing.T, mode string, env ...string) *child {
+func startChild(t testing.TB, mode string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + mode}, env...)...)
@@ -212,7 +212,7 @@ func startChild(t *testing.T, mode string, env ...string) *child {
 }
 
 // waitLine waits for a line starting with prefix and returns it.
-func (c *child) waitLine(t *testing.T, prefix string) string {
+func (c *child) waitLine(t testing.TB, prefix string) string {
 	t.Helper()
 	timeout := time.After(60 * time.Second)
 	for {

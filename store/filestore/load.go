@@ -58,7 +58,10 @@ func (s *Store) load() error {
 		}
 	} else if s.version2 && s.kind == kindNone {
 		s.kind = kindV2 // the first checkpoint writes the file
-		s.covered = s.folded
+		s.uncovered = 1
+		if len(sc.journals) > 0 {
+			s.uncovered = sc.journals[0].seq // 0 when it is a migrated segment
+		}
 	}
 	s.loaded(&res, len(sc.journals))
 	return nil

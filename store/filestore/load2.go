@@ -73,7 +73,7 @@ func (s *Store) load2() error {
 			s.snapOldest = c.LastDay // an expired checkpoint is due for removal too
 		}
 	}
-	s.seq = snap.Covered + 1
+	s.seq, s.uncovered = snap.Covered+1, snap.Covered+1
 	if n := len(live); n > 0 {
 		if err := s.reopenJournal(live[n-1], validEnd, res.TornTail); err != nil {
 			return err

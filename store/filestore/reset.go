@@ -136,6 +136,7 @@ func (s *Store) reset2Locked() error {
 	}
 	drop := append(s.checkpoints, checkpoint{From: 0, To: h.Covered})
 	s.covered, s.checkpoints, s.snapBytes, s.snapOldest = h.Covered, nil, size, ""
+	s.uncovered = h.Covered + 1
 	s.unfolded, s.retryAt, s.pendingIDs = 0, 0, nil
 	s.removeCheckpoints(drop)
 	s.amu.Lock()

@@ -266,7 +266,9 @@ func scanFiles(path string, now time.Time, oldest tokenledger.Date, batchSize in
 
 	var live []openJournal
 	for _, j := range opened {
-		if j.seq <= sc.folded && !covers(cps, j.seq) {
+		// With no usage file nothing is folded: every journal is live
+		// (journal 0 exists only as a migrated version 2 segment).
+		if j.seq <= sc.folded && sc.kind != kindNone && !covers(cps, j.seq) {
 			sc.stale = append(sc.stale, j.journalFile)
 		} else {
 			live = append(live, j)

@@ -77,7 +77,7 @@ func (s *Store) maybeCompact() {
 	}
 	if s.kind == kindV2 {
 		s.smu.Unlock()
-		err := s.checkpointLocked(nil)
+		err := s.checkpointLocked(s.uncovered, nil)
 		s.smu.Lock()
 		if err != nil {
 			s.retryAt = s.unfolded + s.threshold()

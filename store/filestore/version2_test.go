@@ -217,3 +217,15 @@ func TestVersion2Damage(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashRecoveryVersion2 is TestCrashRecovery on version 2: kills at
+// seeded random moments and, every fourth round, in the middle of a
+// snapshot (TOKENLEDGER_CRASH_SEED replays a run).
+func TestCrashRecoveryVersion2(t *testing.T) { crashRecovery(t, 2) }
+
+// stopAtSnapshot is the crash child's snapshotHook: it says it has reached
+// the snapshot's rename and waits there to be killed.
+func stopAtSnapshot(context.Context) error {
+	os.Stdout.WriteString("snapshot-hook ;\n")
+	select {}
+}
