@@ -412,6 +412,7 @@ func goBenchPhase(r *report) {
 		{key: "kvrest", args: []string{"-bench", "Log", "-benchtime", "1x", "./store/kvrest/"}},
 		{key: "file", args: []string{"-bench", "Add|ConcurrentWriters|ServiceAll", "-benchtime", "1s", "./store/filestore/"}},
 		{key: "file-open", args: []string{"-bench", "OpenClose1M", "-benchtime", "1x", "./store/filestore/"}},
+		{key: "file-versions", args: []string{"-bench", "OpenVersions", "-benchtime", "1x", "./store/filestore/", "-args", "-bench-file-10m=v2"}},
 		{key: "pricing", args: []string{"-bench", "Price|DecodePrepare", "-benchtime", "1s", "./pricing/"}},
 		{key: "dashboard", args: []string{"-bench", "RangeRequest|FirstRender", "-benchtime", "1x", "./internal/web/"}},
 		{key: "proxy", args: []string{"-bench", "Overhead|StreamMemory", "-benchtime", "1x", "./internal/proxy/"}},
