@@ -83,7 +83,7 @@ func BenchmarkAdd(b *testing.B) {
 		// take a million fsyncs. Open then loads it as usual.
 		path := filepath.Join(b.TempDir(), "token_usage.json")
 		writeBenchFile(b, path, n, now)
-		s, err := Open(path, Options{Now: clock, Logger: discard})
+		s, err := Open(path, Options{Version: 1, Now: clock, Logger: discard})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -187,7 +187,7 @@ func BenchmarkServiceAll(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "token_usage.json")
 	writeBenchFile(b, path, 91*20*10, now)
 	clock := func() time.Time { return now }
-	s, err := Open(path, Options{Now: clock, Logger: discard})
+	s, err := Open(path, Options{Version: 1, Now: clock, Logger: discard})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func BenchmarkOpenClose1M(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		start := time.Now()
-		s, err := Open(path, Options{Now: clock, Logger: discard})
+		s, err := Open(path, Options{Version: 1, Now: clock, Logger: discard})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -77,9 +77,10 @@ type Options struct {
 	CompactBytes int64
 
 	// Version is the format a new file, and a version 1 file at its
-	// first open, gets: 1 (when 0, for now) or 2, the snapshot of
-	// aggregates with id indexes that opens in seconds at 10^7 events
-	// (docs/file-format.md). A version 2 file always opens as version 2.
+	// first open, gets: 2 (when 0), the snapshot of aggregates with id
+	// indexes that opens in seconds at 10^7 events, or 1, the JSON file of
+	// events (docs/file-format.md). A version 2 file always opens as
+	// version 2.
 	Version int
 
 	// chunkEvents overrides defaultChunkEvents (tests).
@@ -159,7 +160,7 @@ func Open(path string, o Options) (*Store, error) {
 	s := &Store{
 		path: path, dir: filepath.Dir(path), base: filepath.Base(path),
 		now: o.Now, retention: o.RetentionDays, log: o.Logger,
-		compactBytes: o.CompactBytes, chunkEvents: o.chunkEvents, version2: o.Version == 2,
+		compactBytes: o.CompactBytes, chunkEvents: o.chunkEvents, version2: o.Version != 1,
 		agg: dayagg.New(), inflight: newInflight(),
 	}
 	if s.now == nil {

@@ -49,15 +49,6 @@ type header2 struct {
 	Checkpoints   []checkpoint `json:"checkpoints"`
 }
 
-// day2 is one day's line of a version 2 usage file.
-type day2 struct {
-	Date     tokenledger.Date              `json:"date"`
-	Day      tokenledger.Day               `json:"day"`
-	Users    map[string]tokenledger.Totals `json:"users,omitempty"`
-	Sessions []string                      `json:"sessions,omitempty"`
-	End      *int                          `json:"end,omitempty"`
-}
-
 // snapshot2 is a version 2 usage file read back.
 type snapshot2 struct {
 	header2
@@ -138,15 +129,19 @@ func readSnapshot2(path string, oldest tokenledger.Date) (*snapshot2, error) {
 			ended = true
 			return nil
 		}
-		if _, perr := tokenledger.ParseDate(string(d.Date)); perr != nil || d.Date <= prev || d.Day.Date != d.Date {
+		if _, perr := tokenledger.ParseDate(string(d.Date)); perr != nil || d.Date <= prev {
 			return &CorruptError{Path: path, Offset: off, Line: line, Reason: fmt.Sprintf("day %q is not a date after the one before it", d.Date)}
 		}
 		prev = d.Date
 		if out.firstDay == "" {
 			out.firstDay = d.Date
 		}
+		st, reason := d.state()
+		if reason != "" {
+			return &CorruptError{Path: path, Offset: off, Line: line, Reason: reason}
+		}
 		if d.Date >= oldest {
-			out.days = append(out.days, dayagg.State{Day: d.Day, Users: d.Users, Sessions: d.Sessions})
+			out.days = append(out.days, st)
 		}
 		return nil
 	})
@@ -223,7 +218,7 @@ func writeSnapshot2(path string, h header2, days []dayagg.State, before func() e
 	err = put(h)
 	for i := 0; err == nil && i < len(days); i++ {
 		d := days[i]
-		err = put(day2{Date: d.Day.Date, Day: d.Day, Users: d.Users, Sessions: d.Sessions})
+		err = put(toDay2(d))
 	}
 	if err == nil {
 		n := len(days)

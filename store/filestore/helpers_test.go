@@ -46,6 +46,9 @@ func mustOpen(t *testing.T, path string, o Options) *Store {
 	if o.Logger == nil {
 		o.Logger = discard
 	}
+	if o.Version == 0 {
+		o.Version = 1 // most tests here are of version 1; version2_test.go sets 2
+	}
 	s, err := Open(path, o)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)

@@ -84,7 +84,8 @@ func listJournals(path string) ([]journalFile, error) {
 }
 
 // Files returns the files that hold the usage data at path: the usage
-// file itself when it exists, then its journals, oldest first. A store
+// file itself when it exists, then its journals, oldest first, then (in
+// version 2) its id indexes. A store
 // stopped without a clean Close may have only journals. Files moved
 // aside (by Repair, or renamed after a migration) are not listed.
 func Files(path string) ([]string, error) {
@@ -103,6 +104,15 @@ func Files(path string) ([]string, error) {
 	}
 	for _, j := range journals {
 		out = append(out, j.path)
+	}
+	indexes, err := filepath.Glob(path + ".index-*")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range indexes {
+		if strings.Trim(name[len(path)+len(".index-"):], "0123456789") == "" {
+			out = append(out, name)
+		}
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/internal/dayagg"
 )
 
 // Values of ScanResult.Format.
@@ -194,6 +195,15 @@ func scanFiles(path string, now time.Time, oldest tokenledger.Date, batchSize in
 		s2, err := readSnapshot2(path, oldest)
 		if err != nil {
 			return sc, err
+		}
+		for _, c := range s2.Checkpoints {
+			// Open needs the indexes: Scan refuses what Open would.
+			if c.LastDay < oldest {
+				continue
+			}
+			if err := readIndex(indexName(path, c.To), oldest, func(tokenledger.Date, dayagg.IDs) {}); err != nil {
+				return sc, err
+			}
 		}
 		snap = &usageReader{path: path, kind: kindV2}
 		sc.kind, sc.folded, cps = kindV2, s2.Covered, s2.Checkpoints
