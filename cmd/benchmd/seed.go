@@ -167,7 +167,7 @@ func appendCmd(b []byte, args ...string) []byte {
 // 10-minute budget cannot afford; `serve` then reads the file like any
 // other.
 func writeUsageFile(path string, l layout, n int, now time.Time) error {
-	return filestore.WriteFile(path, now, func(yield func(tokenledger.Date, []tokenledger.Event) bool) {
+	return filestore.WriteFile2(path, now, func(yield func(tokenledger.Date, []tokenledger.Event) bool) {
 		for d := l.days - 1; d >= 0; d-- { // oldest first
 			if !yield(tokenledger.DateOf(now).AddDays(-d), l.dayEvents(d, n, now)) {
 				return

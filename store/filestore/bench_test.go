@@ -84,12 +84,12 @@ func BenchmarkAdd(b *testing.B) {
 		// take a million fsyncs. Open then loads it as usual.
 		path := filepath.Join(b.TempDir(), "token_usage.json")
 		writeBenchFile(b, path, n, now)
-		s, err := Open(path, Options{Now: clock, Logger: discard})
+		s, err := Open(path, Options{Version: 1, Now: clock, Logger: discard})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer s.Close()
-		if got := s.mem.Events(); got != n {
+		if got := s.events(); got != n {
 			b.Fatalf("the store holds %d events, want %d", got, n)
 		}
 		stores[i] = s
@@ -164,9 +164,9 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 	var manyEvents, manySyncs int64
 	for b.Loop() {
 		r1 := phase(1, 300)
-		syncs := s.syncs.Load()
+		syncs := s.syncCount()
 		r64 := phase(64, 6400)
-		manySyncs += s.syncs.Load() - syncs
+		manySyncs += s.syncCount() - syncs
 		manyEvents += 6400
 		one, many, ratio = append(one, r1), append(many, r64), append(ratio, r64/r1)
 	}
@@ -188,7 +188,7 @@ func BenchmarkServiceAll(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "token_usage.json")
 	writeBenchFile(b, path, 91*20*10, now)
 	clock := func() time.Time { return now }
-	s, err := Open(path, Options{Now: clock, Logger: discard})
+	s, err := Open(path, Options{Version: 1, Now: clock, Logger: discard})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func BenchmarkOpenClose1M(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		start := time.Now()
-		s, err := Open(path, Options{Now: clock, Logger: discard})
+		s, err := Open(path, Options{Version: 1, Now: clock, Logger: discard})
 		if err != nil {
 			b.Fatal(err)
 		}

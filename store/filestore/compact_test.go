@@ -22,9 +22,9 @@ import (
 
 // waitCompaction waits for the background compaction running now, if any.
 func waitCompaction(s *Store) {
-	s.wmu.Lock()
+	s.smu.Lock()
 	done := s.compactDone
-	s.wmu.Unlock()
+	s.smu.Unlock()
 	if done != nil {
 		<-done
 	}
@@ -160,7 +160,9 @@ func TestBackgroundCompaction(t *testing.T) {
 	wg.Wait()
 	waitCompaction(s)
 	s.wmu.Lock()
+	s.smu.Lock()
 	folded, seq := s.folded, s.seq
+	s.smu.Unlock()
 	s.wmu.Unlock()
 	if folded < 3 {
 		t.Errorf("only %d journals were folded; compaction did not run in the background", folded)

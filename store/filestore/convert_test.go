@@ -31,7 +31,7 @@ func TestFailedConversionIsNotRedoneOnEveryWrite(t *testing.T) {
 	}
 	writeFile(t, path, original)
 	var logs logBuffer
-	st, err := Open(path, Options{Now: clockAt(fixedNow), Logger: logs.logger()})
+	st, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

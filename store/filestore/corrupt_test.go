@@ -176,7 +176,7 @@ func TestCorruptionIsRefusedAndKept(t *testing.T) {
 			file, line, offset := tc.damage(t, path, journal)
 			before := snapshotFiles(t, filepath.Dir(path))
 
-			_, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+			_, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard})
 			var ce *CorruptError
 			if !errors.Is(err, ErrCorrupt) || !errors.As(err, &ce) {
 				t.Fatalf("Open: err = %v, want a *CorruptError", err)
@@ -258,7 +258,7 @@ func TestUnknownVersionIsRefusedNotRepaired(t *testing.T) {
 			}
 			data := []byte("{\n  " + header + ",\n  \"days\": []\n}\n")
 			writeFile(t, path, data)
-			_, err := Open(path, Options{Logger: discard})
+			_, err := Open(path, Options{Version: 1, Logger: discard})
 			if !errors.Is(err, ErrUnknownVersion) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "version 2") {
 				t.Fatalf("Open: err = %v, want ErrUnknownVersion naming the file and the version", err)
 			}
@@ -281,7 +281,7 @@ func TestUnknownVersionIsRefusedNotRepaired(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeFile(t, path, []byte("{\n  "+header+",\n  \"days\": []\n}\n"))
-			_, err := Open(path, Options{Logger: discard})
+			_, err := Open(path, Options{Version: 1, Logger: discard})
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("Open: err = %v, want ErrCorrupt naming the file", err)
 			}
@@ -382,7 +382,7 @@ func TestCorruptOriginalFile(t *testing.T) {
 	}
 	data := []byte("[\n  {\"id\": \"a\", \"timestamp\": \"2026-11-27T10:00:00.000Z\", \"model\": \"m\", \"tokensUsed\": 5, \"tokenType\": \"total\"},\n  {\"id\": \"b\" \"timestamp\": \"2026-11-27T10:00:00.000Z\"}\n]\n")
 	writeFile(t, path, data)
-	_, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+	_, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard})
 	var ce *CorruptError
 	if !errors.As(err, &ce) || ce.Path != path || ce.Line != 3 || ce.Offset != int64(bytes.Index(data, []byte(`"timestamp": "2026-11-27T10:00:00.000Z"}`))) {
 		t.Fatalf("Open: err = %v, want a *CorruptError at line 3 on the second \"timestamp\"", err)
@@ -412,7 +412,7 @@ func TestRepairKeepsRecordsMergedByADamagedNewline(t *testing.T) {
 	data := readFile(t, j)
 	data[lineStart(data, 2)-1] = ' ' // lines 1 and 2 merged; line 3 intact
 	writeFile(t, j, data)
-	if _, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard}); !errors.Is(err, ErrCorrupt) {
+	if _, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Open with merged journal lines: %v, want ErrCorrupt", err)
 	}
 	if _, err := Repair(path); err != nil {

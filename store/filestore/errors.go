@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // Errors that callers match with errors.Is.
@@ -94,4 +97,30 @@ func locate(path string, off int64) (int64, int) {
 		}
 		pos++
 	}
+}
+
+// sentinelError is an error with its own message that matches a sentinel.
+type sentinelError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *sentinelError) Error() string        { return e.msg }
+func (e *sentinelError) Is(target error) bool { return target == e.sentinel }
+
+// unavailable wraps err as tokenledger.ErrUnavailable with context.
+func unavailable(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{tokenledger.ErrUnavailable}, args...)...)
+}
+
+// writeFailed is unavailable for a failed journal write, with a sentence
+// for callers when the disk is full or read-only: what they can do about
+// it differs from an outage, and the generic answer would hide it.
+func writeFailed(cause error, format string, args ...any) error {
+	err := unavailable(format, args...)
+	why := journal.DiskProblem(cause)
+	if why == "" {
+		return err
+	}
+	return &tokenledger.UnavailableError{Msg: "Nothing was stored: the disk that holds the usage file is " + why + "; logging resumes by itself once it can be written", Err: err}
 }

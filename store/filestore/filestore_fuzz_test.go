@@ -31,7 +31,7 @@ func fuzzSeeds(f *testing.F) [][2][]byte {
 	f.Helper()
 	dir := f.TempDir()
 	path := filepath.Join(dir, "usage.json")
-	st, err := filestore.Open(path, filestore.Options{Now: fuzzClock, RetentionDays: fuzzRetention, Logger: slog.New(slog.DiscardHandler)})
+	st, err := filestore.Open(path, filestore.Options{Now: fuzzClock, RetentionDays: fuzzRetention, Logger: slog.New(slog.DiscardHandler), Version: 1})
 	if err != nil {
 		f.Fatal(err)
 	}

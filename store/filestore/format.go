@@ -51,12 +51,13 @@ const (
 	kindNone     fileKind = iota // no file
 	kindOurs                     // our format
 	kindOriginal                 // the original service's array
+	kindV2                       // our format, version 2 (format2.go)
 )
 
 // String names the kind for ScanResult.Format and log lines.
 func (k fileKind) String() string {
 	switch k {
-	case kindOurs:
+	case kindOurs, kindV2:
 		return FormatTokenledger
 	case kindOriginal:
 		return FormatOriginal

@@ -47,6 +47,9 @@ func mustOpen(t *testing.T, path string, o Options) *Store {
 	if o.Logger == nil {
 		o.Logger = discard
 	}
+	if o.Version == 0 {
+		o.Version = 1 // most tests here are of version 1; version2_test.go sets 2
+	}
 	s, err := Open(path, o)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
@@ -184,7 +187,7 @@ type child struct {
 
 // startChild runs this test binary as helper mode with env (KEY=VALUE),
 // streaming its stdout lines.
-func startChild(t *testing.T, mode string, env ...string) *child {
+func startChild(t testing.TB, mode string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + mode}, env...)...)
@@ -213,7 +216,7 @@ func startChild(t *testing.T, mode string, env ...string) *child {
 }
 
 // waitLine waits for a line starting with prefix and returns it.
-func (c *child) waitLine(t *testing.T, prefix string) string {
+func (c *child) waitLine(t testing.TB, prefix string) string {
 	t.Helper()
 	timeout := time.After(60 * time.Second)
 	for {
@@ -243,5 +246,25 @@ func appendJournalLine(dst []byte, evs []tokenledger.Event) []byte {
 }
 
 // castagnoli is the CRC-32C table, for tests that frame journal lines by
-// hand, independently of internal/journal.
+// hand, independently of store/internal/journal.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// events returns how many distinct events s counts.
+func (s *Store) events() int {
+	s.amu.RLock()
+	defer s.amu.RUnlock()
+	return s.agg.Events()
+}
+
+// syncCount returns how many journal fsyncs s has made.
+func (s *Store) syncCount() int64 {
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
+	s.omu.Lock()
+	defer s.omu.Unlock()
+	n := s.syncs.Load()
+	if s.w != nil {
+		n += s.w.Syncs()
+	}
+	return n
+}

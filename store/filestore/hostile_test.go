@@ -49,7 +49,7 @@ func tryHostile(t *testing.T, data, journal []byte) hostileOutcome {
 	var out hostileOutcome
 	out.res, out.scanErr = Scan(path, ScanOptions{Now: clockAt(fixedNow)}, func([]tokenledger.Event) error { return nil })
 	before := snapshotFiles(t, filepath.Dir(path))
-	st, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+	st, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard})
 	out.openErr = err
 	if err != nil {
 		if after := snapshotFiles(t, filepath.Dir(path)); !equalFiles(before, after) {
@@ -425,7 +425,7 @@ func readBig(t *testing.T, path string, withOpen bool, check func(t *testing.T, 
 	}
 	var st *Store
 	openPeak, took = heapDuring(func() {
-		st, err = Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+		st, err = Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard})
 	})
 	t.Logf("Open of %d MB: %v, peak heap growth %.1f MiB", info.Size()>>20, took.Round(time.Millisecond), float64(openPeak)/(1<<20))
 	if err == nil {
@@ -569,7 +569,7 @@ func TestOneHugeValue(t *testing.T) {
 	if bound := uint64(4*size) + maxStreamingHeap; peak > bound {
 		t.Errorf("heap grew by %d MiB for a %d MiB value; the documented bound is 4× the value + %d MiB", peak>>20, size>>20, maxStreamingHeap>>20)
 	}
-	st, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+	st, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,7 +587,7 @@ func TestJournalNumberBeyondBound(t *testing.T) {
 	huge := path + journalInfix + "18446744073709551615"
 	writeFile(t, huge, journalLine(`[`+goodEvent+`]`))
 	before := snapshotFiles(t, filepath.Dir(path))
-	_, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+	_, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard})
 	if err == nil || !strings.Contains(err.Error(), huge) || !strings.Contains(err.Error(), "at most 2^63") {
 		t.Fatalf("Open with journal %s: err = %v, want a refusal naming it", huge, err)
 	}
@@ -613,7 +613,7 @@ func TestFoldedJournalNearTheBound(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s2, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+		s2, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard})
 		if err != nil {
 			t.Fatalf("reopen of the store's own file: %v", err)
 		}

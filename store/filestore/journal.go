@@ -18,12 +18,12 @@ import (
 
 // The journal is an append-only file next to the usage file, named
 // "<file>.journal-<seq>". Each line is one committed batch, framed as an
-// internal/journal record:
+// store/internal/journal record:
 //
 //	<crc32c of the JSON, 8 lowercase hex digits> <JSON array of events>\n
 //
 // A line is written with one write and made durable with one fsync before
-// any Add waiting on it returns. internal/journal frames, verifies and
+// any Add waiting on it returns. store/internal/journal frames, verifies and
 // reads the lines (torn tail or corruption); this file knows what they
 // hold and that only the newest journal may end in a torn line.
 
@@ -84,7 +84,8 @@ func listJournals(path string) ([]journalFile, error) {
 }
 
 // Files returns the files that hold the usage data at path: the usage
-// file itself when it exists, then its journals, oldest first. A store
+// file itself when it exists, then its journals, oldest first, then (in
+// version 2) its id indexes. A store
 // stopped without a clean Close may have only journals. Files moved
 // aside (by Repair, or renamed after a migration) are not listed.
 func Files(path string) ([]string, error) {
@@ -103,6 +104,15 @@ func Files(path string) ([]string, error) {
 	}
 	for _, j := range journals {
 		out = append(out, j.path)
+	}
+	indexes, err := filepath.Glob(path + ".index-*")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range indexes {
+		if strings.Trim(name[len(path)+len(".index-"):], "0123456789") == "" {
+			out = append(out, name)
+		}
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/internal/journal"
+	"github.com/tokenledger/tokenledger/store/internal/dayagg"
 )
 
 // Repair lets a store start again after its usage file or a journal was
@@ -127,6 +128,9 @@ func Repair(path string) (moved []string, err error) {
 // corrupt, and otherwise its "foldedJournal". Other errors (unknown
 // version, I/O) are returned.
 func checkSnapshot(path string) (corrupt bool, folded uint64, err error) {
+	if isVersion2(path) {
+		return checkSnapshot2(path)
+	}
 	snap, err := openSnapshot(path)
 	if errors.Is(err, ErrCorrupt) {
 		return true, 0, nil
@@ -148,6 +152,28 @@ func checkSnapshot(path string) (corrupt bool, folded uint64, err error) {
 		return false, 0, fmt.Errorf("repair: %w", err)
 	}
 	return false, snap.folded, nil
+}
+
+// checkSnapshot2 is checkSnapshot for a version 2 file: the snapshot and
+// its id indexes are checked, and folded is 0 so that every journal (all
+// are segments) is checked too. A damaged index makes the snapshot count
+// as corrupt: moved aside, the store rebuilds both from the journals.
+func checkSnapshot2(path string) (corrupt bool, folded uint64, err error) {
+	snap, err := readSnapshot2(path, "")
+	if err == nil {
+		for _, c := range snap.Checkpoints {
+			if err = readIndex(indexName(path, c.To), "", func(tokenledger.Date, dayagg.IDs) {}); err != nil {
+				break
+			}
+		}
+	}
+	if errors.Is(err, ErrCorrupt) {
+		return true, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("repair: %w", err)
+	}
+	return false, 0, nil
 }
 
 // moveAside renames path to "<path>.corrupt-<stamp>" (adding "-2", "-3"…

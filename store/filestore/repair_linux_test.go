@@ -42,7 +42,7 @@ func TestRepairThatFailsLosesNothing(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*.tmp-*")); len(left) != 0 {
 		t.Errorf("the failed Repair left temp files: %v", left)
 	}
-	if _, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard}); !errors.Is(err, ErrCorrupt) {
+	if _, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Open after the failed Repair: %v, want the journal still refused", err)
 	}
 
@@ -56,7 +56,7 @@ func TestRepairThatFailsLosesNothing(t *testing.T) {
 	if _, err := os.Stat(j); err != nil {
 		t.Fatalf("the journal's name holds nothing after Repair: %v", err)
 	}
-	s, err := Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+	s, err := Open(path, Options{Version: 1, Now: clockAt(fixedNow), Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
+	"github.com/tokenledger/tokenledger/store/internal/dayagg"
 )
 
 // Values of ScanResult.Format.
@@ -187,12 +188,32 @@ func scanFiles(path string, now time.Time, oldest tokenledger.Date, batchSize in
 		opened = append(opened, openJournal{j, f})
 	}
 
-	snap, err := openSnapshot(path)
-	if err != nil {
+	var cps []checkpoint
+	var snap *usageReader
+	if isVersion2(path) {
+		// The snapshot holds aggregates only: every event is in a journal.
+		s2, err := readSnapshot2(path, oldest)
+		if err != nil {
+			return sc, err
+		}
+		for _, c := range s2.Checkpoints {
+			// Open needs the indexes: Scan refuses what Open would.
+			if c.LastDay < oldest {
+				continue
+			}
+			if err := readIndex(indexName(path, c.To), oldest, func(tokenledger.Date, dayagg.IDs) {}); err != nil {
+				return sc, err
+			}
+		}
+		snap = &usageReader{path: path, kind: kindV2}
+		sc.kind, sc.folded, cps = kindV2, s2.Covered, s2.Checkpoints
+	} else if snap, err = openSnapshot(path); err != nil {
 		return sc, err
 	}
 	defer snap.close()
-	sc.kind, sc.snapSize, sc.folded = snap.kind, snap.size, snap.folded
+	if sc.kind != kindV2 {
+		sc.kind, sc.snapSize, sc.folded = snap.kind, snap.size, snap.folded
+	}
 
 	var buf []tokenledger.Event
 	add := func(e *tokenledger.Event) error {
@@ -255,7 +276,9 @@ func scanFiles(path string, now time.Time, oldest tokenledger.Date, batchSize in
 
 	var live []openJournal
 	for _, j := range opened {
-		if j.seq <= sc.folded {
+		// With no usage file nothing is folded: every journal is live
+		// (journal 0 exists only as a migrated version 2 segment).
+		if j.seq <= sc.folded && sc.kind != kindNone && !covers(cps, j.seq) {
 			sc.stale = append(sc.stale, j.journalFile)
 		} else {
 			live = append(live, j)

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -277,6 +278,7 @@ type Writer struct {
 	writing bool
 	err     error // sticky: after a failed sync (or a failed cut) the file's state is unknown
 	closed  bool
+	syncs   atomic.Int64
 }
 
 type pending struct {
@@ -332,6 +334,18 @@ func (w *Writer) Size() int64 {
 	defer w.mu.Unlock()
 	return w.size
 }
+
+// Err returns the error that broke the writer (a failed sync, or a failed
+// write that could not be cut off), after which every Append fails, or
+// nil.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Syncs returns how many fsyncs the writer has made (one per commit).
+func (w *Writer) Syncs() int64 { return w.syncs.Load() }
 
 // Append writes payload as one record and returns once it is on disk
 // (fsync'd), sharing the write and fsync with concurrent callers. ctx is
@@ -430,6 +444,7 @@ func (w *Writer) write(f *os.File, buf []byte) (sticky bool, err error) {
 		}
 		return false, err
 	}
+	w.syncs.Add(1)
 	if err := f.Sync(); err != nil {
 		return true, fmt.Errorf("sync journal %s: %w", w.path, err)
 	}
