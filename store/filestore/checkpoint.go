@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/store/internal/journal"
 	"github.com/tokenledger/tokenledger/store/internal/dayagg"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // checkpointLocked makes a version 2 usage file hold everything written so

@@ -34,8 +34,8 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/store/internal/journal"
 	"github.com/tokenledger/tokenledger/store/internal/dayagg"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 var (

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/store/internal/journal"
 	"github.com/tokenledger/tokenledger/store/internal/dayagg"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // Version 2 of the usage file is a snapshot of the aggregates, not of the

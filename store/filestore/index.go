@@ -12,8 +12,8 @@ import (
 	"sort"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/store/internal/journal"
 	"github.com/tokenledger/tokenledger/store/internal/dayagg"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // An id index ("<file>.index-<to>") holds the ids of the events of one

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/store/internal/journal"
 	"github.com/tokenledger/tokenledger/store/internal/dayagg"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // Repair lets a store start again after its usage file or a journal was

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger"
-	"github.com/tokenledger/tokenledger/store/internal/journal"
 	"github.com/tokenledger/tokenledger/store/internal/dayagg"
+	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
 // lineWriter writes events as journal lines of at most maxLineEvents
