@@ -86,19 +86,21 @@ func (c *Store) loadScript(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s: %s: %w", c.server, op, err)
 		}
-		replies, err := d.Do(ctx, [][]any{{"SCRIPT", "LOAD", addScript}, {"SCRIPT", "LOAD", sumScript}})
-		if err != nil {
-			return c.fail(ctx, op, err)
-		}
-		if len(replies) != 2 {
-			return fmt.Errorf("%s: %s: %w: got %d replies to two commands", c.server, op, tokenledger.ErrUnavailable, len(replies))
-		}
-		for i, sha := range []string{addSHA, sumSHA} {
-			if e, ok := replies[i].(ReplyError); ok {
+		// One command a request: over the KV REST API a single command
+		// is a POST /, as every other probe of the server.
+		for _, sc := range []struct{ src, sha string }{{addScript, addSHA}, {sumScript, sumSHA}} {
+			replies, err := d.Do(ctx, [][]any{{"SCRIPT", "LOAD", sc.src}})
+			if err != nil {
+				return c.fail(ctx, op, err)
+			}
+			if len(replies) != 1 {
+				return fmt.Errorf("%s: %s: %w: got %d replies to one command", c.server, op, tokenledger.ErrUnavailable, len(replies))
+			}
+			if e, ok := replies[0].(ReplyError); ok {
 				return c.replyFail(op, e)
 			}
-			if replies[i] != sha {
-				return fmt.Errorf("%s: %s: the server named the script %v, want %s", c.server, op, replies[i], sha)
+			if replies[0] != sc.sha {
+				return fmt.Errorf("%s: %s: the server named the script %v, want %s", c.server, op, replies[0], sc.sha)
 			}
 		}
 		return nil
