@@ -62,7 +62,8 @@ func (cl *call) args() []any {
 // add counts each event whose ID is new within its UTC day, in one round
 // trip: one script call per day (more past MaxEventsPerCall), pipelined.
 // After NOSCRIPT the affected calls are sent again with the source, which
-// loads it. An event whose day has expired is not written and reported
+// loads it; a summed call that found an id claimed before is sent again
+// per event. An event whose day has expired is not written and reported
 // as not new. The events come from a tokenledger.Batch: each has passed
 // the contract's rules.
 func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
