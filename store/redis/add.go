@@ -21,11 +21,18 @@ type call struct {
 	idx    []int               // the events' places in the caller's batch
 	token  string              // the call's claim token; "" for none
 	eval   bool                // send the script's source (EVAL), not its SHA
+	// perEvent keeps the call on the per-event script (v7): set after
+	// the summed script found an id claimed before.
+	perEvent bool
 }
 
 // args returns the call as the script's command: EVALSHA (or EVAL) with
-// KEYS and ARGV as docs/redis.md, "Writing: the add script", lays out.
+// KEYS and ARGV as docs/redis.md, "Writing: the add script", lays out; of
+// the summed script (v8) when the call qualifies, else of v7.
 func (cl *call) args() []any {
+	if cmd, ok := cl.summedArgs(); ok {
+		return cmd
+	}
 	n := len(cl.events)
 	cmd := make([]any, 0, 3+DayKeys+KeysPerEvent*n+1+ArgsPerEvent*n+1)
 	if cl.eval {
@@ -55,7 +62,8 @@ func (cl *call) args() []any {
 // add counts each event whose ID is new within its UTC day, in one round
 // trip: one script call per day (more past MaxEventsPerCall), pipelined.
 // After NOSCRIPT the affected calls are sent again with the source, which
-// loads it. An event whose day has expired is not written and reported
+// loads it; a summed call that found an id claimed before is sent again
+// per event. An event whose day has expired is not written and reported
 // as not new. The events come from a tokenledger.Batch: each has passed
 // the contract's rules.
 func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledger.AddResult, error) {
@@ -68,31 +76,45 @@ func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledge
 	if len(calls) == 0 {
 		return res, nil
 	}
-	replies, err := c.sendCalls(ctx, op, calls)
-	if err != nil {
-		return tokenledger.AddResult{}, err
-	}
-	var retry []*call
-	for i, r := range replies {
-		if e, ok := r.(ReplyError); ok && e.Code() == "NOSCRIPT" {
-			calls[i].eval = true
-			retry = append(retry, calls[i])
-			continue
+	// A call is sent again when the server lacks its script (NOSCRIPT: with
+	// the source), or when the summed script found an id claimed before
+	// (per event). Each happens at most once per call.
+	for round, pending := 0, calls; len(pending) > 0; round++ {
+		name := op
+		if round > 0 {
+			name = op + " (sent again)"
 		}
-		if err := c.readAddReply(op, r, calls[i].idx, res.New); err != nil {
-			return tokenledger.AddResult{}, err
+		if round == 3 {
+			return tokenledger.AddResult{}, fmt.Errorf("%s: %s: the script calls were still unsettled after 3 round trips", c.server, op)
 		}
-	}
-	if len(retry) > 0 {
-		replies, err := c.sendCalls(ctx, op+" (loading the script)", retry)
+		replies, err := c.sendCalls(ctx, name, pending)
 		if err != nil {
 			return tokenledger.AddResult{}, err
 		}
+		var again []*call
 		for i, r := range replies {
-			if err := c.readAddReply(op, r, retry[i].idx, res.New); err != nil {
+			cl := pending[i]
+			if e, ok := r.(ReplyError); ok && e.Code() == "NOSCRIPT" {
+				cl.eval = true
+				again = append(again, cl)
+				continue
+			}
+			if v, ok := r.(int64); ok {
+				done, err := summedReply(v, cl.idx, res.New)
+				if err != nil {
+					return tokenledger.AddResult{}, fmt.Errorf("%s: %s: %w", c.server, op, err)
+				}
+				if !done {
+					cl.perEvent = true
+					again = append(again, cl)
+				}
+				continue
+			}
+			if err := c.readAddReply(op, r, cl.idx, res.New); err != nil {
 				return tokenledger.AddResult{}, err
 			}
 		}
+		pending = again
 	}
 	return res, nil
 }

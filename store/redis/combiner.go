@@ -138,8 +138,8 @@ func (c *combiner) run() {
 // groupKey identifies the add calls that can be merged into one: the same
 // day and expiry (so one cluster slot) and the same script command.
 type groupKey struct {
-	day, exp int64
-	eval     bool
+	day, exp       int64
+	eval, perEvent bool
 }
 
 // mergeable reports whether cl may be merged with other calls: not a call
@@ -162,7 +162,7 @@ func (g *addGroup) merged() *call {
 	if len(g.parts) == 1 {
 		return g.parts[0]
 	}
-	m := &call{day: g.parts[0].day, eval: g.key.eval, events: make([]tokenledger.Event, 0, g.events), fields: make([]string, 0, g.events)}
+	m := &call{day: g.parts[0].day, eval: g.key.eval, perEvent: g.key.perEvent, events: make([]tokenledger.Event, 0, g.events), fields: make([]string, 0, g.events)}
 	for _, p := range g.parts {
 		m.events = append(m.events, p.events...)
 		m.fields = append(m.fields, p.fields...)
@@ -201,7 +201,7 @@ func (c *combiner) plan(live []*request) (cmds [][]any, wait []bool, slots [][]s
 		last := -1
 		for j, cl := range r.calls {
 			n := len(cl.events)
-			key := groupKey{day: cl.day.day, exp: cl.day.exp, eval: cl.eval}
+			key := groupKey{day: cl.day.day, exp: cl.day.exp, eval: cl.eval, perEvent: cl.perEvent}
 			k := -1
 			if c.merge && cl.mergeable() {
 				k = slices.IndexFunc(open, func(g *addGroup) bool { return g.key == key })
@@ -286,6 +286,8 @@ func (c *combiner) flush(batch []*request) {
 func splitReply(r any, total, from, n int) (any, error) {
 	switch x := r.(type) {
 	case ReplyError:
+		return x, nil
+	case int64: // the summed script's answer is the whole call's
 		return x, nil
 	case []any:
 		if len(x) == total && from >= 0 && n >= 0 && from+n <= total {

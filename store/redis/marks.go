@@ -78,7 +78,7 @@ func (c *Store) setMark(ctx context.Context, name string) error {
 	return nil
 }
 
-// loadScript loads the add script on every master (SCRIPT LOAD), so that
+// loadScript loads the add scripts (v7 and the summed v8) on every master (SCRIPT LOAD), so that
 // the first add need not send its source; add loads it itself on NOSCRIPT.
 func (c *Store) loadScript(ctx context.Context) error {
 	const op = "load script"
@@ -86,18 +86,22 @@ func (c *Store) loadScript(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s: %s: %w", c.server, op, err)
 		}
-		replies, err := d.Do(ctx, [][]any{{"SCRIPT", "LOAD", addScript}})
-		if err != nil {
-			return c.fail(ctx, op, err)
-		}
-		if len(replies) != 1 {
-			return fmt.Errorf("%s: %s: %w: got %d replies to one command", c.server, op, tokenledger.ErrUnavailable, len(replies))
-		}
-		if e, ok := replies[0].(ReplyError); ok {
-			return c.replyFail(op, e)
-		}
-		if replies[0] != addSHA {
-			return fmt.Errorf("%s: %s: the server named the script %v, want %s", c.server, op, replies[0], addSHA)
+		// One command a request: over the KV REST API a single command
+		// is a POST /, as every other probe of the server.
+		for _, sc := range []struct{ src, sha string }{{addScript, addSHA}, {sumScript, sumSHA}} {
+			replies, err := d.Do(ctx, [][]any{{"SCRIPT", "LOAD", sc.src}})
+			if err != nil {
+				return c.fail(ctx, op, err)
+			}
+			if len(replies) != 1 {
+				return fmt.Errorf("%s: %s: %w: got %d replies to one command", c.server, op, tokenledger.ErrUnavailable, len(replies))
+			}
+			if e, ok := replies[0].(ReplyError); ok {
+				return c.replyFail(op, e)
+			}
+			if replies[0] != sc.sha {
+				return fmt.Errorf("%s: %s: the server named the script %v, want %s", c.server, op, replies[0], sc.sha)
+			}
 		}
 		return nil
 	})

@@ -104,7 +104,10 @@ func TestSplitReply(t *testing.T) {
 	if got, err := splitReply(e, 4, 1, 2); err != nil || got != e {
 		t.Errorf("error reply: %v, %v", got, err)
 	}
-	for _, bad := range []any{[]any{int64(1)}, "OK", int64(1), nil} {
+	if got, err := splitReply(int64(0), 4, 1, 2); err != nil || got != int64(0) {
+		t.Errorf("summed reply: %v, %v", got, err) // the whole call's answer, for every part
+	}
+	for _, bad := range []any{[]any{int64(1)}, "OK", nil} {
 		if _, err := splitReply(bad, 2, 0, 1); err == nil {
 			t.Errorf("splitReply(%v) accepted", bad)
 		}

@@ -225,6 +225,23 @@ func TestRetries(t *testing.T) {
 		}
 	})
 
+	t.Run("lost reply of a summed call reports every event new once", func(t *testing.T) {
+		// 200 new ids are one summed call (v8). Its retry finds the ids
+		// claimed with its token, writes nothing, and goes to v7 with the
+		// same token, which reports them new without counting them again.
+		s := open(t, f, redis.KVRestOptions{})
+		evs := batch("lost-sum", 200)
+		before := today(t, s).RequestCount
+		f.Inject(kvresttest.Fault{Kind: kvresttest.DropAfter})
+		res, err := s.Add(ctx, storetest.Batch(evs))
+		if err != nil || res.Accepted() != 200 {
+			t.Errorf("Add after a lost reply: accepted %d, %v; want 200", res.Accepted(), err)
+		}
+		if d := today(t, s); d.RequestCount != before+200 {
+			t.Errorf("requestCount grew by %d, want 200", d.RequestCount-before)
+		}
+	})
+
 	t.Run("an id twice in a batch of several calls is new once", func(t *testing.T) {
 		// 1,100 events of one day are two script calls (1,000 + 100) with
 		// one claim token; the id's second place, in the second call, finds

@@ -1,0 +1,173 @@
+package redis
+
+import (
+	"crypto/sha1"
+	_ "embed"
+	"encoding/hex"
+	"strconv"
+)
+
+// MinSummedEvents is the fewest events a call sends summed (the v8
+// script): a smaller call's Redis work is mostly per call, not per
+// event, and it keeps the per-event script (v7).
+const MinSummedEvents = 64
+
+// sumScript counts a call's events from the sums the caller made, when
+// every id in it is new, and otherwise writes nothing (docs/redis.md,
+// "Script versions", v8).
+//
+//go:embed addsum.lua
+var sumScript string
+
+// SumScript returns the Lua source of the summed add script (v8).
+func SumScript() string { return sumScript }
+
+// sumSHA is the SHA-1 of sumScript.
+var sumSHA = func() string {
+	h := sha1.Sum([]byte(sumScript))
+	return hex.EncodeToString(h[:])
+}()
+
+// SumScriptSHA returns the SHA-1 digest of the summed add script.
+func SumScriptSHA() string { return sumSHA }
+
+// sumLimit bounds every sum a summed call sends: the script refuses 2^62
+// and above, and a larger sum would overflow anyway.
+const sumLimit = 1 << 62
+
+// counterSum is the sums of one model or one userId: t p c n $ pc pt pu.
+type counterSum struct {
+	name string
+	v    [8]uint64
+}
+
+// summedArgs returns cl as a call of the summed script, or false when it
+// must go per event: too few events, an id claimed by its own key (no
+// field), an id twice in the call, or a sum of 2^62 or more.
+func (cl *call) summedArgs() ([]any, bool) {
+	n := len(cl.events)
+	if cl.perEvent || n < MinSummedEvents {
+		return nil, false
+	}
+	seen := make(map[string]struct{}, n)
+	for _, f := range cl.fields {
+		if _, dup := seen[f]; dup || f == "" {
+			return nil, false
+		}
+		seen[f] = struct{}{}
+	}
+	var day [11]uint64 // t p c cr cw r $ n pc pt pu
+	var models, users []*counterSum
+	byModel, byUser := map[string]*counterSum{}, map[string]*counterSum{}
+	sessions := map[string]struct{}{}
+	var sessionList []any
+	ok := true
+	add := func(s *uint64, v uint64) {
+		*s += v
+		ok = ok && *s < sumLimit && v < sumLimit
+	}
+	for j := range cl.events {
+		e := &cl.events[j]
+		t, p, c, x := uint64(e.TotalTokens), uint64(e.PromptTokens), uint64(e.CompletionTokens), uint64(e.Cost)
+		src := sourceCodes[e.Pricing]
+		for k, v := range [...]uint64{t, p, c, uint64(e.CacheReadTokens), uint64(e.CacheWriteTokens), uint64(e.ReasoningTokens), x, 1} {
+			add(&day[k], v)
+		}
+		rec := func(m map[string]*counterSum, list *[]*counterSum, name string) {
+			r := m[name]
+			if r == nil {
+				r = &counterSum{name: name}
+				m[name] = r
+				*list = append(*list, r)
+			}
+			for k, v := range [...]uint64{t, p, c, 1, x} {
+				add(&r.v[k], v)
+			}
+			if src != "" {
+				r.v[sourceSlot(src)]++
+			}
+		}
+		rec(byModel, &models, e.Model)
+		if e.UserID != "" {
+			rec(byUser, &users, e.UserID)
+		}
+		if src != "" {
+			day[sourceSlot(src)+3]++
+		}
+		if e.SessionID != "" {
+			if _, had := sessions[e.SessionID]; !had {
+				sessions[e.SessionID] = struct{}{}
+				sessionList = append(sessionList, e.SessionID)
+			}
+		}
+	}
+	if !ok {
+		return nil, false
+	}
+	cmd := make([]any, 0, 3+DayKeys+KeysPerEvent*n+4+n+11+9*(len(models)+len(users))+len(sessionList)+1)
+	if cl.eval {
+		cmd = append(cmd, "EVAL", sumScript)
+	} else {
+		cmd = append(cmd, "EVALSHA", sumSHA)
+	}
+	cmd = append(cmd, strconv.Itoa(DayKeys+KeysPerEvent*n))
+	cmd = append(cmd, cl.day.keys[:]...)
+	for j := range cl.events {
+		cmd = append(cmd, cl.day.claim+cl.events[j].ID, cl.day.buckets[ClaimBucket(cl.fields[j])])
+	}
+	cmd = append(cmd, cl.day.exp, int64(len(models)), int64(len(users)), int64(len(sessionList)))
+	for _, f := range cl.fields {
+		cmd = append(cmd, f)
+	}
+	for _, v := range day {
+		cmd = append(cmd, int64(v))
+	}
+	for _, list := range [][]*counterSum{models, users} {
+		for _, r := range list {
+			cmd = append(cmd, r.name)
+			for _, v := range r.v {
+				cmd = append(cmd, int64(v))
+			}
+		}
+	}
+	cmd = append(cmd, sessionList...)
+	if cl.token != "" {
+		cmd = append(cmd, cl.token)
+	}
+	return cmd, true
+}
+
+// sourceSlot is the place of a price source's count in a counterSum: pc
+// 5, pt 6, pu 7 (the day's are 3 further on).
+func sourceSlot(code string) int {
+	switch code {
+	case CodePricedClient:
+		return 5
+	case CodePricedTable:
+		return 6
+	}
+	return 7
+}
+
+// summedReply reads the summed script's answer into isNew: 1 counted
+// every event of the call; 0 wrote nothing, and the call must be sent per
+// event. It reports whether the call is done.
+func summedReply(v int64, idx []int, isNew []bool) (bool, error) {
+	switch v {
+	case 1:
+		for _, i := range idx {
+			isNew[i] = true
+		}
+		return true, nil
+	case 0:
+		return false, nil
+	}
+	return false, errSummedReply(v)
+}
+
+// errSummedReply is the summed script's answer when it is neither 0 nor 1.
+type errSummedReply int64
+
+func (e errSummedReply) Error() string {
+	return "the summed script answered " + strconv.FormatInt(int64(e), 10) + ", want 0 or 1"
+}
