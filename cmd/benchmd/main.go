@@ -123,7 +123,7 @@ func httpPhase(r *report, tl, ceilBin, dir string, rounds int, dur time.Duration
 	runBench(tl, env(), nil, "", "--url", srv.url, "-c", "64", "-d", d)
 	r.profile = <-profDone
 
-	for _, b := range []struct{ batch, clients string }{{"100", "16"}, {"1000", "4"}} {
+	for _, b := range []struct{ batch, clients string }{{"100", "16"}, {"1000", "4"}, {"1000", "8"}} {
 		note("HTTP batches of %s", b.batch)
 		r.batches = append(r.batches, runBench(tl, env(), map[string]int{"server": srv.pid(), "redis": rs.pid()}, "",
 			"--url", srv.url, "-c", b.clients, "--batch", b.batch, "-d", d))
