@@ -21,6 +21,13 @@ func (s *Store) load2() error {
 	if err != nil {
 		return err
 	}
+	list, err := listJournals(s.path)
+	if err != nil {
+		return err
+	}
+	if err := checkPresent(s.path, snap.Checkpoints, oldest, list); err != nil {
+		return err
+	}
 	for _, st := range snap.days {
 		s.agg.Restore(st)
 	}
@@ -31,10 +38,6 @@ func (s *Store) load2() error {
 		if err := readIndex(indexName(s.path, cp.To), oldest, s.agg.AddSealed); err != nil {
 			return err
 		}
-	}
-	list, err := listJournals(s.path)
-	if err != nil {
-		return err
 	}
 	var res ScanResult
 	var live []journalFile
