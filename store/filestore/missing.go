@@ -17,14 +17,15 @@ type MissingError struct {
 	Path string
 	// Missing is the journal or id index that is not there.
 	Missing string
-	// From and To are the journals of the checkpoint that names it.
-	From, To uint64
+	// Role says what the missing file holds, e.g. "the id index of
+	// journals 1 to 12".
+	Role string
 }
 
 // Error returns one sentence naming the missing file and the way out.
 func (e *MissingError) Error() string {
-	return fmt.Sprintf("token usage file %s names %s (checkpoint of journals %d to %d), which is missing; nothing was changed: put it back, or run tokenledger serve --repair, which moves %s aside so that the next start rebuilds it from the journals that remain, without the missing file's events",
-		e.Path, e.Missing, e.From, e.To, e.Path)
+	return fmt.Sprintf("token usage file %s names %s (%s), which is missing; nothing was changed: put it back, or run tokenledger serve --repair, which moves %s aside so that the next start rebuilds it from the journals that remain, without the missing file's events",
+		e.Path, e.Missing, e.Role, e.Path)
 }
 
 // Is makes errors.Is(err, ErrCorrupt) true for a *MissingError.
@@ -48,11 +49,11 @@ func checkPresent(path string, cps []checkpoint, oldest tokenledger.Date, journa
 			if k < len(journals) && journals[k].seq == want {
 				k++
 			} else if name := journalName(path, want); !exists(name) {
-				return &MissingError{Path: path, Missing: name, From: c.From, To: c.To}
+				return &MissingError{Path: path, Missing: name, Role: fmt.Sprintf("a journal segment of checkpoint %d to %d", c.From, c.To)}
 			}
 		}
 		if idx := indexName(path, c.To); !exists(idx) {
-			return &MissingError{Path: path, Missing: idx, From: c.From, To: c.To}
+			return &MissingError{Path: path, Missing: idx, Role: fmt.Sprintf("the id index of journals %d to %d", c.From, c.To)}
 		}
 	}
 	return nil
