@@ -144,7 +144,7 @@ func readSnapshot2(path string, oldest tokenledger.Date) (*snapshot2, error) {
 			out.firstDay = d.Date
 		}
 		if out.Version == formatVersion3 {
-			if d.Gen == 0 || d.Gen > out.Generation || d.Counters != nil {
+			if d.Gen == 0 || d.Gen > out.Generation || d.Counters != nil || len(d.Models)+len(d.Users)+len(d.Sessions) > 0 {
 				return &CorruptError{Path: path, Offset: off, Line: line, Reason: fmt.Sprintf("day %s does not name a day file of generation 1 to %d", d.Date, out.Generation)}
 			}
 			if d.Date < oldest {

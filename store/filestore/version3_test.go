@@ -217,3 +217,38 @@ func TestVersion3DamagedOrMissingDayFile(t *testing.T) {
 		})
 	}
 }
+
+// A manifest whose day line names no day file it can have written, or a
+// day file that holds another day, is refused naming the file at fault.
+func TestVersion3HostileReferences(t *testing.T) {
+	ctx := context.Background()
+	for _, hostile := range []string{"future generation", "other day"} {
+		t.Run(hostile, func(t *testing.T) {
+			path := tempPath(t)
+			s := mustOpen(t, path, Options{Version: 2})
+			s.Add(ctx, storetest.Batch(v2Events("a", 100)))
+			s.Close()
+			snap, err := readSnapshot2(path, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs := dayRefs(snap.files)
+			fault := path
+			if hostile == "future generation" {
+				refs[3].Gen = snap.Generation + 1
+				if _, err := writeSnapshot2(path, snap.header2, refs, nil); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				fault = dayFileName(path, refs[3].Date, refs[3].Gen)
+				other := readFile(t, dayFileName(path, refs[4].Date, refs[4].Gen))
+				os.WriteFile(fault, other, 0o644)
+			}
+			_, err = Open(path, Options{Now: clockAt(fixedNow), Logger: discard})
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.Path != fault {
+				t.Fatalf("Open: %v; want a *CorruptError naming %s", err, fault)
+			}
+		})
+	}
+}
