@@ -291,7 +291,7 @@ func fileDataPhase(r *report, tl, dir string) {
 }
 
 // storeBytes returns the size of the file store's files at path: the usage
-// file, its journals and (version 2) its id indexes.
+// file, its journals and (versions 2 and 3) its id indexes and day files.
 func storeBytes(path string) int64 {
 	files, err := filestore.Files(path)
 	must(err)

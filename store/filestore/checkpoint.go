@@ -11,16 +11,16 @@ import (
 	"github.com/tokenledger/tokenledger/store/internal/journal"
 )
 
-// checkpointLocked makes a version 2 usage file hold everything written so
+// checkpointLocked makes a version 3 usage file hold everything written so
 // far: it closes the active journal, packs the ids counted since the last
 // checkpoint into a new id index covering journals from from on (s.covered+1
-// but for a migration),
-// writes the snapshot of the aggregates naming it, and then removes the
-// checkpoints whose days have all left the retention window. What it
-// writes is in proportion to the ids new since the last checkpoint plus
-// the aggregates (days × models × users), not to the history. before,
-// when set, runs just before the snapshot's rename. wmu is held
-// exclusively.
+// but for a migration), writes the day files of the days that changed,
+// writes the manifest naming them and the index, and then removes the
+// checkpoints whose days have all left the retention window and the day
+// files no longer named. What it writes is in proportion to what changed
+// since the last checkpoint (its ids, and the aggregates of the days they
+// fell on), not to the history. before, when set, runs just before the
+// manifest's rename. wmu is held exclusively.
 func (s *Store) checkpointLocked(from uint64, before func() error) error {
 	upTo := s.rotateLocked()
 	oldest := s.oldest()
@@ -29,8 +29,16 @@ func (s *Store) checkpointLocked(from uint64, before func() error) error {
 	if sealed := s.agg.Seal(); len(sealed) > 0 {
 		s.pendingIDs = append(s.pendingIDs, sealed)
 	}
-	states := s.agg.Export()
+	states := s.agg.ExportChanged(func(d tokenledger.Date) bool { _, ok := s.dayFiles[d]; return !ok })
 	s.amu.Unlock()
+	// Each try takes a new generation, even one that fails (its manifest
+	// may be in place all the same): a day file is never rewritten.
+	s.gen++
+	gen := s.gen
+	files, err := s.writeDayFiles(states, oldest, gen)
+	if err != nil {
+		return err
+	}
 
 	s.smu.Lock()
 	covered, cps := s.covered, s.checkpoints
@@ -56,18 +64,25 @@ func (s *Store) checkpointLocked(from uint64, before func() error) error {
 			keep = append(keep, cp)
 		}
 	}
-	h := header2{UpdatedAt: s.now().UTC(), RetentionDays: s.retention, Covered: max(upTo, covered), Checkpoints: keep}
-	size, err := writeSnapshot2(s.path, h, states, before)
+	h := header2{UpdatedAt: s.now().UTC(), RetentionDays: s.retention, Covered: max(upTo, covered), Checkpoints: keep, Generation: gen}
+	size, err := writeSnapshot2(s.path, h, dayRefs(files), before)
 	if err != nil {
 		return err
 	}
 	s.pendingIDs = nil
+	s.amu.Lock()
+	s.agg.ClearChanged()
+	s.amu.Unlock()
 	s.smu.Lock()
-	s.kind, s.covered, s.checkpoints, s.snapBytes = kindV2, h.Covered, keep, size
+	s.kind, s.covered, s.checkpoints = kindV2, h.Covered, keep
+	s.dayFiles, s.snapBytes = files, size
 	s.uncovered = h.Covered + 1
 	s.snapOldest = ""
-	if len(states) > 0 {
-		s.snapOldest = states[0].Day.Date
+	for d, f := range files {
+		s.snapBytes += f.size
+		if s.snapOldest == "" || d < s.snapOldest {
+			s.snapOldest = d
+		}
 	}
 	for _, c := range keep {
 		if s.snapOldest == "" || c.LastDay < s.snapOldest {
@@ -77,7 +92,28 @@ func (s *Store) checkpointLocked(from uint64, before func() error) error {
 	s.unfolded, s.retryAt = 0, 0
 	s.smu.Unlock()
 	s.removeCheckpoints(drop)
+	removeStaleDayFiles(s.path, files)
 	return nil
+}
+
+// writeDayFiles writes the day files of generation gen for states and
+// returns the day files the next manifest names: those, and the ones of
+// the other days still in the window. wmu is held exclusively.
+func (s *Store) writeDayFiles(states []dayagg.State, oldest tokenledger.Date, gen uint64) (map[tokenledger.Date]dayFile, error) {
+	files := make(map[tokenledger.Date]dayFile, len(s.dayFiles)+len(states))
+	for d, f := range s.dayFiles {
+		if d >= oldest {
+			files[d] = f
+		}
+	}
+	for _, st := range states {
+		size, err := writeDayFile(s.path, st, gen)
+		if err != nil {
+			return nil, err
+		}
+		files[st.Day.Date] = dayFile{gen: gen, size: size}
+	}
+	return files, nil
 }
 
 // mergeIDs joins the id sets sealed by one or more checkpoints that could

@@ -2,6 +2,8 @@ package filestore
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/internal/dayagg"
@@ -34,7 +36,14 @@ type day2 struct {
 	Models   map[string]totals2 `json:"models,omitempty"`
 	Users    map[string]totals2 `json:"users,omitempty"`
 	Sessions []string           `json:"sessions,omitempty"`
-	End      *int               `json:"end,omitempty"`
+	// Gen, in a version 3 manifest, names the day's file instead.
+	Gen uint64 `json:"gen,omitempty"`
+	End *int   `json:"end,omitempty"`
+}
+
+// sortDays sorts day lines by date.
+func sortDays(days []day2) {
+	slices.SortFunc(days, func(a, b day2) int { return strings.Compare(string(a.Date), string(b.Date)) })
 }
 
 func toTotals2(t tokenledger.Totals) totals2 {

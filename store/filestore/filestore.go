@@ -77,10 +77,11 @@ type Options struct {
 	CompactBytes int64
 
 	// Version is the format a new file, and a version 1 file at its
-	// first open, gets: 2 (when 0), the snapshot of aggregates with id
-	// indexes that opens in seconds at 10^7 events, or 1, the JSON file of
-	// events (docs/file-format.md). A version 2 file always opens as
-	// version 2.
+	// first open, gets: 2 or 3 (when 0), the snapshot of aggregates with
+	// id indexes that opens in seconds at 10^7 events, written as version
+	// 3 (a day file per day), or 1, the JSON file of events
+	// (docs/file-format.md). A version 2 or 3 file always opens as such,
+	// and a version 2 file becomes version 3 at its first checkpoint.
 	Version int
 
 	// chunkEvents overrides defaultChunkEvents (tests).
@@ -135,6 +136,10 @@ type Store struct {
 	// its aggregates hold, and the sealed journals with their id indexes.
 	covered     uint64
 	checkpoints []checkpoint
+	// dayFiles names the day file of each day the version 3 manifest
+	// holds, and gen is the manifest's generation.
+	dayFiles map[tokenledger.Date]dayFile
+	gen      uint64
 	// uncovered is the first journal no checkpoint holds.
 	uncovered uint64
 	// pendingIDs are ids sealed by checkpoints whose index was not
@@ -175,8 +180,8 @@ func Open(path string, o Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if o.Version != 0 && o.Version != 1 && o.Version != 2 {
-		return nil, fmt.Errorf("open token usage file: the format version must be 1 or 2, not %d", o.Version)
+	if o.Version < 0 || o.Version > 3 {
+		return nil, fmt.Errorf("open token usage file: the format version must be 1, 2 or 3, not %d", o.Version)
 	}
 	if s.chunkEvents <= 0 {
 		s.chunkEvents = defaultChunkEvents

@@ -47,12 +47,19 @@ type header2 struct {
 	RetentionDays int          `json:"retentionDays"`
 	Covered       uint64       `json:"covered"`
 	Checkpoints   []checkpoint `json:"checkpoints"`
+	// Generation counts the version 3 manifests written; it names the
+	// day files a checkpoint writes.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // snapshot2 is a version 2 usage file read back.
 type snapshot2 struct {
 	header2
 	days []dayagg.State
+	// files names the day file of each day read (version 3), and size is
+	// the manifest's size plus theirs.
+	files map[tokenledger.Date]dayFile
+	size  int64
 	// firstDay is the oldest day in the file, expired or not.
 	firstDay tokenledger.Date
 }
@@ -97,7 +104,7 @@ func hexDigit(c byte) (byte, bool) {
 // oldest. Damage is a *CorruptError naming the file and offset; a newer
 // version is ErrUnknownVersion.
 func readSnapshot2(path string, oldest tokenledger.Date) (*snapshot2, error) {
-	var out snapshot2
+	out := snapshot2{files: map[tokenledger.Date]dayFile{}}
 	line, ended := 0, false
 	var prev tokenledger.Date
 	_, torn, err := journal.Scan(path, 0, func(payload []byte, next int64) error {
@@ -113,8 +120,8 @@ func readSnapshot2(path string, oldest tokenledger.Date) (*snapshot2, error) {
 			if out.Format != formatName {
 				return &CorruptError{Path: path, Offset: off, Line: line, Reason: fmt.Sprintf("\"format\" is %q, not %q", out.Format, formatName)}
 			}
-			if out.Version != formatVersion2 {
-				return &sentinelError{ErrUnknownVersion, fmt.Sprintf("token usage file %s is version %d; this tokenledger reads versions 1 and 2 (a newer tokenledger wrote it)", path, out.Version)}
+			if out.Version != formatVersion2 && out.Version != formatVersion3 {
+				return &sentinelError{ErrUnknownVersion, fmt.Sprintf("token usage file %s is version %d; this tokenledger reads versions 1 to 3 (a newer tokenledger wrote it)", path, out.Version)}
 			}
 			return checkCheckpoints(path, off, out.Covered, out.Checkpoints)
 		}
@@ -136,7 +143,28 @@ func readSnapshot2(path string, oldest tokenledger.Date) (*snapshot2, error) {
 		if out.firstDay == "" {
 			out.firstDay = d.Date
 		}
+		if out.Version == formatVersion3 {
+			if d.Gen == 0 || d.Gen > out.Generation || d.Counters != nil || len(d.Models)+len(d.Users)+len(d.Sessions) > 0 {
+				return &CorruptError{Path: path, Offset: off, Line: line, Reason: fmt.Sprintf("day %s does not name a day file of generation 1 to %d", d.Date, out.Generation)}
+			}
+			if d.Date < oldest {
+				// Expired: not read; named until the next checkpoint drops it.
+				out.files[d.Date] = dayFile{gen: d.Gen}
+				return nil
+			}
+			st, size, err := readDayFile(path, d.Date, d.Gen)
+			if err != nil {
+				return err
+			}
+			out.days = append(out.days, st)
+			out.files[d.Date] = dayFile{gen: d.Gen, size: size}
+			out.size += size
+			return nil
+		}
 		st, reason := d.state()
+		if reason == "" && d.Gen != 0 {
+			reason = "a version 2 file names no day files"
+		}
 		if reason != "" {
 			return &CorruptError{Path: path, Offset: off, Line: line, Reason: reason}
 		}
@@ -155,6 +183,9 @@ func readSnapshot2(path string, oldest tokenledger.Date) (*snapshot2, error) {
 		return nil, &CorruptError{Path: path, Offset: torn.Offset, Line: torn.Line, Reason: torn.Reason}
 	case !ended:
 		return nil, corruptAt(path, 0, "the file ends before its end line (it was cut short)")
+	}
+	if st, err := os.Stat(path); err == nil {
+		out.size += st.Size()
 	}
 	return &out, nil
 }
@@ -185,10 +216,11 @@ func covers(cps []checkpoint, seq uint64) bool {
 	return false
 }
 
-// writeSnapshot2 writes a version 2 usage file durably (temp file, fsync,
+// writeSnapshot2 writes a usage file of version h.Version (3 when 0: the
+// manifest, whose days name their day files) durably (temp file, fsync,
 // rename, fsync of the directory). before, when set, runs after the temp
 // file is durable and before the rename (it keeps a backup).
-func writeSnapshot2(path string, h header2, days []dayagg.State, before func() error) (int64, error) {
+func writeSnapshot2(path string, h header2, days []day2, before func() error) (int64, error) {
 	mode := os.FileMode(0o644)
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
@@ -214,11 +246,13 @@ func writeSnapshot2(path string, h header2, days []dayagg.State, before func() e
 		_, err = bw.Write(line)
 		return err
 	}
-	h.Format, h.Version = formatName, formatVersion2
+	h.Format = formatName
+	if h.Version == 0 {
+		h.Version = formatVersion3
+	}
 	err = put(h)
 	for i := 0; err == nil && i < len(days); i++ {
-		d := days[i]
-		err = put(toDay2(d))
+		err = put(days[i])
 	}
 	if err == nil {
 		n := len(days)

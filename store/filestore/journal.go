@@ -85,7 +85,7 @@ func listJournals(path string) ([]journalFile, error) {
 
 // Files returns the files that hold the usage data at path: the usage
 // file itself when it exists, then its journals, oldest first, then (in
-// version 2) its id indexes. A store
+// versions 2 and 3) its id indexes and (in version 3) its day files. A store
 // stopped without a clean Close may have only journals. Files moved
 // aside (by Repair, or renamed after a migration) are not listed.
 func Files(path string) ([]string, error) {
@@ -114,7 +114,11 @@ func Files(path string) ([]string, error) {
 			out = append(out, name)
 		}
 	}
-	return out, nil
+	days, err := filepath.Glob(path + ".day-*")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, days...), nil
 }
 
 // appendBatch appends the payload of the journal line holding evs to dst:

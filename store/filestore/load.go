@@ -43,6 +43,7 @@ func (s *Store) load() error {
 	}
 	s.removeTemporaries()
 	s.removeOrphanIndexes(nil)
+	removeStaleDayFiles(s.path, nil)
 
 	s.kind, s.folded, s.snapBytes, s.snapOldest = sc.kind, sc.folded, sc.snapSize, sc.firstDay
 	s.unfolded = sc.unfoldedBytes

@@ -21,6 +21,13 @@ func (s *Store) load2() error {
 	if err != nil {
 		return err
 	}
+	list, err := listJournals(s.path)
+	if err != nil {
+		return err
+	}
+	if err := checkPresent(s.path, snap.Checkpoints, oldest, list); err != nil {
+		return err
+	}
 	for _, st := range snap.days {
 		s.agg.Restore(st)
 	}
@@ -31,10 +38,6 @@ func (s *Store) load2() error {
 		if err := readIndex(indexName(s.path, cp.To), oldest, s.agg.AddSealed); err != nil {
 			return err
 		}
-	}
-	list, err := listJournals(s.path)
-	if err != nil {
-		return err
 	}
 	var res ScanResult
 	var live []journalFile
@@ -62,11 +65,9 @@ func (s *Store) load2() error {
 	}
 	s.removeTemporaries()
 	s.removeOrphanIndexes(snap.Checkpoints)
-	st, err := os.Stat(s.path)
-	if err != nil {
-		return fmt.Errorf("open token usage file: %w", err)
-	}
-	s.kind, s.covered, s.checkpoints, s.snapBytes = kindV2, snap.Covered, snap.Checkpoints, st.Size()
+	removeStaleDayFiles(s.path, snap.files)
+	s.kind, s.covered, s.checkpoints, s.snapBytes = kindV2, snap.Covered, snap.Checkpoints, snap.size
+	s.dayFiles, s.gen = snap.files, snap.Generation
 	s.snapOldest = snap.firstDay
 	for _, c := range snap.Checkpoints {
 		if c.LastDay != "" && (s.snapOldest == "" || c.LastDay < s.snapOldest) {

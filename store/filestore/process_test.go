@@ -386,6 +386,23 @@ func verifyAfterCrash(t *testing.T, path string, version int, acked map[string]b
 
 	s := mustOpen(t, path, Options{CompactBytes: 16384, Version: version})
 	sameDays(t, "aggregates after a kill", allDays(t, s, fixedNow, 90), referenceDays(t, fixedNow, 90, onDisk))
+	if version == 2 {
+		// Day files written before a kill that came ahead of their
+		// manifest's rename are gone; those it names are there.
+		onDiskDays, _ := filepath.Glob(path + ".day-*")
+		named := map[string]bool{}
+		for d, f := range s.dayFiles {
+			named[dayFileName(path, d, f.gen)] = true
+		}
+		for _, name := range onDiskDays {
+			if !named[name] {
+				t.Errorf("after a kill and a start, day file %s is left that the manifest does not name", name)
+			}
+		}
+		if len(onDiskDays) != len(named) {
+			t.Errorf("the manifest names %d day files, %d are on disk", len(named), len(onDiskDays))
+		}
+	}
 	r, err := s.Add(context.Background(), storetest.Batch(ackedEvents))
 	if err != nil {
 		t.Fatal(err)

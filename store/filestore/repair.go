@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/internal/dayagg"
@@ -160,6 +161,14 @@ func checkSnapshot(path string) (corrupt bool, folded uint64, err error) {
 // as corrupt: moved aside, the store rebuilds both from the journals.
 func checkSnapshot2(path string) (corrupt bool, folded uint64, err error) {
 	snap, err := readSnapshot2(path, "")
+	if err == nil {
+		var list []journalFile
+		if list, err = listJournals(path); err == nil {
+			// The window Open uses, as the snapshot's retention gives it.
+			oldest := tokenledger.DateOf(time.Now()).AddDays(-snap.RetentionDays)
+			err = checkPresent(path, snap.Checkpoints, oldest, list)
+		}
+	}
 	if err == nil {
 		for _, c := range snap.Checkpoints {
 			if err = readIndex(indexName(path, c.To), "", func(tokenledger.Date, dayagg.IDs) {}); err != nil {

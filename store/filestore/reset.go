@@ -124,12 +124,12 @@ func (s *Store) Check(ctx context.Context) error {
 	return nil
 }
 
-// reset2Locked is Reset for a version 2 file: a snapshot with no days and
-// no checkpoints that covers every journal so far, then the journals and
-// indexes removed. wmu is held exclusively and smu is held.
+// reset2Locked is Reset for a version 3 file: a manifest with no days and
+// no checkpoints that covers every journal so far, then the journals,
+// indexes and day files removed. wmu is held exclusively and smu is held.
 func (s *Store) reset2Locked() error {
 	upTo := s.rotateLocked()
-	h := header2{UpdatedAt: s.now().UTC(), RetentionDays: s.retention, Covered: max(upTo, s.covered)}
+	h := header2{UpdatedAt: s.now().UTC(), RetentionDays: s.retention, Covered: max(upTo, s.covered), Generation: s.gen + 1}
 	size, err := writeSnapshot2(s.path, h, nil, nil)
 	if err != nil {
 		return unavailable("reset token usage file %s: %w", s.path, err)
@@ -138,7 +138,9 @@ func (s *Store) reset2Locked() error {
 	s.covered, s.checkpoints, s.snapBytes, s.snapOldest = h.Covered, nil, size, ""
 	s.uncovered = h.Covered + 1
 	s.unfolded, s.retryAt, s.pendingIDs = 0, 0, nil
+	s.dayFiles, s.gen = nil, h.Generation
 	s.removeCheckpoints(drop)
+	removeStaleDayFiles(s.path, nil)
 	s.amu.Lock()
 	s.agg.Reset()
 	s.amu.Unlock()

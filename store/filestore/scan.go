@@ -196,6 +196,13 @@ func scanFiles(path string, now time.Time, oldest tokenledger.Date, batchSize in
 		if err != nil {
 			return sc, err
 		}
+		var present []journalFile
+		for _, j := range opened {
+			present = append(present, j.journalFile)
+		}
+		if err := checkPresent(path, s2.Checkpoints, oldest, present); err != nil {
+			return sc, err
+		}
 		for _, c := range s2.Checkpoints {
 			// Open needs the indexes: Scan refuses what Open would.
 			if c.LastDay < oldest {

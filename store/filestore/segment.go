@@ -45,9 +45,9 @@ func (w *lineWriter) write(evs []tokenledger.Event) error {
 
 func (w *lineWriter) flush() error { return w.bw.Flush() }
 
-// WriteFile2 writes a new store in version 2 at path: the days that days
-// yields as one journal segment, its id index and the snapshot of their
-// aggregates, exactly as a checkpoint writes them. It is for tools that
+// WriteFile2 writes a new store in version 3 at path: the days that days
+// yields as one journal segment, its id index, their day files and the
+// manifest, exactly as a checkpoint writes them. It is for tools that
 // need a large store quickly, such as the benchmarks; days must yield
 // ascending dates, each with its events on that date and distinct ids
 // (nothing here checks them). Neither path nor its first journal may
@@ -88,7 +88,15 @@ func WriteFile2(path string, now time.Time, days iter.Seq2[tokenledger.Date, []t
 	if err != nil {
 		return err
 	}
-	h := header2{UpdatedAt: now.UTC(), RetentionDays: tokenledger.DefaultRetentionDays, Covered: 1, Checkpoints: []checkpoint{{From: 1, To: 1, LastDay: last}}}
-	_, err = writeSnapshot2(path, h, states, nil)
+	files := make(map[tokenledger.Date]dayFile, len(states))
+	for _, st := range states {
+		size, err := writeDayFile(path, st, 1)
+		if err != nil {
+			return err
+		}
+		files[st.Day.Date] = dayFile{gen: 1, size: size}
+	}
+	h := header2{UpdatedAt: now.UTC(), RetentionDays: tokenledger.DefaultRetentionDays, Covered: 1, Checkpoints: []checkpoint{{From: 1, To: 1, LastDay: last}}, Generation: 1}
+	_, err = writeSnapshot2(path, h, dayRefs(files), nil)
 	return err
 }

@@ -21,6 +21,8 @@ type day struct {
 	sealed   []IDs
 	users    map[string]tokenledger.Totals
 	sessions map[string]struct{}
+	// changed is set when an event counts, and cleared by ClearChanged.
+	changed bool
 }
 
 // has reports whether d counted id.
@@ -118,6 +120,7 @@ func (s *Set) Apply(e *tokenledger.Event) bool {
 		return false
 	}
 	d.ids[e.ID] = struct{}{}
+	d.changed = true
 	d.agg.AddCounters(e)
 	if e.UserID != "" {
 		u := d.users[e.UserID]

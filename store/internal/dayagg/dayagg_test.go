@@ -86,3 +86,36 @@ func TestSealExportRestore(t *testing.T) {
 		t.Fatalf("restored %+v; want %+v", got, want)
 	}
 }
+
+// ExportChanged returns the days that counted an event since the last
+// ClearChanged, plus those its argument asks for; a repeated id or a
+// restored day is no change.
+func TestExportChanged(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s := New()
+	ev := func(id string, daysAgo int) *tokenledger.Event {
+		return &tokenledger.Event{ID: id, Timestamp: now.AddDate(0, 0, -daysAgo), Model: "m", TotalTokens: 1}
+	}
+	s.Apply(ev("a", 0))
+	s.Apply(ev("b", 1))
+	s.Apply(ev("c", 2))
+	none := func(tokenledger.Date) bool { return false }
+	if got := s.ExportChanged(none); len(got) != 3 {
+		t.Fatalf("%d days changed, want 3", len(got))
+	}
+	s.ClearChanged()
+	s.Apply(ev("b", 1)) // counted already: no change
+	s.Apply(ev("d", 2))
+	r := New()
+	for _, st := range s.Export() {
+		r.Restore(st)
+	}
+	got := s.ExportChanged(none)
+	if len(got) != 1 || got[0].Day.Date != tokenledger.DateOf(now.AddDate(0, 0, -2)) || got[0].Day.RequestCount != 2 {
+		t.Fatalf("changed %+v; want the day two days ago with 2 requests", got)
+	}
+	today := tokenledger.DateOf(now)
+	if got := r.ExportChanged(func(d tokenledger.Date) bool { return d == today }); len(got) != 1 || got[0].Day.Date != today {
+		t.Fatalf("restored set: changed %+v; want only the day asked for", got)
+	}
+}

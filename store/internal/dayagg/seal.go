@@ -40,9 +40,18 @@ type State struct {
 
 // Export returns a copy of every day's State, oldest first.
 func (s *Set) Export() []State {
-	out := make([]State, 0, len(s.days))
-	for _, d := range s.days {
-		out = append(out, State{Day: d.agg.Clone(), Users: maps.Clone(d.users), Sessions: slices.Collect(maps.Keys(d.sessions))})
+	return s.ExportChanged(func(tokenledger.Date) bool { return true })
+}
+
+// ExportChanged returns a copy of the State of each day that counted an
+// event since the last ClearChanged or for which also says so, oldest
+// first: the file store rewrites only those days at a checkpoint.
+func (s *Set) ExportChanged(also func(tokenledger.Date) bool) []State {
+	var out []State
+	for date, d := range s.days {
+		if d.changed || also(date) {
+			out = append(out, State{Day: d.agg.Clone(), Users: maps.Clone(d.users), Sessions: slices.Collect(maps.Keys(d.sessions))})
+		}
 	}
 	slices.SortFunc(out, func(a, b State) int {
 		switch {
@@ -54,6 +63,13 @@ func (s *Set) Export() []State {
 		return 0
 	})
 	return out
+}
+
+// ClearChanged marks every day as unchanged, once its State is stored.
+func (s *Set) ClearChanged() {
+	for _, d := range s.days {
+		d.changed = false
+	}
 }
 
 // Restore sets a day's aggregates from a snapshot, keeping its ids. The
