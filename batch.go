@@ -57,10 +57,16 @@ func CheckStored(e *Event) error {
 	return nil
 }
 
-// Append returns the events of b followed by those of o, as one Batch.
-func (b Batch) Append(o Batch) Batch {
-	if len(b.events) == 0 {
-		return o
+// JoinBatches returns the events of bs in order as one Batch, copied into
+// one new slice (one allocation, whatever the number of parts).
+func JoinBatches(bs []Batch) Batch {
+	n := 0
+	for _, b := range bs {
+		n += len(b.events)
 	}
-	return Batch{events: append(b.events[:len(b.events):len(b.events)], o.events...)}
+	events := make([]Event, 0, n)
+	for _, b := range bs {
+		events = append(events, b.events...)
+	}
+	return Batch{events: events}
 }

@@ -38,8 +38,8 @@ func TestStoredBatchRefuses(t *testing.T) {
 	}
 }
 
-// TestBatchSliceAndAppend: the parts of a Batch are the events in order.
-func TestBatchSliceAndAppend(t *testing.T) {
+// TestBatchSliceAndJoin: the parts of a Batch are the events in order.
+func TestBatchSliceAndJoin(t *testing.T) {
 	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	var evs []tokenledger.Event
 	for _, id := range []string{"a", "b", "c"} {
@@ -49,12 +49,11 @@ func TestBatchSliceAndAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var joined tokenledger.Batch
-	joined = joined.Append(b.Slice(2, 3)).Append(b.Slice(0, 1))
+	joined := tokenledger.JoinBatches([]tokenledger.Batch{b.Slice(2, 3), b.Slice(0, 1)})
 	if got := joined.Events(); len(got) != 2 || got[0].ID != "c" || got[1].ID != "a" {
 		t.Errorf("Slice(2,3)+Slice(0,1) = %+v, want c, a", got)
 	}
 	if got := b.Events(); got[0].ID != "a" || got[1].ID != "b" {
-		t.Errorf("Append changed the batch it took from: %+v", got)
+		t.Errorf("JoinBatches changed a batch it took from: %+v", got)
 	}
 }

@@ -269,7 +269,7 @@ func (r *report) markdown() string {
 		if startMet && wrote10 > 2 {
 			status = "start **met**; clean stop **missed**"
 		}
-		w("| File store start: 10^7 events (91 days) ≤ 5 s and ≤ 500 MiB peak RSS, 10^6 ≤ 1 s; a clean stop writes in proportion to what changed | version 2: 10^7 opens in %.2f s with %.0f MiB peak RSS, 10^6 in %.2f s (version 1: %.2f s); a clean stop after one event writes %.1f MiB at 10^7 (version 1 at 10^6: %.0f MiB) | %s |\n",
+		w("| File store start: 10^7 events (91 days) ≤ 5 s and ≤ 500 MiB peak RSS, 10^6 ≤ 1 s; a clean stop writes in proportion to what changed | the default format (version 3): 10^7 opens in %.2f s with %.0f MiB peak RSS, 10^6 in %.2f s (version 1: %.2f s); a clean stop after one event writes %.1f MiB at 10^7 (version 1 at 10^6: %.0f MiB) | %s |\n",
 			open10, rss10, open1, m("v1-1M", "s/open"), wrote10, wrote1, status)
 	}
 	if rm := r.bench("redis-memory"); len(rm.metrics) > 0 {

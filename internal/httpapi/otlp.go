@@ -46,16 +46,16 @@ func handleTraces(s *server) http.Handler {
 			return
 		}
 		events, refused := otlp.Events(td)
-		var kept tokenledger.Batch
+		parts := make([]tokenledger.Batch, 0, len(events))
 		for i := range events {
 			b, err := s.Service.ValidateAndPrice(events[i : i+1])
 			if err != nil {
 				refused = append(refused, otlp.Refusal{Why: fmt.Sprintf("span %s: %v", events[i].ID, err)})
 				continue
 			}
-			kept = kept.Append(b)
+			parts = append(parts, b)
 		}
-		if kept.Len() > 0 {
+		if kept := tokenledger.JoinBatches(parts); kept.Len() > 0 {
 			if _, err := s.Service.LogBatch(r.Context(), kept); err != nil {
 				s.writeServiceError(w, r, "log spans", err)
 				return

@@ -493,16 +493,16 @@ func (s *Store) lastReset(ctx context.Context) (resetCut, error) {
 // a time, are all kept.
 func since(recs []record, c resetCut) (tokenledger.Batch, int) {
 	cut := c.at.UnixMilli()
-	var evs tokenledger.Batch
+	var kept []tokenledger.Batch
 	dropped := 0
 	for _, r := range recs {
 		if !c.at.IsZero() && r.At != 0 && r.At < cut {
 			dropped += len(r.Events)
 			continue
 		}
-		evs = evs.Append(r.batch)
+		kept = append(kept, r.batch)
 	}
-	return evs, dropped
+	return tokenledger.JoinBatches(kept), dropped
 }
 
 // deliverEach delivers evs, a batch the database refused because an event
