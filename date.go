@@ -14,7 +14,15 @@ const dateLayout = "2006-01-02"
 
 // DateOf returns the UTC calendar day of t.
 func DateOf(t time.Time) Date {
-	return Date(t.UTC().Format(dateLayout))
+	y, m, d := t.UTC().Date()
+	if y < 0 || y > 9999 {
+		return Date(t.UTC().Format(dateLayout))
+	}
+	// The common case written by hand: Format is the larger part of
+	// validating a batch.
+	b := [10]byte{byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-',
+		byte('0' + int(m)/10), byte('0' + int(m)%10), '-', byte('0' + d/10), byte('0' + d%10)}
+	return Date(b[:])
 }
 
 // ParseDate parses s as a "YYYY-MM-DD" date. Its error is a *DateError,

@@ -467,14 +467,19 @@ func rawInt(f map[string]json.RawMessage, name string) (int64, bool, error) {
 	if !ok {
 		return 0, false, nil
 	}
-	s := string(raw)
-	bad := invalid(name, "must be an integer from 0 to %d", int64(MaxTokens))
-	if len(s) > 16 || s[0] < '0' || s[0] > '9' || (len(s) > 1 && s[0] == '0') {
-		return 0, false, bad
+	// Digits only, no leading zero, at most 16 of them: the sum fits an
+	// int64, and the error is built only when it is needed.
+	var n int64
+	ok = len(raw) <= 16 && (len(raw) == 1 || raw[0] != '0')
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			ok = false
+			break
+		}
+		n = n*10 + int64(c-'0')
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n > MaxTokens {
-		return 0, false, bad
+	if !ok || n > MaxTokens {
+		return 0, false, invalid(name, "must be an integer from 0 to %d", int64(MaxTokens))
 	}
 	return n, true, nil
 }

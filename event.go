@@ -160,7 +160,9 @@ func checkWindow(e *Event, now time.Time, retentionDays int) error {
 	if e.Timestamp.After(now.Add(MaxFutureSkew)) {
 		return invalid("timestamp", "must not be more than 5 minutes in the future")
 	}
-	if oldest := DateOf(now).AddDays(-retentionDays); e.Day() < oldest {
+	y, m, d := now.UTC().Date()
+	if start := time.Date(y, m, d-retentionDays, 0, 0, 0, 0, time.UTC); e.Timestamp.Before(start) {
+		oldest := DateOf(now).AddDays(-retentionDays)
 		return invalid("timestamp", "is older than the retention window (%d days, oldest day kept is %s)", retentionDays, oldest)
 	}
 	return nil
