@@ -6,6 +6,7 @@ import (
 	mrand "math/rand/v2"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenledger/tokenledger"
@@ -28,7 +29,7 @@ type call struct {
 
 // args returns the call as the script's command: EVALSHA (or EVAL) with
 // KEYS and ARGV as docs/redis.md, "Writing: the add script", lays out; of
-// the summed script (v8) when the call qualifies, else of v7.
+// the summed script (v9) when the call qualifies, else of v7.
 func (cl *call) args() []any {
 	if cmd, ok := cl.summedArgs(); ok {
 		return cmd
@@ -104,7 +105,9 @@ func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledge
 				if err != nil {
 					return tokenledger.AddResult{}, fmt.Errorf("%s: %s: %w", c.server, op, err)
 				}
-				if !done {
+				if done {
+					cl.day.unmarked.Store(v == summedUnmarked)
+				} else {
 					cl.perEvent = true
 					again = append(again, cl)
 				}
@@ -239,7 +242,12 @@ type dayKeys struct {
 	keys    [DayKeys]any
 	claim   string   // "<prefix>:{<day>}:id:"
 	buckets []string // the claim hashes, "<prefix>:{<day>}:ids:<b>"
+	marker  string   // "<prefix>:{<day>}:claimexp" (the summed script, v9)
 	exp     int64
+	// unmarked is set when the summed script found the marker not holding
+	// exp: the next summed call carries the day's claim hashes, so that
+	// the script sets their expiry and the marker.
+	unmarked atomic.Bool
 }
 
 // dayKeysOf returns the dayKeys of day (the UTC day of t). The last day
@@ -249,7 +257,7 @@ func (c *Store) dayKeysOf(day int64, t time.Time) *dayKeys {
 		return d
 	}
 	date := tokenledger.DateOf(t)
-	d := &dayKeys{day: day, claim: c.keys.ID(date, ""), exp: c.expireAt(day), buckets: make([]string, ClaimBuckets)}
+	d := &dayKeys{day: day, claim: c.keys.ID(date, ""), marker: c.keys.Day(date, KindClaimExpiry), exp: c.expireAt(day), buckets: make([]string, ClaimBuckets)}
 	for b := range d.buckets {
 		d.buckets[b] = c.keys.Bucket(date, b)
 	}

@@ -7,19 +7,21 @@ import (
 	"strconv"
 )
 
-// MinSummedEvents is the fewest events a call sends summed (the v8
-// script): a smaller call's Redis work is mostly per call, not per
-// event, and it keeps the per-event script (v7).
-const MinSummedEvents = 64
+// MinSummedEvents is the fewest events a call sends summed (the v9
+// script): one event alone goes per event (v7), where the summed script's
+// checks of each hash would cost more than they save. From two events on
+// (concurrent single events merged by the combiner, or a batch) v9 runs
+// about a third of v7's commands per event.
+const MinSummedEvents = 2
 
 // sumScript counts a call's events from the sums the caller made, when
 // every id in it is new, and otherwise writes nothing (docs/redis.md,
-// "Script versions", v8).
+// "Script versions", v9).
 //
 //go:embed addsum.lua
 var sumScript string
 
-// SumScript returns the Lua source of the summed add script (v8).
+// SumScript returns the Lua source of the summed add script (v9).
 func SumScript() string { return sumScript }
 
 // sumSHA is the SHA-1 of sumScript.
@@ -104,18 +106,26 @@ func (cl *call) summedArgs() ([]any, bool) {
 	if !ok {
 		return nil, false
 	}
-	cmd := make([]any, 0, 3+DayKeys+KeysPerEvent*n+4+n+11+9*(len(models)+len(users))+len(sessionList)+1)
+	var hashes []string // the day's claim hashes, when the marker must be set
+	if cl.day.unmarked.Load() {
+		hashes = cl.day.buckets
+	}
+	cmd := make([]any, 0, 3+DayKeys+1+len(hashes)+KeysPerEvent*n+5+n+11+9*(len(models)+len(users))+len(sessionList)+1)
 	if cl.eval {
 		cmd = append(cmd, "EVAL", sumScript)
 	} else {
 		cmd = append(cmd, "EVALSHA", sumSHA)
 	}
-	cmd = append(cmd, strconv.Itoa(DayKeys+KeysPerEvent*n))
+	cmd = append(cmd, strconv.Itoa(DayKeys+1+len(hashes)+KeysPerEvent*n))
 	cmd = append(cmd, cl.day.keys[:]...)
+	cmd = append(cmd, cl.day.marker)
+	for _, h := range hashes {
+		cmd = append(cmd, h)
+	}
 	for j := range cl.events {
 		cmd = append(cmd, cl.day.claim+cl.events[j].ID, cl.day.buckets[ClaimBucket(cl.fields[j])])
 	}
-	cmd = append(cmd, cl.day.exp, int64(len(models)), int64(len(users)), int64(len(sessionList)))
+	cmd = append(cmd, cl.day.exp, int64(len(models)), int64(len(users)), int64(len(sessionList)), int64(len(hashes)))
 	for _, f := range cl.fields {
 		cmd = append(cmd, f)
 	}
@@ -149,12 +159,18 @@ func sourceSlot(code string) int {
 	return 7
 }
 
-// summedReply reads the summed script's answer into isNew: 1 counted
-// every event of the call; 0 wrote nothing, and the call must be sent per
-// event. It reports whether the call is done.
+// summedUnmarked is the summed script's answer when it counted every
+// event but found the day's claim-expiry marker not holding the call's
+// expiry, and the call did not carry the day's claim hashes to set it: the
+// day's next summed call carries them.
+const summedUnmarked = 2
+
+// summedReply reads the summed script's answer into isNew: 1 (or
+// summedUnmarked) counted every event of the call; 0 wrote nothing, and
+// the call must be sent per event. It reports whether the call is done.
 func summedReply(v int64, idx []int, isNew []bool) (bool, error) {
 	switch v {
-	case 1:
+	case 1, summedUnmarked:
 		for _, i := range idx {
 			isNew[i] = true
 		}

@@ -1,39 +1,56 @@
--- tokenledger add v8 (summed): count one UTC day's events, summed by the
+-- tokenledger add v9 (summed): count one UTC day's events, summed by the
 -- caller, when every id in the call is new; otherwise write nothing.
--- KEYS as v7: totals hash, models hash, users hash, user set, session set,
--- then two keys per event: its v6 claim key and its claim hash.
+-- KEYS: totals hash, models hash, users hash, user set, session set, the
+-- day's claim-expiry marker; then, when ARGV[5] is not 0, the day's
+-- ARGV[5] claim hashes (all of them); then two keys per event: its v6
+-- claim key and its claim hash.
 -- ARGV[1] expiry of every key (unix seconds), ARGV[2] M models, ARGV[3] U
--- users, ARGV[4] S sessions; then per event its claim field (never '');
--- then the call's sums: the day's t p c cr cw r $ n pc pt pu; M records of
--- a model's name and its t p c n $ pc pt pu; U such records of a userId;
--- the S distinct sessionIds. Optionally a last value: the call's claim
--- token (a decimal integer of 5 to 19 digits).
--- Returns 1 when every id was new and the sums were written; 0 when an id
--- was claimed before (or twice in the call): then nothing was written and
--- the caller sends the events with the per-event script (v7).
-local n = (#KEYS - 5) / 2
+-- users, ARGV[4] S sessions, ARGV[5] F: 0 or the number of the day's claim
+-- hashes in KEYS; then per event its claim field (never ''); then the
+-- call's sums: the day's t p c cr cw r $ n pc pt pu; M records of a
+-- model's name and its t p c n $ pc pt pu; U such records of a userId; the
+-- S distinct sessionIds. Optionally a last value: the call's claim token
+-- (a decimal integer of 5 to 19 digits).
+-- Returns 1 when every id was new and the sums were written; 2 the same,
+-- when the marker does not hold the expiry and the call did not carry the
+-- day's claim hashes to set it (the caller's next call carries them); 0
+-- when an id was claimed before (or twice in the call): then nothing was
+-- written and the caller sends the events with the per-event script (v7).
+-- The marker, when it holds ARGV[1], says that every key of the day that
+-- exists expires at ARGV[1]: a call then sets the expiry only of the keys
+-- it creates. A call that carries the day's claim hashes sets the expiry
+-- of each that exists and of the day keys, then the marker.
+local F = tonumber(ARGV[5] or '')
 local function refuse(msg)
   return redis.error_reply('ERR tokenledger add: ' .. msg)
 end
+if F ~= 0 and F ~= 4096 then
+  return refuse('expected 0 or 4096 claim hashes of the day')
+end
+local n = (#KEYS - 6 - F) / 2
 local function count(v)
   if v and (v == '0' or (#v <= 4 and string.match(v, '^[1-9]%d*$'))) then return tonumber(v) end
 end
 local M, U, S = count(ARGV[2]), count(ARGV[3]), count(ARGV[4])
 if n < 1 or n % 1 ~= 0 or not (M and U and S) then
-  return refuse('expected 5 day keys, 2 claim keys per event, the expiry and the counts of models, users and sessions')
+  return refuse('expected 6 day keys, the day\'s claim hashes or none, 2 claim keys per event, the expiry and the counts of models, users, sessions and claim hashes')
 end
-local base = 4 + n + 11 + 9 * M + 9 * U + S
+local base = 5 + n + 11 + 9 * M + 9 * U + S
 if #ARGV ~= base and #ARGV ~= base + 1 then
-  return refuse('expected 4 + 1 per event + 11 + 9 per model and user + 1 per session values, and optionally a claim token')
+  return refuse('expected 5 + 1 per event + 11 + 9 per model and user + 1 per session values, and optionally a claim token')
 end
 local exp, token = ARGV[1], nil
+if not string.match(exp, '^[1-9]%d%d%d%d%d%d%d%d%d%d?$') then
+  return refuse('the expiry is not a time in unix seconds')
+end
 if #ARGV == base + 1 then
   token = ARGV[#ARGV]
   if not string.match(token, '^[1-9]%d%d%d%d%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?$') then
     return refuse('the claim token is not a decimal integer of 5 to 19 digits')
   end
 end
-local T = 5 + n -- the day's sums are ARGV[T .. T + 10]
+local C = 6 + F -- the events' keys are KEYS[C + 2e - 1], KEYS[C + 2e]
+local T = 6 + n -- the day's sums are ARGV[T .. T + 10]
 local R = T + 11 -- record r (0-based, models then users) is ARGV[R + 9r .. R + 9r + 8]
 local Z = R + 9 * (M + U) -- the sessions are ARGV[Z .. Z + S - 1]
 
@@ -61,41 +78,63 @@ local function check(i, want)
   if t ~= 'none' and t ~= want then return wrongType(i, t, want) end
   exists[i] = t ~= 'none'
 end
-local bad = check(2, 'hash')
+local bad = check(1, 'hash') or check(2, 'hash') or check(6, 'string')
 if not bad and U > 0 then bad = check(3, 'hash') or check(4, 'set') end
 if not bad and S > 0 then bad = check(5, 'set') end
 if bad then return bad end
+local marked = exists[6] and redis.call('GET', KEYS[6]) == exp
+local wasMarked = marked
+
 -- Every counter the call writes holds an integer HINCRBY takes, which the
--- call's sum cannot take to 2^62 (as v7).
-local function counters(i, fields, add)
-  local cur = redis.pcall('HMGET', KEYS[i], unpack(fields))
-  if cur['err'] then
-    local t = redis.call('TYPE', KEYS[i])['ok']
-    if t ~= 'hash' then return wrongType(i, t, 'hash') end
-    return cur
+-- call's sum cannot take to 2^62 (as v7). cur[i] keeps what each hash's
+-- fields hold, for the writes below.
+-- Lists are passed to a command at most 1,024 values at a time: Lua's
+-- unpack takes no more than about 8,000.
+local chunk = 1024
+local function counters(i, fields, add, cur)
+  local got = {}
+  for from = 1, #fields, chunk do
+    local part = redis.pcall('HMGET', KEYS[i], unpack(fields, from, math.min(from + chunk - 1, #fields)))
+    if part['err'] then
+      local t = redis.call('TYPE', KEYS[i])['ok']
+      if t ~= 'hash' then return wrongType(i, t, 'hash') end
+      return part
+    end
+    for k = 1, #part do got[from + k - 1] = part[k] end
   end
   for f = 1, #fields do
-    local v = cur[f]
+    local v = got[f]
     if v and v ~= '0' and not (#v <= 20 and string.match(v, '^[1-9]%d*$')) then
       return refuse('field ' .. fields[f] .. ' of ' .. KEYS[i] .. ' does not hold an integer from 0 to 2^62')
     end
     if (tonumber(v) or 0) + add[f] >= 2^62 then
       return refuse('counter ' .. fields[f] .. ' of ' .. KEYS[i] .. ' would overflow')
     end
+    cur[f] = v
   end
 end
-bad = counters(1, {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu'}, day)
+local dayCodes = {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu'}
+local dayCur = {}
+bad = counters(1, dayCodes, day, dayCur)
 if bad then return bad end
+-- The models' and the users' fields, each hash's in one list: record r's
+-- field j is list[8r' + j], r' its place in its hash.
 local codes = {'t', 'p', 'c', 'n', '$', 'pc', 'pt', 'pu'}
+local recFields, recAdd, recCur = {{}, {}}, {{}, {}}, {{}, {}}
 for r = 0, M + U - 1 do
   local b = R + 9 * r
   local add = sums(b + 1, 8)
   if not add then return refuse('a sum of ' .. ARGV[b] .. ' is not a decimal integer from 0 to 2^62') end
-  local h = r < M and 2 or 3
-  if exists[h] then
-    local fields = {}
-    for j = 1, 8 do fields[j] = codes[j] .. '|' .. ARGV[b] end
-    bad = counters(h, fields, add)
+  local h = r < M and 1 or 2
+  for j = 1, 8 do
+    local fl = recFields[h]
+    fl[#fl + 1] = codes[j] .. '|' .. ARGV[b]
+    recAdd[h][#fl] = add[j]
+  end
+end
+for h = 1, 2 do
+  if exists[h + 1] and #recFields[h] > 0 then
+    bad = counters(h + 1, recFields[h], recAdd[h], recCur[h])
     if bad then return bad end
   end
 end
@@ -105,54 +144,82 @@ end
 -- first that fails, the claims made so far are taken back (the script
 -- runs alone, so no one sees them).
 local olds = {}
-for e = 1, n do olds[e] = KEYS[4 + 2 * e] end
+for e = 1, n do olds[e] = KEYS[C + 2 * e - 1] end
 if redis.call('EXISTS', unpack(olds)) > 0 then return 0 end
+local hashes, seen = {}, {}
+for e = 1, n do
+  local k = KEYS[C + 2 * e]
+  if not seen[k] then
+    seen[k] = true
+    hashes[#hashes + 1] = k
+  end
+end
+-- When the marker holds the expiry and every claim hash of the call
+-- exists, each already expires at it.
+local setExpiry = not marked or redis.call('EXISTS', unpack(hashes)) < #hashes
 local value = token or '1'
 for e = 1, n do
-  local r = redis.pcall('HSETNX', KEYS[5 + 2 * e], ARGV[4 + e], value)
+  local r = redis.pcall('HSETNX', KEYS[C + 2 * e], ARGV[5 + e], value)
   if r ~= 1 then
-    for u = 1, e - 1 do redis.call('HDEL', KEYS[5 + 2 * u], ARGV[4 + u]) end
+    for u = 1, e - 1 do redis.call('HDEL', KEYS[C + 2 * u], ARGV[5 + u]) end
     return 0
   end
 end
-local done = {}
-for e = 1, n do
-  local k = KEYS[5 + 2 * e]
-  if not done[k] then
-    done[k] = true
-    redis.call('EXPIREAT', k, exp)
+if not marked and F > 0 then
+  for b = 1, 6 + F do
+    if b ~= 6 then redis.call('EXPIREAT', KEYS[b], exp) end
   end
+  redis.call('SET', KEYS[6], exp, 'EXAT', exp)
+  marked = true
+elseif setExpiry then
+  for _, k in ipairs(hashes) do redis.call('EXPIREAT', k, exp) end
 end
 
--- The counters: one HINCRBY per counter, as v7 writes them (t, p, c and n
--- always, the others when not 0).
-local function hincrby(i, field, v)
-  redis.call('HINCRBY', KEYS[i], field, v)
-end
-local dayCodes = {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu'}
-for j = 1, 11 do
-  local v = ARGV[T + j - 1]
-  if j <= 3 or j == 8 or v ~= '0' then hincrby(1, dayCodes[j], v) end
-end
-for r = 0, M + U - 1 do
-  local b = R + 9 * r
-  local h = r < M and 2 or 3
-  for j = 1, 8 do
-    local v = ARGV[b + j]
-    if j <= 4 or v ~= '0' then hincrby(h, codes[j] .. '|' .. ARGV[b], v) end
+-- The counters: each hash's fields written with one HSET of their new
+-- values (t, p, c and n always, the others when not 0, as v7 writes
+-- them). A value of 2^53 or more, which a Lua number cannot hold exactly,
+-- is added with HINCRBY of the sum as sent instead. Field f's sum was
+-- sent as ARGV[at(f)].
+local function write(i, fields, add, at, cur, required)
+  local set = {}
+  for f = 1, #fields do
+    if required(f) or add[f] ~= 0 then
+      local sum = (tonumber(cur[f]) or 0) + add[f]
+      if sum < 2^53 then
+        set[#set + 1] = fields[f]
+        set[#set + 1] = string.format('%.0f', sum)
+      else
+        redis.call('HINCRBY', KEYS[i], fields[f], ARGV[at(f)])
+      end
+    end
+  end
+  for from = 1, #set, chunk do
+    redis.call('HSET', KEYS[i], unpack(set, from, math.min(from + chunk - 1, #set)))
   end
 end
-redis.call('EXPIREAT', KEYS[1], exp)
-redis.call('EXPIREAT', KEYS[2], exp)
+write(1, dayCodes, day, function(f) return T + f - 1 end, dayCur, function(f) return f <= 3 or f == 8 end)
+for h = 1, 2 do
+  local first = h == 1 and 0 or M
+  write(h + 1, recFields[h], recAdd[h], function(f)
+    return R + 9 * (first + math.floor((f - 1) / 8)) + (f - 1) % 8 + 1
+  end, recCur[h], function(f) return (f - 1) % 8 < 4 end)
+end
+-- A day key that existed in a marked day already expires at exp.
+local function expire(i)
+  if not (wasMarked and exists[i]) then redis.call('EXPIREAT', KEYS[i], exp) end
+end
+expire(1)
+expire(2)
 if U > 0 then
   local list = {}
   for r = M, M + U - 1 do list[#list + 1] = ARGV[R + 9 * r] end
   redis.call('SADD', KEYS[4], unpack(list))
-  redis.call('EXPIREAT', KEYS[4], exp)
-  redis.call('EXPIREAT', KEYS[3], exp)
+  expire(4)
+  expire(3)
 end
 if S > 0 then
   redis.call('SADD', KEYS[5], unpack(ARGV, Z, Z + S - 1))
-  redis.call('EXPIREAT', KEYS[5], exp)
+  expire(5)
 end
+if not marked then return 2 end
 return 1

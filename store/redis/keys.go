@@ -31,6 +31,9 @@ const (
 	KindID = "id:"
 	// KindIDs prefixes a day's claim hashes: "ids:<bucket>" (claims.go).
 	KindIDs = "ids:"
+	// KindClaimExpiry is the string key holding the expiry that every
+	// existing claim hash of the day has (the summed script, v9).
+	KindClaimExpiry = "claimexp"
 )
 
 // Counter codes: the hash field names of the day totals, and the part
