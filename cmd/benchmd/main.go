@@ -125,8 +125,11 @@ func httpPhase(r *report, tl, ceilBin, dir string, rounds int, dur time.Duration
 
 	for _, b := range []struct{ batch, clients string }{{"100", "16"}, {"1000", "4"}, {"1000", "8"}} {
 		note("HTTP batches of %s", b.batch)
+		redisCLI(rs.addr, "CONFIG", "RESETSTAT")
 		r.batches = append(r.batches, runBench(tl, env(), map[string]int{"server": srv.pid(), "redis": rs.pid()}, "",
 			"--url", srv.url, "-c", b.clients, "--batch", b.batch, "-d", d))
+		day, _ := strconv.ParseInt(strings.TrimSpace(redisCLI(rs.addr, "HGET", "tokenledger:{"+time.Now().UTC().Format("2006-01-02")+"}:totals", "n")), 10, 64)
+		r.batchRedis = append(r.batchRedis, batchRedis{commands: commandStats(rs.addr), dayEvents: day})
 	}
 	srv.stop(syscall.SIGTERM)
 	ceil.stop(syscall.SIGTERM)

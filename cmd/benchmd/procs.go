@@ -249,3 +249,9 @@ func fail(format string, args ...any) {
 func note(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%5.0fs] "+format+"\n", append([]any{time.Since(started).Seconds()}, args...)...)
 }
+
+// batchRedis is what Redis ran during one row of HTTP batches.
+type batchRedis struct {
+	commands  map[string]cmdStat
+	dayEvents int64 // the day's requestCount at the row's end
+}

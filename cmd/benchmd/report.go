@@ -22,6 +22,9 @@ type report struct {
 	// redisCommands counts the commands Redis ran during the tokenledger
 	// rounds (INFO commandstats), by name.
 	redisCommands map[string]cmdStat
+	// batchRedis is, for each of batches, the commands Redis ran during it
+	// and the day's events at its end.
+	batchRedis []batchRedis
 
 	redisAll50, redisAll99         time.Duration
 	redisSeedTook, redisClaimsTook time.Duration
@@ -78,7 +81,7 @@ func commandsPerEvent(r *report) string {
 	ev := float64(events)
 	guards := float64(r.redisCommands["hmget"].calls+r.redisCommands["type"].calls) / ev
 	return fmt.Sprintf("Where Redis's share goes, counted in this run (`INFO commandstats` over the tokenledger rounds, reset before each; the few reads of `bench`'s verification included): %s events took %s script calls, %.1f events a call, and the scripts ran %.1f commands per event — %s — where the ceiling runs one `INCR` per request. By Redis's own clock (which also counts time the process was descheduled, so read it as a split, not a CPU figure) the scripts took %.0f µs per event, %.0f µs of it in the commands themselves; the rest is the Lua around them: each `redis.call` costs about 1 µs beyond the command itself (arguments in, reply back) and the check of each number about 0.3 µs (measured by hand with `redis-benchmark` on scripts that do only that: 100 `HINCRBY`s from Lua took 142 µs a call, 0.46 µs each in the command; 100 `string.match` checks 34 µs), so Redis's share follows the number of commands. "+
-		"Of those, %.1f per event (`HMGET`, `TYPE`) are the checks that keep a claim from ever existing without its counters; undoing a failed call's writes inside the script instead would save at most that share, and was not done: that undo path is where a mistake would count an event twice or lose it. Most of the rest is one `HINCRBY` per counter of each user (users rarely repeat within one call, so merging saves little there) and the claim's `HEXISTS`, `HSET` and `EXPIREAT`.\n\n",
+		"Of those, %.1f per event (`HMGET`, `TYPE`) are the checks that keep a claim from ever existing without its counters; undoing a failed call's writes inside the script instead would save at most that share, and was not done: that undo path is where a mistake would count an event twice or lose it. A call of two events or more runs the summed script (v9): one `HSETNX` per event, and per call a fixed set (the checks, one `HSET` per hash, the `SADD`s, and `EXPIREAT` only of keys it creates); a call of one event runs v7: `HEXISTS` and `HSET` of its claim, one `HINCRBY` per counter and an `EXPIREAT` of each key it writes.\n\n",
 		n0(ev), n0(float64(script.calls)), ev/float64(script.calls), float64(total.calls)/ev, strings.Join(parts, ", "),
 		float64(script.usec)/ev, float64(total.usec)/ev, guards)
 }
@@ -334,7 +337,7 @@ func (r *report) markdown() string {
 	w("| ceiling | %.0f µs | %.0f µs | %.0f µs | %.0f µs | %s requests/s |\n\n", cs, cr, cc, cs+cr+cc, n0(2e6/max(cs+cr+cc, 1)))
 	w("The last column is what the two cores could do if these three processes had them to themselves: on a saturated machine, throughput follows the total CPU per request. ")
 	w("tokenledger's server needs %.0f µs more CPU per request than the bare handler and Redis %.0f µs more: ", ss-cs, sr-cr)
-	w("the Lua script claims the id (`HEXISTS` and `HSET` of its claim hash, `EXPIREAT`), checks the keys' types, reads the day's totals and runs one `HINCRBY` per counter (about twenty for an event alone in its call, fewer per event when the combiner merges concurrent calls of one day), then `SADD` and `EXPIREAT`, where the ceiling runs one `INCR`; ")
+	w("the Lua script claims the ids, checks the keys' types and the counters it writes, and adds to them (the summed script v9 for the calls the combiner merged from two events or more: one `HSETNX` per event and one `HSET` per hash; v7 for an event alone in its call: `HEXISTS` and `HSET` of its claim and one `HINCRBY` per counter, about twenty), then `SADD`s and the expiries (v9: only of keys it creates), where the ceiling runs one `INCR`; ")
 	w("the server validates the event, assigns nothing (ids come with the events), writes through the spool and the combiner, and answers with the ids. ")
 	if httpRatio < 70 || cpuRatio < 70 {
 		w("That work is the product (exact, idempotent daily aggregates), so the 70 %% target is missed by what it costs: see the profile below for where the server's share goes, and the Redis store's section for the script's.\n\n")
@@ -369,7 +372,21 @@ func (r *report) markdown() string {
 		w("| %d | %d | %s | %s | %s | %s | %.1f µs | %.1f µs | %s |\n", s.Batch, s.Clients, n0(s.EventsPerSec), n0(s.RequestsPerSec), ms(s.Latency.P50), ms(s.Latency.P99),
 			bt.cpu["server"]*1e6/max(float64(s.Events), 1), bt.cpu["redis"]*1e6/max(float64(s.Events), 1), ver)
 	}
-	w("\nA batch is decoded and validated whole, then written as one script call per day; per event, Redis's script work is what is left.\n\n")
+	w("\nA batch is decoded and validated whole, then written as one script call per day; per event, Redis's script work is what is left. ")
+	w("Where it goes, by Redis's own clock (`INFO commandstats`, reset before each row; it counts descheduled time too, so read it as a split):\n\n")
+	w("| events per request | clients | script per event | of it `HSETNX` (the claim) | `HSETNX` per call | events in the day at the end |\n|---|---|---|---|---|---|\n")
+	for i, bt := range r.batches {
+		if i >= len(r.batchRedis) {
+			break
+		}
+		br, ev := r.batchRedis[i], max(float64(bt.res.Events), 1)
+		script := br.commands["evalsha"].usec + br.commands["eval"].usec
+		hs := br.commands["hsetnx"]
+		w("| %d | %d | %.1f µs | %.1f µs | %.2f µs | %s |\n", bt.res.Batch, bt.res.Clients, float64(script)/ev, float64(hs.usec)/ev,
+			float64(hs.usec)/max(float64(hs.calls), 1), n0(float64(br.dayEvents)))
+	}
+	w("\nA claim is a field of one of the day's 4,096 claim hashes, kept as listpacks for their memory (docs/redis.md, \"Claims\"); Redis searches a listpack from its start, so an `HSETNX` costs more the more events the day already holds. ")
+	w("The runs above put every event on today, which holds all the events of this file's earlier rows too: several times the 110,000 a day of the 10^7-event target.\n\n")
 
 	// Reading.
 	w("## Reading 91 days: `GET /api/tokens?action=all`\n\n")

@@ -15,9 +15,10 @@ import (
 
 // ClaimBuckets is how many claim hashes a day has. It is fixed, so an id is
 // always looked for in the one bucket it was claimed in: at 10^7 events over
-// 91 days (110,000 a day) a bucket holds about 27 ids, far below the 128
-// entries (hash-max-listpack-entries) up to which Redis keeps a hash as a
-// listpack; a day stays compact up to about 350,000 events.
+// 91 days (110,000 a day) a bucket holds about 27 ids, far below the 512
+// entries (hash-max-listpack-entries, Redis 7.0's default) up to which
+// Redis keeps a hash as a listpack; a day stays compact up to about
+// 1,500,000 events.
 const ClaimBuckets = 4096
 
 // MaxClaimField is the longest field a claim hash takes: Redis keeps a hash

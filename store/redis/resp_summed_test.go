@@ -77,7 +77,7 @@ func perEvent(t *testing.T, s *redis.Store, evs []tokenledger.Event) []bool {
 }
 
 // TestSummedCallWritesWhatV7Writes: a batch of new ids, summed in Go and
-// written by v8, leaves exactly the keys, fields and values the same batch
+// written by v9, leaves exactly the keys, fields and values the same batch
 // leaves when v7 writes it per event; and the summed script ran.
 func TestSummedCallWritesWhatV7Writes(t *testing.T) {
 	srv := redistest.Shared(t)

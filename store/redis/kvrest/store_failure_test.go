@@ -226,7 +226,7 @@ func TestRetries(t *testing.T) {
 	})
 
 	t.Run("lost reply of a summed call reports every event new once", func(t *testing.T) {
-		// 200 new ids are one summed call (v8). Its retry finds the ids
+		// 200 new ids are one summed call (v9). Its retry finds the ids
 		// claimed with its token, writes nothing, and goes to v7 with the
 		// same token, which reports them new without counting them again.
 		s := open(t, f, redis.KVRestOptions{})
