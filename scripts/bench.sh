@@ -6,8 +6,8 @@
 # stores' own go test benchmarks. Everything listens on loopback only and
 # is stopped at the end. Takes under 10 minutes on 2 cores.
 #
-# Needs Go, redis-server, redis-cli and redis-benchmark: when they are
-# missing and this runs as root, they are installed with apt-get.
+# Needs Go, redis-server, redis-cli, redis-benchmark and chromium: when
+# they are missing and this runs as root, they are installed with apt-get.
 # Not part of scripts/test.sh or CI.
 #
 #   scripts/bench.sh            # writes BENCHMARKS.md
@@ -29,6 +29,16 @@ if [ ${#need[@]} -gt 0 ]; then
   else
     echo "bench.sh: missing ${need[*]}; install redis-server and redis-tools (or run as root)" >&2
     exit 1
+  fi
+fi
+# The dashboard's first render is measured in headless Chromium.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bench.sh: installing chromium" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "bench.sh: chromium is missing, so the dashboard's first render will not be measured (install chromium, or run as root)" >&2
   fi
 fi
 command -v go >/dev/null 2>&1 || { echo "bench.sh: Go is required" >&2; exit 1; }
