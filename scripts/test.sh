@@ -68,9 +68,9 @@ rm -rf test-artifacts && mkdir -p test-artifacts
 go test -race -count=1 -timeout 15m -artifacts -outputdir "$PWD/test-artifacts" ./... || status=1
 
 # Each fuzz target runs for a bounded time (TOKENLEDGER_FUZZTIME, default
-# 15s; 0 skips the step). A crash fails the run and leaves its input in the
+# 10s; 0 skips the step). A crash fails the run and leaves its input in the
 # package's testdata/fuzz/<Target>/, where it becomes a regression case.
-fuzztime="${TOKENLEDGER_FUZZTIME:-15s}"
+fuzztime="${TOKENLEDGER_FUZZTIME:-10s}"
 if [ "$fuzztime" != "0" ]; then
   for target in \
     ".:FuzzDecodeEvents" ".:FuzzParseDollars" "./pricing:FuzzParse" \

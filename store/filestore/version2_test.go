@@ -22,7 +22,7 @@ func TestConformanceVersion2(t *testing.T) {
 
 func TestConformanceVersion2CheckpointingOften(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, o storetest.Options) tokenledger.Store {
-		return mustOpen(t, tempPath(t), Options{Now: o.Now, RetentionDays: o.RetentionDays, Version: 2, CompactBytes: 2048})
+		return mustOpen(t, tempPath(t), Options{Now: o.Now, RetentionDays: o.RetentionDays, Version: 2, CompactBytes: 64 << 10})
 	})
 }
 

@@ -207,32 +207,58 @@ func Ping(addr string) error {
 // first line of the reply (a Redis error reply as an error), for simple test
 // plumbing. It waits at most a second.
 func Command(addr string, args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	lines, err := Commands(addr, args)
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := c.Write(b.Bytes()); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "-") {
-		return "", errors.New(line[1:])
-	}
+	line := lines[0]
 	if line == "+PONG" || args[0] != "PING" {
 		return line, nil
 	}
 	return "", fmt.Errorf("unexpected answer %q to PING", line)
+}
+
+// Commands sends cmds in order over one fresh connection, as a command
+// that depends on its connection's earlier writes needs (WAIT), and returns
+// each reply's first line; the first Redis error reply is returned as an
+// error. Replies must be simple strings, integers or bulk strings. It waits
+// at most a second.
+func Commands(addr string, cmds ...[]string) ([]string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	var b bytes.Buffer
+	for _, args := range cmds {
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+	}
+	if _, err := c.Write(b.Bytes()); err != nil {
+		return nil, err
+	}
+	r := bufio.NewReader(c)
+	lines := make([]string, len(cmds))
+	for i := range cmds {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "-") {
+			return nil, errors.New(line[1:])
+		}
+		if n, err := strconv.Atoi(strings.TrimPrefix(line, "$")); err == nil && line[0] == '$' && n >= 0 {
+			if _, err := r.Discard(n + 2); err != nil {
+				return nil, err
+			}
+		}
+		lines[i] = line
+	}
+	return lines, nil
 }
 
 // binaries
