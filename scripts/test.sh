@@ -67,37 +67,51 @@ echo "== go test -race -count=1 -timeout 15m ./..."
 rm -rf test-artifacts && mkdir -p test-artifacts
 go test -race -count=1 -timeout 15m -artifacts -outputdir "$PWD/test-artifacts" ./... || status=1
 
+# fuzz_one PKG NAME fuzzes one target with one worker for $fuzztime and
+# prints its output in one piece; it fails only for a real failure.
+fuzz_one() {
+  local pkg=$1 name=$2 out code
+  out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -parallel 1 -fuzzminimizetime 5s "$pkg" 2>&1)
+  code=$?
+  printf '== go test -fuzz ^%s$ -fuzztime %s -parallel 1 %s\n%s\n' "$name" "$fuzztime" "$pkg" "$out"
+  [ "$code" -eq 0 ] && return 0
+  # Go 1.26's fuzz coordinator can fail a target with a bare "context
+  # deadline exceeded" when -fuzztime ends while a worker is busy
+  # (go.dev/issue/75804, fixed in Go 1.27): no input failed and none
+  # was written. Only that exact outcome is a warning; a failing input
+  # ("Failing input written to ...") or any other failure fails the run.
+  if ! grep -q "Failing input written to" <<<"$out" &&
+    grep -q "^    context deadline exceeded$" <<<"$out" &&
+    [ "$(grep -c -- "^--- FAIL" <<<"$out")" = 1 ]; then
+    echo "test.sh: warning: ${name} stopped with Go's fuzztime race (go.dev/issue/75804), not a failing input" >&2
+    return 0
+  fi
+  return 1
+}
+
 # Each fuzz target runs for a bounded time (TOKENLEDGER_FUZZTIME, default
-# 10s; 0 skips the step). A crash fails the run and leaves its input in the
-# package's testdata/fuzz/<Target>/, where it becomes a regression case.
+# 10s; 0 skips the step), two at a time with one worker each, so that one
+# target's build overlaps another's fuzzing. A crash fails the run and
+# leaves its input in the package's testdata/fuzz/<Target>/, where it
+# becomes a regression case.
 fuzztime="${TOKENLEDGER_FUZZTIME:-10s}"
 if [ "$fuzztime" != "0" ]; then
+  running=()
   for target in \
     ".:FuzzDecodeEvents" ".:FuzzParseDollars" "./pricing:FuzzParse" \
     "./internal/httpapi:FuzzQuery" "./capture:FuzzBody" "./internal/otlp:FuzzSpans" \
     "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" \
     "./store/redis/kvrest:FuzzDecodeReplies" "./store/redis/kvrest:FuzzStoreReplies" \
     "./capture:FuzzStream" "./internal/proxy:FuzzRequest" "./internal/proxy:FuzzPath"; do
-    pkg="${target%%:*}"
-    name="${target##*:}"
-    echo "== go test -fuzz ^${name}\$ -fuzztime ${fuzztime} ${pkg}"
-    out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$pkg" 2>&1)
-    code=$?
-    echo "$out"
-    if [ "$code" -ne 0 ]; then
-      # Go 1.26's fuzz coordinator can fail a target with a bare "context
-      # deadline exceeded" when -fuzztime ends while a worker is busy
-      # (go.dev/issue/75804, fixed in Go 1.27): no input failed and none
-      # was written. Only that exact outcome is a warning; a failing input
-      # ("Failing input written to ...") or any other failure fails the run.
-      if ! grep -q "Failing input written to" <<<"$out" &&
-        grep -q "^    context deadline exceeded$" <<<"$out" &&
-        [ "$(grep -c -- "^--- FAIL" <<<"$out")" = 1 ]; then
-        echo "test.sh: warning: ${name} stopped with Go's fuzztime race (go.dev/issue/75804), not a failing input" >&2
-      else
-        status=1
-      fi
+    fuzz_one "${target%%:*}" "${target##*:}" &
+    running+=("$!")
+    if [ "${#running[@]}" -ge 2 ]; then
+      wait "${running[0]}" || status=1
+      running=("${running[@]:1}")
     fi
+  done
+  for pid in "${running[@]}"; do
+    wait "$pid" || status=1
   done
 fi
 

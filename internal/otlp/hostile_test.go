@@ -68,22 +68,32 @@ func nestedJSON(depth int) []byte {
 }
 
 // nestedProto is the same in protobuf: each level a KeyValue whose
-// AnyValue is a KeyValueList holding the next (quadratic to build: keep
-// depth in the thousands).
+// AnyValue is a KeyValueList holding the next. The sizes are worked out
+// from the innermost level out, then the bytes are written outermost
+// first, so building it is linear in depth.
 func nestedProto(depth int) []byte {
-	inner := []byte{}
-	for range depth {
-		// KeyValue{key:"k" (field 1), value (field 2): AnyValue{kvlist_value (field 6): KeyValueList{values (field 1): inner}}}
-		list := append(protoLen(1, inner), []byte{}...)
-		anyv := protoLen(6, list)
-		kv := append(protoLen(1, []byte("k")), protoLen(2, anyv)...)
-		inner = kv
+	// KeyValue{key:"k" (field 1), value (field 2): AnyValue{kvlist_value (field 6): KeyValueList{values (field 1): next}}}
+	kv, anyv, list := make([]int, depth+1), make([]int, depth+1), make([]int, depth+1)
+	for i := 1; i <= depth; i++ {
+		list[i] = 1 + varintLen(kv[i-1]) + kv[i-1]
+		anyv[i] = 1 + varintLen(list[i]) + list[i]
+		kv[i] = 3 + 1 + varintLen(anyv[i]) + anyv[i]
+	}
+	inner := make([]byte, 0, kv[depth])
+	for i := depth; i >= 1; i-- {
+		inner = append(inner, 1<<3|2, 1, 'k')
+		inner = appendVarint(append(inner, 2<<3|2), uint64(anyv[i]))
+		inner = appendVarint(append(inner, 6<<3|2), uint64(list[i]))
+		inner = appendVarint(append(inner, 1<<3|2), uint64(kv[i-1]))
 	}
 	span := append(protoLen(5, []byte("deep")), protoLen(9, inner)...) // Span.name = 5, Span.attributes = 9
 	scope := protoLen(2, span)                                         // ScopeSpans.spans = 2
 	rs := protoLen(2, scope)                                           // ResourceSpans.scope_spans = 2
 	return protoLen(1, rs)                                             // ExportTraceServiceRequest.resource_spans = 1
 }
+
+// varintLen is the length of v as a protobuf varint.
+func varintLen(v int) int { return len(appendVarint(nil, uint64(v))) }
 
 // protoLen encodes a length-delimited protobuf field.
 func protoLen(field int, b []byte) []byte {

@@ -203,12 +203,12 @@ func sameDays(t *testing.T, got, want map[tokenledger.Date]tokenledger.Day) {
 	}
 }
 
-// testConcurrentExact: 64 goroutines × 500 events, some in batches, with
+// testConcurrentExact: 64 goroutines × 250 events, some in batches, with
 // re-sent ids, across three days; every counter must be exact.
 func testConcurrentExact(t *testing.T, newStore Factory) {
 	now := suiteNow()
 	st, _ := open(t, newStore, now, tokenledger.DefaultRetentionDays)
-	const workers, perWorker = 64, 500
+	const workers, perWorker = 64, 250
 	all := make([][]tokenledger.Event, workers)
 	for w := range workers {
 		evs := make([]tokenledger.Event, perWorker)
