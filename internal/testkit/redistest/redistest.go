@@ -251,14 +251,23 @@ func Commands(addr string, cmds ...[]string) ([]string, error) {
 		if strings.HasPrefix(line, "-") {
 			return nil, errors.New(line[1:])
 		}
-		if n, err := strconv.Atoi(strings.TrimPrefix(line, "$")); err == nil && line[0] == '$' && n >= 0 {
-			if _, err := r.Discard(n + 2); err != nil {
-				return nil, err
-			}
+		if err := skipBulk(r, line); err != nil {
+			return nil, err
 		}
 		lines[i] = line
 	}
 	return lines, nil
+}
+
+// skipBulk reads past the payload of a bulk string reply whose first line
+// is line (nothing for any other reply or a nil bulk string).
+func skipBulk(r *bufio.Reader, line string) error {
+	size, ok := strings.CutPrefix(line, "$")
+	if n, err := strconv.Atoi(size); ok && err == nil && n >= 0 {
+		_, err = r.Discard(n + 2)
+		return err
+	}
+	return nil
 }
 
 // binaries
