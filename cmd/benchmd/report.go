@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/internal/loadgen"
+	"github.com/tokenledger/tokenledger/store/redis"
 )
 
 // report is everything measured, and how to write it down.
@@ -389,7 +390,7 @@ func (r *report) markdown() string {
 		w("| %d | %d | %.1f µs | %.1f µs | %.2f µs | %s |\n", bt.res.Batch, bt.res.Clients, float64(script)/ev, float64(hs.usec)/ev,
 			float64(hs.usec)/max(float64(hs.calls), 1), n0(float64(br.dayEvents)))
 	}
-	w("\nA claim is a field of one of the day's 4,096 claim hashes, kept as listpacks for their memory (docs/redis.md, \"Claims\"); Redis searches a listpack from its start, so an `HSETNX` costs more the more events the day already holds. ")
+	w("\nA claim is a field of one of the day's 4,096 claim hashes, kept as listpacks for their memory (docs/redis.md, \"Claims\"); Redis searches a listpack from its start, so an `HSETNX` costs more the more events the day already holds, until the day holds %s events: from there the summed script makes its claim hashes hash tables (docs/redis.md, \"Dense days\"), where a claim costs the same however full the day is. ", n0(redis.DenseDayEvents))
 	w("The runs above put every event on today, which holds all the events of this file's earlier rows too: several times the 110,000 a day of the 10^7-event target.\n\n")
 
 	// Reading.

@@ -106,7 +106,7 @@ func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledge
 					return tokenledger.AddResult{}, fmt.Errorf("%s: %s: %w", c.server, op, err)
 				}
 				if done {
-					cl.day.unmarked.Store(v == summedUnmarked)
+					cl.day.wantHashes.Store(v == summedWantsHashes)
 				} else {
 					cl.perEvent = true
 					again = append(again, cl)
@@ -243,11 +243,13 @@ type dayKeys struct {
 	claim   string   // "<prefix>:{<day>}:id:"
 	buckets []string // the claim hashes, "<prefix>:{<day>}:ids:<b>"
 	marker  string   // "<prefix>:{<day>}:claimexp" (the summed script, v9)
+	dense   string   // "<prefix>:{<day>}:claimdense" (the summed script, v10)
 	exp     int64
-	// unmarked is set when the summed script found the marker not holding
-	// exp: the next summed call carries the day's claim hashes, so that
-	// the script sets their expiry and the marker.
-	unmarked atomic.Bool
+	// wantHashes is set when the summed script asked for the day's claim
+	// hashes: the next summed call carries them, so that the script sets
+	// their expiry and the claim-expiry marker, or makes them hash tables
+	// on a dense day.
+	wantHashes atomic.Bool
 }
 
 // dayKeysOf returns the dayKeys of day (the UTC day of t). The last day
@@ -257,7 +259,7 @@ func (c *Store) dayKeysOf(day int64, t time.Time) *dayKeys {
 		return d
 	}
 	date := tokenledger.DateOf(t)
-	d := &dayKeys{day: day, claim: c.keys.ID(date, ""), marker: c.keys.Day(date, KindClaimExpiry), exp: c.expireAt(day), buckets: make([]string, ClaimBuckets)}
+	d := &dayKeys{day: day, claim: c.keys.ID(date, ""), marker: c.keys.Day(date, KindClaimExpiry), dense: c.keys.Day(date, KindClaimDense), exp: c.expireAt(day), buckets: make([]string, ClaimBuckets)}
 	for b := range d.buckets {
 		d.buckets[b] = c.keys.Bucket(date, b)
 	}

@@ -106,19 +106,19 @@ func (cl *call) summedArgs() ([]any, bool) {
 	if !ok {
 		return nil, false
 	}
-	var hashes []string // the day's claim hashes, when the marker must be set
-	if cl.day.unmarked.Load() {
+	var hashes []string // the day's claim hashes, when the script asked for them
+	if cl.day.wantHashes.Load() {
 		hashes = cl.day.buckets
 	}
-	cmd := make([]any, 0, 3+DayKeys+1+len(hashes)+KeysPerEvent*n+5+n+11+9*(len(models)+len(users))+len(sessionList)+1)
+	cmd := make([]any, 0, 3+DayKeys+2+len(hashes)+KeysPerEvent*n+5+n+11+9*(len(models)+len(users))+len(sessionList)+1)
 	if cl.eval {
 		cmd = append(cmd, "EVAL", sumScript)
 	} else {
 		cmd = append(cmd, "EVALSHA", sumSHA)
 	}
-	cmd = append(cmd, strconv.Itoa(DayKeys+1+len(hashes)+KeysPerEvent*n))
+	cmd = append(cmd, strconv.Itoa(DayKeys+2+len(hashes)+KeysPerEvent*n))
 	cmd = append(cmd, cl.day.keys[:]...)
-	cmd = append(cmd, cl.day.marker)
+	cmd = append(cmd, cl.day.marker, cl.day.dense)
 	for _, h := range hashes {
 		cmd = append(cmd, h)
 	}
@@ -159,18 +159,18 @@ func sourceSlot(code string) int {
 	return 7
 }
 
-// summedUnmarked is the summed script's answer when it counted every
-// event but found the day's claim-expiry marker not holding the call's
-// expiry, and the call did not carry the day's claim hashes to set it: the
-// day's next summed call carries them.
-const summedUnmarked = 2
+// summedWantsHashes is the summed script's answer when it counted every
+// event but the day needs its claim hashes in a call (to set their expiry
+// and the claim-expiry marker, or to make them hash tables on a dense
+// day), and this call did not carry them: the day's next summed call does.
+const summedWantsHashes = 2
 
 // summedReply reads the summed script's answer into isNew: 1 (or
-// summedUnmarked) counted every event of the call; 0 wrote nothing, and
+// summedWantsHashes) counted every event of the call; 0 wrote nothing, and
 // the call must be sent per event. It reports whether the call is done.
 func summedReply(v int64, idx []int, isNew []bool) (bool, error) {
 	switch v {
-	case 1, summedUnmarked:
+	case 1, summedWantsHashes:
 		for _, i := range idx {
 			isNew[i] = true
 		}

@@ -1,7 +1,8 @@
--- tokenledger add v9 (summed): count one UTC day's events, summed by the
+-- tokenledger add v10 (summed): count one UTC day's events, summed by the
 -- caller, when every id in the call is new; otherwise write nothing.
 -- KEYS: totals hash, models hash, users hash, user set, session set, the
--- day's claim-expiry marker; then, when ARGV[5] is not 0, the day's
+-- day's claim-expiry marker, the day's dense marker; then, when ARGV[5] is
+-- not 0, the day's
 -- ARGV[5] claim hashes (all of them); then two keys per event: its v6
 -- claim key and its claim hash.
 -- ARGV[1] expiry of every key (unix seconds), ARGV[2] M models, ARGV[3] U
@@ -12,14 +13,23 @@
 -- S distinct sessionIds. Optionally a last value: the call's claim token
 -- (a decimal integer of 5 to 19 digits).
 -- Returns 1 when every id was new and the sums were written; 2 the same,
--- when the marker does not hold the expiry and the call did not carry the
--- day's claim hashes to set it (the caller's next call carries them); 0
+-- when the call did not carry the day's claim hashes and the day needs
+-- them: its claim-expiry marker does not hold the expiry, or the day is
+-- dense and its dense marker does not hold the expiry (the caller's next
+-- call carries them); 0
 -- when an id was claimed before (or twice in the call): then nothing was
 -- written and the caller sends the events with the per-event script (v7).
 -- The marker, when it holds ARGV[1], says that every key of the day that
 -- exists expires at ARGV[1]: a call then sets the expiry only of the keys
 -- it creates. A call that carries the day's claim hashes sets the expiry
 -- of each that exists and of the day keys, then the marker.
+-- A day is dense from DENSE events on (128 a claim hash): a call that
+-- carries its claim hashes then makes each a hash table (a field whose
+-- value is longer than a listpack takes), so that a claim costs the same
+-- however full the day is, and sets the dense marker to the expiry.
+local DENSE = 524288
+local DENSE_FIELD = ' dense' -- starts with a space and is not 21 bytes: never a claim field
+local DENSE_VALUE = 'this day holds many events: its claim hashes are kept as hash tables'
 local F = tonumber(ARGV[5] or '')
 local function refuse(msg)
   return redis.error_reply('ERR tokenledger add: ' .. msg)
@@ -27,13 +37,13 @@ end
 if F ~= 0 and F ~= 4096 then
   return refuse('expected 0 or 4096 claim hashes of the day')
 end
-local n = (#KEYS - 6 - F) / 2
+local n = (#KEYS - 7 - F) / 2
 local function count(v)
   if v and (v == '0' or (#v <= 4 and string.match(v, '^[1-9]%d*$'))) then return tonumber(v) end
 end
 local M, U, S = count(ARGV[2]), count(ARGV[3]), count(ARGV[4])
 if n < 1 or n % 1 ~= 0 or not (M and U and S) then
-  return refuse('expected 6 day keys, the day\'s claim hashes or none, 2 claim keys per event, the expiry and the counts of models, users, sessions and claim hashes')
+  return refuse('expected 7 day keys, the day\'s claim hashes or none, 2 claim keys per event, the expiry and the counts of models, users, sessions and claim hashes')
 end
 local base = 5 + n + 11 + 9 * M + 9 * U + S
 if #ARGV ~= base and #ARGV ~= base + 1 then
@@ -49,7 +59,7 @@ if #ARGV == base + 1 then
     return refuse('the claim token is not a decimal integer of 5 to 19 digits')
   end
 end
-local C = 6 + F -- the events' keys are KEYS[C + 2e - 1], KEYS[C + 2e]
+local C = 7 + F -- the events' keys are KEYS[C + 2e - 1], KEYS[C + 2e]
 local T = 6 + n -- the day's sums are ARGV[T .. T + 10]
 local R = T + 11 -- record r (0-based, models then users) is ARGV[R + 9r .. R + 9r + 8]
 local Z = R + 9 * (M + U) -- the sessions are ARGV[Z .. Z + S - 1]
@@ -117,6 +127,14 @@ local dayCodes = {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu'}
 local dayCur = {}
 bad = counters(1, dayCodes, day, dayCur)
 if bad then return bad end
+-- A dense day whose dense marker does not hold the expiry has claim
+-- hashes to convert.
+local convert = false
+if (tonumber(dayCur[8]) or 0) + n >= DENSE then
+  bad = check(7, 'string')
+  if bad then return bad end
+  convert = not (exists[7] and redis.call('GET', KEYS[7]) == exp)
+end
 -- The models' and the users' fields, each hash's in one list: record r's
 -- field j is list[8r' + j], r' its place in its hash.
 local codes = {'t', 'p', 'c', 'n', '$', 'pc', 'pt', 'pu'}
@@ -165,9 +183,14 @@ for e = 1, n do
     return 0
   end
 end
-if not marked and F > 0 then
-  for b = 1, 6 + F do
-    if b ~= 6 then redis.call('EXPIREAT', KEYS[b], exp) end
+if F > 0 and (convert or not marked) then
+  if convert then
+    for b = 8, 7 + F do redis.call('HSET', KEYS[b], DENSE_FIELD, DENSE_VALUE) end
+    redis.call('SET', KEYS[7], exp, 'EXAT', exp)
+    convert = false
+  end
+  for b = 1, 7 + F do
+    if b ~= 6 and b ~= 7 then redis.call('EXPIREAT', KEYS[b], exp) end
   end
   redis.call('SET', KEYS[6], exp, 'EXAT', exp)
   marked = true
@@ -221,5 +244,5 @@ if S > 0 then
   redis.call('SADD', KEYS[5], unpack(ARGV, Z, Z + S - 1))
   expire(5)
 end
-if not marked then return 2 end
+if convert or not marked then return 2 end
 return 1

@@ -21,6 +21,14 @@ import (
 // 1,500,000 events.
 const ClaimBuckets = 4096
 
+// DenseDayEvents is how many events make a day dense: 128 claims a hash on
+// average, where a listpack's search costs about what a hash table's
+// lookup does. From there on the summed script (v10) makes the day's claim
+// hashes hash tables, so a claim costs the same however full the day gets;
+// a claim then takes about 85 bytes instead of 25 (docs/redis.md, "Dense
+// days"). It must equal the script's DENSE.
+const DenseDayEvents = ClaimBuckets * 128
+
 // MaxClaimField is the longest field a claim hash takes: Redis keeps a hash
 // as a listpack only while every field is at most hash-max-listpack-value
 // (64) bytes. An id whose field would be longer is claimed with its own key,

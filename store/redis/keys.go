@@ -34,6 +34,9 @@ const (
 	// KindClaimExpiry is the string key holding the expiry that every
 	// existing claim hash of the day has (the summed script, v9).
 	KindClaimExpiry = "claimexp"
+	// KindClaimDense is the string key holding the day's expiry once the
+	// summed script has made the day's claim hashes hash tables (v10).
+	KindClaimDense = "claimdense"
 )
 
 // Counter codes: the hash field names of the day totals, and the part
