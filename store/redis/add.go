@@ -29,7 +29,7 @@ type call struct {
 
 // args returns the call as the script's command: EVALSHA (or EVAL) with
 // KEYS and ARGV as docs/redis.md, "Writing: the add script", lays out; of
-// the summed script (v9) when the call qualifies, else of v7.
+// the summed script (v10) when the call qualifies, else of v7.
 func (cl *call) args() []any {
 	if cmd, ok := cl.summedArgs(); ok {
 		return cmd

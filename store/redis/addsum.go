@@ -16,12 +16,12 @@ const MinSummedEvents = 2
 
 // sumScript counts a call's events from the sums the caller made, when
 // every id in it is new, and otherwise writes nothing (docs/redis.md,
-// "Script versions", v9).
+// "Script versions", v10).
 //
 //go:embed addsum.lua
 var sumScript string
 
-// SumScript returns the Lua source of the summed add script (v9).
+// SumScript returns the Lua source of the summed add script (v10).
 func SumScript() string { return sumScript }
 
 // sumSHA is the SHA-1 of sumScript.
