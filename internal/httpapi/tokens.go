@@ -81,7 +81,7 @@ func handleLog(s *server) http.Handler {
 			s.writeServiceError(w, r, "log events", err)
 			return
 		}
-		encode(w, http.StatusOK, logAnswer{
+		writeLogAnswer(w, logAnswer{
 			Accepted: res.Accepted, Duplicates: res.Duplicates, IDs: res.IDs,
 			StorageType: s.storageType, Degraded: res.Degraded, Costs: CostsOf(events),
 		})
