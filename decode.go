@@ -17,15 +17,6 @@ import (
 // MaxBatch is the largest number of events one request may carry.
 const MaxBatch = 1000
 
-// eventFields lists every field a usage event may carry on the wire.
-var eventFields = map[string]bool{
-	"id": true, "timestamp": true, "model": true, "provider": true,
-	"userId": true, "sessionId": true,
-	"promptTokens": true, "completionTokens": true, "cacheReadTokens": true,
-	"cacheWriteTokens": true, "reasoningTokens": true, "totalTokens": true,
-	"tokensUsed": true, "tokenType": true, "costUsd": true, "metadata": true,
-}
-
 // DecodeEvents parses a request body holding one event, a JSON array of
 // events, or {"events": [...]}, and returns the normalised events in
 // order, for Service.ValidateAndPrice to check against the contract's
@@ -59,12 +50,12 @@ func decodeSlow(body []byte) ([]Event, error) {
 	case json.Delim('['):
 		events, err = decodeArray(dec)
 	case json.Delim('{'):
-		var fields map[string]json.RawMessage
+		var fields *fieldSet
 		fields, err = readObject(dec, -1)
 		if err != nil {
 			return nil, err
 		}
-		if raw, ok := fields["events"]; ok && len(fields) == 1 {
+		if raw, ok := fields.only("events"); ok {
 			inner := json.NewDecoder(bytes.NewReader(raw))
 			inner.UseNumber()
 			if t, err := inner.Token(); err != nil || t != json.Delim('[') {
@@ -124,8 +115,8 @@ func decodeArray(dec *json.Decoder) ([]Event, error) {
 
 // readObject reads the members of an object whose '{' was consumed,
 // rejecting repeated keys.
-func readObject(dec *json.Decoder, index int) (map[string]json.RawMessage, error) {
-	fields := make(map[string]json.RawMessage, 8)
+func readObject(dec *json.Decoder, index int) (*fieldSet, error) {
+	fields := new(fieldSet)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -136,13 +127,12 @@ func readObject(dec *json.Decoder, index int) (map[string]json.RawMessage, error
 		if err := dec.Decode(&raw); err != nil {
 			return nil, syntaxError(err, index)
 		}
-		if _, dup := fields[key]; dup {
+		if !fields.add([]byte(key), raw) {
 			if key == "" { // a bare message would not say which key
 				return nil, &ValidationError{Index: index, Msg: `the empty key "" appears more than once`}
 			}
 			return nil, &ValidationError{Index: index, Field: key, Msg: "appears more than once"}
 		}
-		fields[key] = raw
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return nil, syntaxError(err, index)
@@ -164,13 +154,11 @@ func syntaxError(err error, index int) error {
 
 // eventFromFields builds an event from its wire fields: known fields
 // only, each of its type; the contract's rules are ValidateAndPrice's.
-func eventFromFields(f map[string]json.RawMessage) (Event, error) {
+func eventFromFields(f *fieldSet) (Event, error) {
 	var e Event
 	var unknown []string
-	for k := range f {
-		if !eventFields[k] {
-			unknown = append(unknown, k)
-		}
+	for _, m := range f.other {
+		unknown = append(unknown, m.key)
 	}
 	if len(unknown) > 0 { // the same answer every time (firstUnknown)
 		slices.Sort(unknown)
@@ -181,31 +169,31 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 		return e, invalid(name, "%s", unknownFieldMsg(name))
 	}
 	var err error
-	str := func(name string, dst *string) {
+	str := func(slot int, dst *string) {
 		if err == nil {
-			*dst, err = rawString(f, name)
+			*dst, err = rawString(f, slot)
 		}
 	}
-	str("id", &e.ID)
-	str("model", &e.Model)
-	str("provider", &e.Provider)
-	str("userId", &e.UserID)
-	str("sessionId", &e.SessionID)
+	str(fieldID, &e.ID)
+	str(fieldModel, &e.Model)
+	str(fieldProvider, &e.Provider)
+	str(fieldUserID, &e.UserID)
+	str(fieldSessionID, &e.SessionID)
 	var ts, tokenType string
-	str("timestamp", &ts)
-	str("tokenType", &tokenType)
+	str(fieldTimestamp, &ts)
+	str(fieldTokenType, &tokenType)
 	if err != nil {
 		return e, err
 	}
 	// An empty string is not an absent field: "" is no id, no time and
 	// no token type, and must not be taken for "assign one" or "now".
-	sent := func(name string) bool { _, ok := present(f, name); return ok }
+	sent := func(slot int) bool { _, ok := f.present(slot); return ok }
 	switch {
-	case e.ID == "" && sent("id"):
+	case e.ID == "" && sent(fieldID):
 		return e, validateID("")
-	case ts == "" && sent("timestamp"):
+	case ts == "" && sent(fieldTimestamp):
 		return e, invalid("timestamp", "must be an RFC 3339 time such as 2026-11-27T12:00:00Z, not an empty string; leave it out for now")
-	case tokenType == "" && sent("tokenType"):
+	case tokenType == "" && sent(fieldTokenType):
 		return e, invalid("tokenType", "must be prompt, completion or total, not an empty string")
 	}
 	if ts != "" {
@@ -217,31 +205,31 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 	}
 	e.Model = strings.TrimSpace(e.Model)
 
-	num := func(name string, dst *int64) bool {
+	num := func(slot int, dst *int64) bool {
 		if err != nil {
 			return false
 		}
 		var ok bool
-		*dst, ok, err = rawInt(f, name)
+		*dst, ok, err = rawInt(f, slot)
 		return ok
 	}
 	var tokensUsed int64
-	hasUsed := num("tokensUsed", &tokensUsed)
-	split := []struct {
-		name string
+	hasUsed := num(fieldTokensUsed, &tokensUsed)
+	split := [...]struct {
+		slot int
 		dst  *int64
 	}{
-		{"promptTokens", &e.PromptTokens}, {"completionTokens", &e.CompletionTokens},
-		{"cacheReadTokens", &e.CacheReadTokens}, {"cacheWriteTokens", &e.CacheWriteTokens},
-		{"reasoningTokens", &e.ReasoningTokens},
+		{fieldPromptTokens, &e.PromptTokens}, {fieldCompletionTokens, &e.CompletionTokens},
+		{fieldCacheReadTokens, &e.CacheReadTokens}, {fieldCacheWriteTokens, &e.CacheWriteTokens},
+		{fieldReasoningTokens, &e.ReasoningTokens},
 	}
 	var splitField string
 	for _, s := range split {
-		if num(s.name, s.dst) && splitField == "" {
-			splitField = s.name
+		if num(s.slot, s.dst) && splitField == "" {
+			splitField = fieldNames[s.slot]
 		}
 	}
-	hasTotal := num("totalTokens", &e.TotalTokens)
+	hasTotal := num(fieldTotalTokens, &e.TotalTokens)
 	if err != nil {
 		return e, err
 	}
@@ -271,7 +259,7 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 		e.TotalTokens = e.PromptTokens + e.CompletionTokens
 	}
 
-	if raw, ok := present(f, "costUsd"); ok {
+	if raw, ok := f.present(fieldCostUsd); ok {
 		if c := raw[0]; c != '-' && (c < '0' || c > '9') {
 			return e, invalid("costUsd", "must be a non-negative decimal number of US dollars")
 		}
@@ -281,7 +269,7 @@ func eventFromFields(f map[string]json.RawMessage) (Event, error) {
 		}
 		e.Cost, e.Pricing = cost, PricedByClient
 	}
-	if raw, ok := present(f, "metadata"); ok {
+	if raw, ok := f.present(fieldMetadata); ok {
 		if raw[0] != '{' {
 			return e, invalid("metadata", "must be a JSON object")
 		}
@@ -369,18 +357,11 @@ func parseTimestamp(s string) (time.Time, error) {
 	return t, nil
 }
 
-// present returns the raw value of name unless it is absent or null.
-func present(f map[string]json.RawMessage, name string) (json.RawMessage, bool) {
-	raw, ok := f[name]
-	if !ok || len(raw) == 0 || string(raw) == "null" {
-		return nil, false
-	}
-	return raw, true
-}
-
-// rawString decodes an optional string field; null counts as absent.
-func rawString(f map[string]json.RawMessage, name string) (string, error) {
-	raw, ok := present(f, name)
+// rawString decodes the optional string field in slot; null counts as
+// absent.
+func rawString(f *fieldSet, slot int) (string, error) {
+	name := fieldNames[slot]
+	raw, ok := f.present(slot)
 	if !ok {
 		return "", nil
 	}
@@ -461,9 +442,10 @@ func hexEscape(raw []byte, i int) (rune, bool) {
 	return rune(n), true
 }
 
-// rawInt decodes an optional token count; null counts as absent.
-func rawInt(f map[string]json.RawMessage, name string) (int64, bool, error) {
-	raw, ok := present(f, name)
+// rawInt decodes the optional token count in slot; null counts as absent.
+func rawInt(f *fieldSet, slot int) (int64, bool, error) {
+	name := fieldNames[slot]
+	raw, ok := f.present(slot)
 	if !ok {
 		return 0, false, nil
 	}

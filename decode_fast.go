@@ -25,11 +25,11 @@ func decodeFast(body []byte) (events []Event, err error, ok bool) {
 	case '[':
 		events, err, ok = s.eventArray()
 	case '{':
-		var fields map[string]json.RawMessage
-		if fields, ok = s.object(true); !ok {
+		var fields fieldSet
+		if ok = s.object(&fields, true); !ok {
 			return nil, nil, false
 		}
-		if raw, has := fields["events"]; has && len(fields) == 1 {
+		if raw, has := fields.only("events"); has {
 			inner := scanner{b: raw}
 			if inner.peek() != '[' {
 				return nil, nil, false
@@ -39,7 +39,7 @@ func decodeFast(body []byte) (events []Event, err error, ok bool) {
 			}
 		} else {
 			var e Event
-			if e, err = eventFromFields(fields); err == nil {
+			if e, err = eventFromFields(&fields); err == nil {
 				e.alone = true
 				events = []Event{e}
 			}
@@ -88,24 +88,34 @@ func (s *scanner) end() bool {
 
 // eventArray reads an array of 1 to MaxBatch event objects. err is the
 // first event's validation error (with its index); the whole array is
-// read first, so ok means the body is well formed.
+// read even after one, so ok means the body is well formed. Each object
+// is made an event as soon as it is read, into one reused fieldSet.
 func (s *scanner) eventArray() (events []Event, err error, ok bool) {
 	s.i++ // '['
-	var all []map[string]json.RawMessage
 	s.space()
 	if s.peek() == ']' {
 		return nil, nil, false // empty: the slow path words the error
 	}
-	for {
+	// About 100 bytes an event at the least, for the capacity only.
+	events = make([]Event, 0, min(MaxBatch, len(s.b)/100+1))
+	var fields fieldSet
+	for n := 0; ; n++ {
 		s.space()
-		if s.peek() != '{' || len(all) == MaxBatch {
+		if s.peek() != '{' || n == MaxBatch {
 			return nil, nil, false
 		}
-		fields, ok := s.object(false)
-		if !ok {
+		fields.reset()
+		if !s.object(&fields, false) {
 			return nil, nil, false
 		}
-		all = append(all, fields)
+		if err == nil {
+			var e Event
+			if e, err = eventFromFields(&fields); err != nil {
+				err = atIndex(err, n)
+			} else {
+				events = append(events, e)
+			}
+		}
 		s.space()
 		switch s.peek() {
 		case ',':
@@ -118,39 +128,32 @@ func (s *scanner) eventArray() (events []Event, err error, ok bool) {
 		}
 		break
 	}
-	events = make([]Event, len(all))
-	for i, fields := range all {
-		if events[i], err = eventFromFields(fields); err != nil {
-			return nil, atIndex(err, i), true
-		}
+	if err != nil {
+		return nil, err, true
 	}
 	return events, nil, true
 }
 
-// object reads an object of unique, unescaped keys. Values are strings
-// without escapes, numbers and literals; nested objects and arrays only
-// when nested is true or the key is "metadata".
-func (s *scanner) object(nested bool) (map[string]json.RawMessage, bool) {
+// object reads an object of unique, unescaped keys into fields. Values
+// are strings without escapes, numbers and literals; nested objects and
+// arrays only when nested is true or the key is "metadata".
+func (s *scanner) object(fields *fieldSet, nested bool) bool {
 	s.i++ // '{'
-	fields := make(map[string]json.RawMessage, 8)
 	s.space()
 	if s.peek() == '}' {
 		s.i++
-		return fields, true
+		return true
 	}
 	for {
 		s.space()
 		key, ok := s.str()
 		if !ok {
-			return nil, false
+			return false
 		}
-		k := string(key[1 : len(key)-1])
-		if _, dup := fields[k]; dup {
-			return nil, false
-		}
+		k := key[1 : len(key)-1]
 		s.space()
 		if s.peek() != ':' {
-			return nil, false
+			return false
 		}
 		s.i++
 		s.space()
@@ -159,8 +162,8 @@ func (s *scanner) object(nested bool) (map[string]json.RawMessage, bool) {
 		case c == '"':
 			v, ok = s.str()
 		case c == '{' || c == '[':
-			if !nested && k != "metadata" {
-				return nil, false
+			if !nested && string(k) != "metadata" {
+				return false
 			}
 			v, ok = s.composite()
 		case c == 't':
@@ -172,10 +175,9 @@ func (s *scanner) object(nested bool) (map[string]json.RawMessage, bool) {
 		default:
 			v, ok = s.number()
 		}
-		if !ok {
-			return nil, false
+		if !ok || !fields.add(k, v) {
+			return false
 		}
-		fields[k] = v
 		s.space()
 		switch s.peek() {
 		case ',':
@@ -183,9 +185,9 @@ func (s *scanner) object(nested bool) (map[string]json.RawMessage, bool) {
 			continue
 		case '}':
 			s.i++
-			return fields, true
+			return true
 		}
-		return nil, false
+		return false
 	}
 }
 
