@@ -121,12 +121,6 @@ func (h *HTTP) Describe() string { return h.endpoint }
 // Close closes idle connections.
 func (h *HTTP) Close() { h.client.CloseIdleConnections() }
 
-// logAnswer is the part of POST /api/tokens's answer the run checks.
-type logAnswer struct {
-	Accepted   *int `json:"accepted"`
-	Duplicates *int `json:"duplicates"`
-}
-
 // Send POSTs body to /api/tokens.
 func (h *HTTP) Send(ctx context.Context, body []byte, _ func() []tokenledger.Event) Answer {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.endpoint, bytes.NewReader(body))
@@ -157,11 +151,57 @@ func (h *HTTP) Send(ctx context.Context, body []byte, _ func() []tokenledger.Eve
 	if err != nil {
 		return Answer{Outcome: Unknown, Kind: netKind(err), Detail: "reading the answer: " + err.Error()}
 	}
-	var la logAnswer
-	if err := json.Unmarshal(raw, &la); err != nil || la.Accepted == nil || la.Duplicates == nil {
+	accepted, duplicates, ok := readCounts(raw)
+	if !ok {
 		return Answer{Outcome: Unknown, Kind: "bad answer", Detail: fmt.Sprintf("HTTP 200 without accepted and duplicates: %.120s", raw)}
 	}
-	return Answer{Outcome: Stored, Accepted: *la.Accepted, Duplicates: *la.Duplicates}
+	return Answer{Outcome: Stored, Accepted: accepted, Duplicates: duplicates}
+}
+
+// readCounts reads accepted and duplicates from a JSON object, token by
+// token, and stops once it has both: the server writes them first, so the
+// rest of the answer (an id and a cost per event, most of its bytes) is
+// not parsed, which took about 40 % of the load generator's CPU in batches
+// of 1,000. Members before them are skipped whole; the totals check after
+// the run, not the answer's syntax, is what proves the counts.
+func readCounts(raw []byte) (accepted, duplicates int, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0, 0, false
+	}
+	var haveA, haveD bool
+	for dec.More() && !(haveA && haveD) {
+		t, err := dec.Token()
+		if err != nil {
+			return 0, 0, false
+		}
+		key, _ := t.(string)
+		var dst *int
+		switch key {
+		case "accepted":
+			dst, haveA = &accepted, true
+		case "duplicates":
+			dst, haveD = &duplicates, true
+		default:
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return 0, 0, false
+			}
+			continue
+		}
+		v, err := dec.Token()
+		n, isNum := v.(json.Number)
+		if err != nil || !isNum {
+			return 0, 0, false
+		}
+		i, err := strconv.Atoi(n.String())
+		if err != nil {
+			return 0, 0, false
+		}
+		*dst = i
+	}
+	return accepted, duplicates, haveA && haveD
 }
 
 // errorSentence returns the "error" of a JSON error answer, or the start
