@@ -123,7 +123,10 @@ func (cl *call) summedArgs() ([]any, bool) {
 		cmd = append(cmd, h)
 	}
 	for j := range cl.events {
-		cmd = append(cmd, cl.day.claim+cl.events[j].ID, cl.day.buckets[ClaimBucket(cl.fields[j])])
+		cmd = append(cmd, cl.day.claim+cl.events[j].ID)
+	}
+	for j := range cl.events {
+		cmd = append(cmd, cl.day.buckets[ClaimBucket(cl.fields[j])])
 	}
 	cmd = append(cmd, cl.day.exp, int64(len(models)), int64(len(users)), int64(len(sessionList)), int64(len(hashes)))
 	for _, f := range cl.fields {

@@ -3,8 +3,8 @@
 -- KEYS: totals hash, models hash, users hash, user set, session set, the
 -- day's claim-expiry marker, the day's dense marker; then, when ARGV[5] is
 -- not 0, the day's
--- ARGV[5] claim hashes (all of them); then two keys per event: its v6
--- claim key and its claim hash.
+-- ARGV[5] claim hashes (all of them); then the events' v6 claim keys, then
+-- their claim hashes (event e's: KEYS[C + e] and KEYS[C + n + e]).
 -- ARGV[1] expiry of every key (unix seconds), ARGV[2] M models, ARGV[3] U
 -- users, ARGV[4] S sessions, ARGV[5] F: 0 or the number of the day's claim
 -- hashes in KEYS; then per event its claim field (never ''); then the
@@ -59,7 +59,8 @@ if #ARGV == base + 1 then
     return refuse('the claim token is not a decimal integer of 5 to 19 digits')
   end
 end
-local C = 7 + F -- the events' keys are KEYS[C + 2e - 1], KEYS[C + 2e]
+local C = 7 + F -- event e's v6 claim key is KEYS[C + e]
+local H = C + n -- its claim hash KEYS[H + e]
 local T = 6 + n -- the day's sums are ARGV[T .. T + 10]
 local R = T + 11 -- record r (0-based, models then users) is ARGV[R + 9r .. R + 9r + 8]
 local Z = R + 9 * (M + U) -- the sessions are ARGV[Z .. Z + S - 1]
@@ -161,25 +162,16 @@ end
 -- the call writes nothing and answers 0. HSETNX claims each id; at the
 -- first that fails, the claims made so far are taken back (the script
 -- runs alone, so no one sees them).
-local olds = {}
-for e = 1, n do olds[e] = KEYS[C + 2 * e - 1] end
-if redis.call('EXISTS', unpack(olds)) > 0 then return 0 end
-local hashes, seen = {}, {}
-for e = 1, n do
-  local k = KEYS[C + 2 * e]
-  if not seen[k] then
-    seen[k] = true
-    hashes[#hashes + 1] = k
-  end
-end
+if redis.call('EXISTS', unpack(KEYS, C + 1, C + n)) > 0 then return 0 end
 -- When the marker holds the expiry and every claim hash of the call
--- exists, each already expires at it.
-local setExpiry = not marked or redis.call('EXISTS', unpack(hashes)) < #hashes
+-- exists, each already expires at it. (EXISTS counts a key named twice
+-- twice, so n means every one exists.)
+local setExpiry = not marked or redis.call('EXISTS', unpack(KEYS, H + 1, H + n)) < n
 local value = token or '1'
 for e = 1, n do
-  local r = redis.pcall('HSETNX', KEYS[C + 2 * e], ARGV[5 + e], value)
+  local r = redis.pcall('HSETNX', KEYS[H + e], ARGV[5 + e], value)
   if r ~= 1 then
-    for u = 1, e - 1 do redis.call('HDEL', KEYS[C + 2 * u], ARGV[5 + u]) end
+    for u = 1, e - 1 do redis.call('HDEL', KEYS[H + u], ARGV[5 + u]) end
     return 0
   end
 end
@@ -195,7 +187,14 @@ if F > 0 and (convert or not marked) then
   redis.call('SET', KEYS[6], exp, 'EXAT', exp)
   marked = true
 elseif setExpiry then
-  for _, k in ipairs(hashes) do redis.call('EXPIREAT', k, exp) end
+  local seen = {}
+  for e = 1, n do
+    local k = KEYS[H + e]
+    if not seen[k] then
+      seen[k] = true
+      redis.call('EXPIREAT', k, exp)
+    end
+  end
 end
 
 -- The counters: each hash's fields written with one HSET of their new
