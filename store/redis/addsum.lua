@@ -1,10 +1,10 @@
 -- tokenledger add v10 (summed): count one UTC day's events, summed by the
 -- caller, when every id in the call is new; otherwise write nothing.
 -- KEYS: totals hash, models hash, users hash, user set, session set, the
--- day's claim-expiry marker, the day's dense marker; then, when ARGV[5] is
--- not 0, the day's
--- ARGV[5] claim hashes (all of them); then the events' v6 claim keys, then
--- their claim hashes (event e's: KEYS[C + e] and KEYS[C + n + e]).
+-- day's claim-expiry marker, the day's dense marker; then, when ARGV[5]
+-- is not 0, the day's ARGV[5] claim hashes (all of them); then the
+-- events' v6 claim keys, then their claim hashes (event e's: KEYS[C + e]
+-- and KEYS[C + n + e]).
 -- ARGV[1] expiry of every key (unix seconds), ARGV[2] M models, ARGV[3] U
 -- users, ARGV[4] S sessions, ARGV[5] F: 0 or the number of the day's claim
 -- hashes in KEYS; then per event its claim field (never ''); then the
@@ -177,7 +177,9 @@ for e = 1, n do
 end
 if F > 0 and (convert or not marked) then
   if convert then
-    for b = 8, 7 + F do redis.call('HSET', KEYS[b], DENSE_FIELD, DENSE_VALUE) end
+    -- After the claims nothing may fail: a key of another type under a
+    -- claim hash's name (no claim of this call is in it) stays as it is.
+    for b = 8, 7 + F do redis.pcall('HSET', KEYS[b], DENSE_FIELD, DENSE_VALUE) end
     redis.call('SET', KEYS[7], exp, 'EXAT', exp)
     convert = false
   end

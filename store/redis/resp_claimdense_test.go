@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,15 +81,34 @@ func TestDenseDayMakesClaimHashesHashTables(t *testing.T) {
 	if enc := encodings(); enc["hashtable"] != 0 {
 		t.Errorf("a call without the claim hashes converted some: %v", enc)
 	}
+	// A key of another type under the name of a claim hash that the next
+	// call does not claim in: the conversion leaves it, and the call counts.
+	inUse := bucketsOf(s.Prefix(), day, append(append(summedBatch("dn-a-", 300), summedBatch("dn-b-", 300)...), append(summedBatch("dn-c-", 300), summedBatch("dn-d-", 300)...)...))
+	stranger := ""
+	for b := range redis.ClaimBuckets {
+		if k := fmt.Sprintf("%s%s%d", p, redis.KindIDs, b); !inUse[k] {
+			stranger = k
+			break
+		}
+	}
+	if err := c.Set(ctx, stranger, "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	add(summedBatch("dn-d-", 300)) // carries them
+	if typ := c.Type(ctx, stranger).Val(); typ != "string" {
+		t.Errorf("the conversion made the string %s a %s", stranger, typ)
+	}
+	if err := c.Del(ctx, stranger).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if v, _ := c.Get(ctx, dense).Result(); v != strconv.FormatInt(exp, 10) {
 		t.Errorf("after the call that carried the claim hashes the dense marker holds %q, want %d", v, exp)
 	}
 	if at, _ := c.ExpireTime(ctx, dense).Result(); int64(at/time.Second) != exp {
 		t.Errorf("the dense marker expires at %d, want %d", at/time.Second, exp)
 	}
-	if enc := encodings(); enc["hashtable"] != redis.ClaimBuckets {
-		t.Errorf("the dense day's claim hashes are %v, want all %d hash tables", enc, redis.ClaimBuckets)
+	if enc := encodings(); enc["hashtable"] != redis.ClaimBuckets-1 || len(enc) != 1 {
+		t.Errorf("the dense day's claim hashes are %v, want all %d but the string's hash tables", enc, redis.ClaimBuckets-1)
 	}
 	allExpireAt(t, c, s.Prefix(), day, exp, "after the conversion")
 	if got, want := count(), base+600; got != want {
