@@ -4,11 +4,34 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // ingestRounds is how many rounds each row of batches of 1,000 runs.
 const ingestRounds = 3
+
+// batchPhase runs the rows of HTTP batches against srv on rs: 100 events a
+// request from 16 clients once, then 1,000 from 4 and from 8 clients
+// ingestRounds times each (issue 18's target 3), since one short run on a
+// shared machine is one sample of its noise. Redis's command counts are
+// reset before each run and read after it.
+func batchPhase(r *report, tl string, srv, rs *proc, d string) {
+	for _, b := range []struct {
+		batch, clients string
+		rounds         int
+	}{{"100", "16", 1}, {"1000", "4", ingestRounds}, {"1000", "8", ingestRounds}} {
+		for round := range b.rounds {
+			note("HTTP batches of %s, %s clients, round %d/%d", b.batch, b.clients, round+1, b.rounds)
+			redisCLI(rs.addr, "CONFIG", "RESETSTAT")
+			r.batches = append(r.batches, runBench(tl, env(), map[string]int{"server": srv.pid(), "redis": rs.pid()}, "",
+				"--url", srv.url, "-c", b.clients, "--batch", b.batch, "-d", d))
+			day, _ := strconv.ParseInt(strings.TrimSpace(redisCLI(rs.addr, "HGET", "tokenledger:{"+time.Now().UTC().Format("2006-01-02")+"}:totals", "n")), 10, 64)
+			r.batchRedis = append(r.batchRedis, batchRedis{commands: commandStats(rs.addr), dayEvents: day})
+		}
+	}
+}
 
 // ingestRow returns the target row of Redis batch ingest (issue 18's
 // target 3) from the runs of batches of 1,000: per number of clients the

@@ -123,21 +123,7 @@ func httpPhase(r *report, tl, ceilBin, dir string, rounds int, dur time.Duration
 	runBench(tl, env(), nil, "", "--url", srv.url, "-c", "64", "-d", d)
 	r.profile = <-profDone
 
-	// Batches of 1,000 (issue 18's target 3) run ingestRounds rounds each:
-	// one short run on a shared machine is a sample of its noise.
-	for _, b := range []struct {
-		batch, clients string
-		rounds         int
-	}{{"100", "16", 1}, {"1000", "4", ingestRounds}, {"1000", "8", ingestRounds}} {
-		for round := range b.rounds {
-			note("HTTP batches of %s, %s clients, round %d/%d", b.batch, b.clients, round+1, b.rounds)
-			redisCLI(rs.addr, "CONFIG", "RESETSTAT")
-			r.batches = append(r.batches, runBench(tl, env(), map[string]int{"server": srv.pid(), "redis": rs.pid()}, "",
-				"--url", srv.url, "-c", b.clients, "--batch", b.batch, "-d", d))
-			day, _ := strconv.ParseInt(strings.TrimSpace(redisCLI(rs.addr, "HGET", "tokenledger:{"+time.Now().UTC().Format("2006-01-02")+"}:totals", "n")), 10, 64)
-			r.batchRedis = append(r.batchRedis, batchRedis{commands: commandStats(rs.addr), dayEvents: day})
-		}
-	}
+	batchPhase(r, tl, srv, rs, d)
 	srv.stop(syscall.SIGTERM)
 	ceil.stop(syscall.SIGTERM)
 	rs.stop(syscall.SIGTERM)
