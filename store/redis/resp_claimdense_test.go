@@ -24,9 +24,9 @@ func TestDenseThresholdMatchesScript(t *testing.T) {
 // TestDenseDayMakesClaimHashesHashTables: once a day holds DenseDayEvents
 // events, the call that finds it so asks for the day's claim hashes; the
 // next carries them and makes every one a hash table expiring with the
-// day, and sets the dense marker. Claims stay exact across the change: a
-// re-sent id is refused, a new one counted once, and the marker field is
-// no claim.
+// day (a key of another type under a claim hash's name is left as it is,
+// and the call still counts), and sets the dense marker. Claims stay exact
+// across the change: a re-sent id is refused, a new one counted once.
 func TestDenseDayMakesClaimHashesHashTables(t *testing.T) {
 	srv := redistest.Server(t)
 	c := raw(t, srv.Addr())
