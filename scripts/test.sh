@@ -98,9 +98,10 @@ fuzztime="${TOKENLEDGER_FUZZTIME:-10s}"
 if [ "$fuzztime" != "0" ]; then
   running=()
   for target in \
-    ".:FuzzDecodeEvents" ".:FuzzParseDollars" "./pricing:FuzzParse" \
+    ".:FuzzDecodeEvents" ".:FuzzDecodeFast" ".:FuzzPlainDollars" ".:FuzzParseDollars" "./pricing:FuzzParse" \
     "./internal/httpapi:FuzzQuery" "./capture:FuzzBody" "./internal/otlp:FuzzSpans" \
-    "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" \
+    "./store/filestore:FuzzScan" "./store/filestore:FuzzOpen" "./store/filestore:FuzzFastPath" \
+    "./store/internal/jsonenc:FuzzAppendString" \
     "./store/redis/kvrest:FuzzDecodeReplies" "./store/redis/kvrest:FuzzStoreReplies" \
     "./capture:FuzzStream" "./internal/proxy:FuzzRequest" "./internal/proxy:FuzzPath"; do
     fuzz_one "${target%%:*}" "${target##*:}" &
