@@ -25,7 +25,7 @@ const ClaimBuckets = 4096
 // average, where a listpack's search costs about what a hash table's
 // lookup does. From there on the summed script (v10) makes the day's claim
 // hashes hash tables, so a claim costs the same however full the day gets;
-// a claim then takes about 85 bytes instead of 25 (docs/redis.md, "Dense
+// a claim then takes about 89 bytes instead of 28 (docs/redis.md, "Dense
 // days"). It must equal the script's DENSE.
 const DenseDayEvents = ClaimBuckets * 128
 
