@@ -42,9 +42,14 @@ func encode(w http.ResponseWriter, status int, v any) {
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
+	writeJSON(w, status, b.Bytes())
+}
+
+// writeJSON writes body, already encoded, as a JSON answer with status.
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
+	_, _ = w.Write(body)
 }
 
 // writeError writes {"error": msg} with status.

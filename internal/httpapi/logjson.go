@@ -8,16 +8,15 @@ import (
 // writeLogAnswer writes a's answer: byte for byte what encode writes, but
 // built by hand when every string in it is plain (appendLogAnswer), since
 // encoding/json's reflection and the costs' MarshalJSON were about a tenth
-// of the server's CPU for batches of 1,000 (BENCHMARKS.md, the profile).
+// of the server's CPU for batches of 1,000 (a CPU profile of serve,
+// docs/performance-history.md).
 func writeLogAnswer(w http.ResponseWriter, a logAnswer) {
 	b, ok := appendLogAnswer(make([]byte, 0, 128+64*len(a.IDs)+48*len(a.Costs)), a)
 	if !ok {
 		encode(w, http.StatusOK, a)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	writeJSON(w, http.StatusOK, b)
 }
 
 // appendLogAnswer appends a as encoding/json's Encoder (HTML not escaped)
