@@ -29,7 +29,8 @@ type call struct {
 
 // args returns the call as the script's command: EVALSHA (or EVAL) with
 // KEYS and ARGV as docs/redis.md, "Writing: the add script", lays out; of
-// the summed script (v10) when the call qualifies, else of v7.
+// the summed script (v11) when the call qualifies, else of the per-event
+// script (v7's layout).
 func (cl *call) args() []any {
 	if cmd, ok := cl.summedArgs(); ok {
 		return cmd
@@ -78,15 +79,16 @@ func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledge
 		return res, nil
 	}
 	// A call is sent again when the server lacks its script (NOSCRIPT: with
-	// the source), or when the summed script found an id claimed before
-	// (per event). Each happens at most once per call.
+	// the source), when the summed script wants the v6 claim keys (with
+	// them), or when it found an id claimed before (per event). Each
+	// happens at most once per call.
 	for round, pending := 0, calls; len(pending) > 0; round++ {
 		name := op
 		if round > 0 {
 			name = op + " (sent again)"
 		}
-		if round == 3 {
-			return tokenledger.AddResult{}, fmt.Errorf("%s: %s: the script calls were still unsettled after 3 round trips", c.server, op)
+		if round == 4 {
+			return tokenledger.AddResult{}, fmt.Errorf("%s: %s: the script calls were still unsettled after 4 round trips", c.server, op)
 		}
 		replies, err := c.sendCalls(ctx, name, pending)
 		if err != nil {
@@ -97,6 +99,11 @@ func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledge
 			cl := pending[i]
 			if e, ok := r.(ReplyError); ok && e.Code() == "NOSCRIPT" {
 				cl.eval = true
+				again = append(again, cl)
+				continue
+			}
+			if v, ok := r.(int64); ok && v == summedWantsV6Keys && !cl.day.withV6.Load() {
+				cl.day.withV6.Store(true)
 				again = append(again, cl)
 				continue
 			}
@@ -250,6 +257,9 @@ type dayKeys struct {
 	// their expiry and the claim-expiry marker, or makes them hash tables
 	// on a dense day.
 	wantHashes atomic.Bool
+	// withV6 is set when the summed script found that the day may hold v6
+	// claim keys (its totals lack nov6): the day's summed calls carry them.
+	withV6 atomic.Bool
 }
 
 // dayKeysOf returns the dayKeys of day (the UTC day of t). The last day

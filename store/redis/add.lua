@@ -1,4 +1,7 @@
--- tokenledger add v7: count one UTC day's new events.
+-- tokenledger add v11 (per event; v7's layout): count one UTC day's new
+-- events. The call that counts a day's first event sets the totals' field
+-- nov6: the day holds no v6 claim key, so no later call looks for one
+-- (docs/redis.md, "Script versions", v11).
 -- KEYS[1] totals hash, KEYS[2] models hash, KEYS[3] users hash,
 -- KEYS[4] user set, KEYS[5] session set, then two keys per event: its v6
 -- claim key (<prefix>:{<day>}:id:<id>) and its claim hash (<prefix>:{<day>}:ids:<bucket>).
@@ -100,7 +103,6 @@ for e = 1, n do
     if r == 1 then held[e] = not token or redis.call('HGET', k, f) end
   end
 end
-local anyOld = #olds > 0 and redis.call('EXISTS', unpack(olds)) > 0
 -- Every counter the call may write holds an integer that HINCRBY takes
 -- (a decimal without sign or leading zeros: tokenledger writes no
 -- negative counter) and that the call cannot take to 2^62:
@@ -108,8 +110,10 @@ local anyOld = #olds > 0 and redis.call('EXISTS', unpack(olds)) > 0
 -- their counters. 2^62 leaves a margin far above the rounding of Lua's
 -- doubles, so no call can take a counter past 2^63 - 1. Each hash's
 -- fields are read with one HMGET; the sums bound what the call adds.
+local tot -- the totals' fields, as read
 local function counters(i, fields, sums)
   local cur = redis.pcall('HMGET', KEYS[i], unpack(fields))
+  if i == 1 then tot = cur end
   if cur['err'] then
     local t = redis.call('TYPE', KEYS[i])['ok']
     if t ~= 'hash' then return wrongType(i, t, 'hash') end
@@ -126,8 +130,13 @@ local function counters(i, fields, sums)
   end
 end
 add[8] = n
-bad = counters(1, {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu'}, add)
+add[12] = 0
+bad = counters(1, {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu', 'nov6'}, add)
 if bad then return bad end
+-- No event counted in the day yet (no n), or nov6: no v6 claim key can
+-- be in it.
+local firstEvents = not tot[8]
+local anyOld = not firstEvents and not tot[12] and #olds > 0 and redis.call('EXISTS', unpack(olds)) > 0
 -- The models hash (always written) and the users hash (when an event has
 -- a userId), per name the call carries: t, p, c, n, $, pc, pt and pu.
 for h = 1, 2 do
@@ -214,6 +223,7 @@ for _, k in ipairs(order) do
   if one then redis.call('EXPIREAT', k, exp) end
 end
 if #new == 0 then return out end
+if firstEvents then redis.call('HSET', KEYS[1], 'nov6', '1') end
 
 local function hincrby(i, field, v)
   redis.call('HINCRBY', KEYS[i], field, v)

@@ -16,12 +16,12 @@ const MinSummedEvents = 2
 
 // sumScript counts a call's events from the sums the caller made, when
 // every id in it is new, and otherwise writes nothing (docs/redis.md,
-// "Script versions", v10).
+// "Script versions", v11).
 //
 //go:embed addsum.lua
 var sumScript string
 
-// SumScript returns the Lua source of the summed add script (v10).
+// SumScript returns the Lua source of the summed add script (v11).
 func SumScript() string { return sumScript }
 
 // sumSHA is the SHA-1 of sumScript.
@@ -110,25 +110,34 @@ func (cl *call) summedArgs() ([]any, bool) {
 	if cl.day.wantHashes.Load() {
 		hashes = cl.day.buckets
 	}
-	cmd := make([]any, 0, 3+DayKeys+2+len(hashes)+KeysPerEvent*n+5+n+11+9*(len(models)+len(users))+len(sessionList)+1)
+	withV6 := cl.day.withV6.Load()
+	claimKeys := n // the claim hashes; with the v6 claim keys, 2 per event
+	if withV6 {
+		claimKeys = KeysPerEvent * n
+	}
+	cmd := make([]any, 0, 3+DayKeys+2+len(hashes)+claimKeys+6+n+11+9*(len(models)+len(users))+len(sessionList)+1)
 	if cl.eval {
 		cmd = append(cmd, "EVAL", sumScript)
 	} else {
 		cmd = append(cmd, "EVALSHA", sumSHA)
 	}
-	cmd = append(cmd, strconv.Itoa(DayKeys+2+len(hashes)+KeysPerEvent*n))
+	cmd = append(cmd, strconv.Itoa(DayKeys+2+len(hashes)+claimKeys))
 	cmd = append(cmd, cl.day.keys[:]...)
 	cmd = append(cmd, cl.day.marker, cl.day.dense)
 	for _, h := range hashes {
 		cmd = append(cmd, h)
 	}
-	for j := range cl.events {
-		cmd = append(cmd, cl.day.claim+cl.events[j].ID)
+	v6 := int64(0)
+	if withV6 {
+		v6 = 1
+		for j := range cl.events {
+			cmd = append(cmd, cl.day.claim+cl.events[j].ID)
+		}
 	}
 	for j := range cl.events {
 		cmd = append(cmd, cl.day.buckets[ClaimBucket(cl.fields[j])])
 	}
-	cmd = append(cmd, cl.day.exp, int64(len(models)), int64(len(users)), int64(len(sessionList)), int64(len(hashes)))
+	cmd = append(cmd, cl.day.exp, int64(len(models)), int64(len(users)), int64(len(sessionList)), int64(len(hashes)), v6)
 	for _, f := range cl.fields {
 		cmd = append(cmd, f)
 	}
@@ -168,9 +177,16 @@ func sourceSlot(code string) int {
 // day), and this call did not carry them: the day's next summed call does.
 const summedWantsHashes = 2
 
+// summedWantsV6Keys is the summed script's answer when the call left out
+// its events' v6 claim keys and the day may hold some (its totals lack
+// nov6): it wrote nothing, and the day's summed calls carry them from
+// then on.
+const summedWantsV6Keys = 3
+
 // summedReply reads the summed script's answer into isNew: 1 (or
 // summedWantsHashes) counted every event of the call; 0 wrote nothing, and
-// the call must be sent per event. It reports whether the call is done.
+// the call must be sent per event. It reports whether the call is done;
+// summedWantsV6Keys is handled by the caller.
 func summedReply(v int64, idx []int, isNew []bool) (bool, error) {
 	switch v {
 	case 1, summedWantsHashes:
@@ -188,5 +204,5 @@ func summedReply(v int64, idx []int, isNew []bool) (bool, error) {
 type errSummedReply int64
 
 func (e errSummedReply) Error() string {
-	return "the summed script answered " + strconv.FormatInt(int64(e), 10) + ", want 0 or 1"
+	return "the summed script answered " + strconv.FormatInt(int64(e), 10) + ", want 0, 1, 2 or 3"
 }

@@ -1,13 +1,14 @@
--- tokenledger add v10 (summed): count one UTC day's events, summed by the
+-- tokenledger add v11 (summed): count one UTC day's events, summed by the
 -- caller, when every id in the call is new; otherwise write nothing.
 -- KEYS: totals hash, models hash, users hash, user set, session set, the
 -- day's claim-expiry marker, the day's dense marker; then, when ARGV[5]
--- is not 0, the day's ARGV[5] claim hashes (all of them); then the
--- events' v6 claim keys, then their claim hashes (event e's: KEYS[C + e]
--- and KEYS[C + n + e]).
+-- is not 0, the day's ARGV[5] claim hashes (all of them); then, when
+-- ARGV[6] is 1, the events' v6 claim keys; then their claim hashes
+-- (event e's: KEYS[C + e] and KEYS[H + e]).
 -- ARGV[1] expiry of every key (unix seconds), ARGV[2] M models, ARGV[3] U
 -- users, ARGV[4] S sessions, ARGV[5] F: 0 or the number of the day's claim
--- hashes in KEYS; then per event its claim field (never ''); then the
+-- hashes in KEYS, ARGV[6] 1 when the v6 claim keys are in KEYS, else 0;
+-- then per event its claim field (never ''); then the
 -- call's sums: the day's t p c cr cw r $ n pc pt pu; M records of a
 -- model's name and its t p c n $ pc pt pu; U such records of a userId; the
 -- S distinct sessionIds. Optionally a last value: the call's claim token
@@ -16,7 +17,9 @@
 -- when the call did not carry the day's claim hashes and the day needs
 -- them: its claim-expiry marker does not hold the expiry, or the day is
 -- dense and its dense marker does not hold the expiry (the caller's next
--- call carries them); 0
+-- call carries them); 3 when the call left out the v6 claim keys and the
+-- day may hold some: then nothing was written and the caller sends the
+-- call again with them; 0
 -- when an id was claimed before (or twice in the call): then nothing was
 -- written and the caller sends the events with the per-event script (v7).
 -- The marker, when it holds ARGV[1], says that every key of the day that
@@ -27,6 +30,11 @@
 -- carries its claim hashes then makes each a hash table (a field whose
 -- value is longer than a listpack takes), so that a claim costs the same
 -- however full the day is, and sets the dense marker to the expiry.
+-- The totals' field nov6, set by the call that counts a day's first event
+-- (v11, both scripts), says no v6 claim key can exist in the day: no
+-- event had been counted in it, and no v6 instance runs beside v7 or
+-- later (docs/redis.md, "Upgrading to v7"). Its calls may leave the v6
+-- claim keys out.
 local DENSE = 524288
 local DENSE_FIELD = ' dense' -- starts with a space and is not 21 bytes: never a claim field
 local DENSE_VALUE = 'this day holds many events: its claim hashes are kept as hash tables'
@@ -37,17 +45,21 @@ end
 if F ~= 0 and F ~= 4096 then
   return refuse('expected 0 or 4096 claim hashes of the day')
 end
-local n = (#KEYS - 7 - F) / 2
+local withV6 = ARGV[6] == '1'
+if not withV6 and ARGV[6] ~= '0' then
+  return refuse('expected 1 or 0 for whether the v6 claim keys are in KEYS')
+end
+local n = (#KEYS - 7 - F) / (withV6 and 2 or 1)
 local function count(v)
   if v and (v == '0' or (#v <= 4 and string.match(v, '^[1-9]%d*$'))) then return tonumber(v) end
 end
 local M, U, S = count(ARGV[2]), count(ARGV[3]), count(ARGV[4])
 if n < 1 or n % 1 ~= 0 or not (M and U and S) then
-  return refuse('expected 7 day keys, the day\'s claim hashes or none, 2 claim keys per event, the expiry and the counts of models, users, sessions and claim hashes')
+  return refuse('expected 7 day keys, the day\'s claim hashes or none, 1 or 2 claim keys per event, the expiry and the counts of models, users, sessions and claim hashes')
 end
-local base = 5 + n + 11 + 9 * M + 9 * U + S
+local base = 6 + n + 11 + 9 * M + 9 * U + S
 if #ARGV ~= base and #ARGV ~= base + 1 then
-  return refuse('expected 5 + 1 per event + 11 + 9 per model and user + 1 per session values, and optionally a claim token')
+  return refuse('expected 6 + 1 per event + 11 + 9 per model and user + 1 per session values, and optionally a claim token')
 end
 local exp, token = ARGV[1], nil
 if not string.match(exp, '^[1-9]%d%d%d%d%d%d%d%d%d%d?$') then
@@ -59,9 +71,9 @@ if #ARGV == base + 1 then
     return refuse('the claim token is not a decimal integer of 5 to 19 digits')
   end
 end
-local C = 7 + F -- event e's v6 claim key is KEYS[C + e]
-local H = C + n -- its claim hash KEYS[H + e]
-local T = 6 + n -- the day's sums are ARGV[T .. T + 10]
+local C = 7 + F -- event e's v6 claim key is KEYS[C + e], when withV6
+local H = withV6 and C + n or C -- its claim hash KEYS[H + e]
+local T = 7 + n -- the day's sums are ARGV[T .. T + 10]
 local R = T + 11 -- record r (0-based, models then users) is ARGV[R + 9r .. R + 9r + 8]
 local Z = R + 9 * (M + U) -- the sessions are ARGV[Z .. Z + S - 1]
 
@@ -124,10 +136,15 @@ local function counters(i, fields, add, cur)
     cur[f] = v
   end
 end
-local dayCodes = {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu'}
+local dayCodes = {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu', 'nov6'}
+day[12] = 0
 local dayCur = {}
 bad = counters(1, dayCodes, day, dayCur)
 if bad then return bad end
+-- The day's first event (no n yet) makes it a day without v6 claim keys.
+local firstEvents = not dayCur[8]
+local noV6 = firstEvents or dayCur[12]
+if not withV6 and not noV6 then return 3 end
 -- A dense day whose dense marker does not hold the expiry has claim
 -- hashes to convert.
 local convert = false
@@ -162,16 +179,16 @@ end
 -- the call writes nothing and answers 0. HSETNX claims each id; at the
 -- first that fails, the claims made so far are taken back (the script
 -- runs alone, so no one sees them).
-if redis.call('EXISTS', unpack(KEYS, C + 1, C + n)) > 0 then return 0 end
+if withV6 and not noV6 and redis.call('EXISTS', unpack(KEYS, C + 1, C + n)) > 0 then return 0 end
 -- When the marker holds the expiry and every claim hash of the call
 -- exists, each already expires at it. (EXISTS counts a key named twice
 -- twice, so n means every one exists.)
 local setExpiry = not marked or redis.call('EXISTS', unpack(KEYS, H + 1, H + n)) < n
 local value = token or '1'
 for e = 1, n do
-  local r = redis.pcall('HSETNX', KEYS[H + e], ARGV[5 + e], value)
+  local r = redis.pcall('HSETNX', KEYS[H + e], ARGV[6 + e], value)
   if r ~= 1 then
-    for u = 1, e - 1 do redis.call('HDEL', KEYS[H + u], ARGV[5 + u]) end
+    for u = 1, e - 1 do redis.call('HDEL', KEYS[H + u], ARGV[6 + u]) end
     return 0
   end
 end
@@ -222,6 +239,7 @@ local function write(i, fields, add, at, cur, required)
   end
 end
 write(1, dayCodes, day, function(f) return T + f - 1 end, dayCur, function(f) return f <= 3 or f == 8 end)
+if firstEvents then redis.call('HSET', KEYS[1], 'nov6', '1') end
 for h = 1, 2 do
   local first = h == 1 and 0 or M
   write(h + 1, recFields[h], recAdd[h], function(f)

@@ -78,7 +78,7 @@ func (c *Store) setMark(ctx context.Context, name string) error {
 	return nil
 }
 
-// loadScript loads the add scripts (v7 and the summed v10) on every master (SCRIPT LOAD), so that
+// loadScript loads the add scripts (v7's layout and the summed v11) on every master (SCRIPT LOAD), so that
 // the first add need not send its source; add loads it itself on NOSCRIPT.
 func (c *Store) loadScript(ctx context.Context) error {
 	const op = "load script"

@@ -34,7 +34,7 @@ func TestSummedScriptRefusesBadSums(t *testing.T) {
 	}
 	// Two events of model m and user u, 2 prompt and 1 completion tokens.
 	call := func(model, user []string) []any {
-		args := []any{strconv.FormatInt(s.ExpireAt(day).Unix(), 10), "1", "1", "0", "0"}
+		args := []any{strconv.FormatInt(s.ExpireAt(day).Unix(), 10), "1", "1", "0", "0", "1"} // with the v6 claim keys
 		for _, id := range ids {
 			args = append(args, redis.ClaimField(id))
 		}
