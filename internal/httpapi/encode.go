@@ -175,7 +175,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request) ([]tokenledger.Event, er
 // readBody reads all of rd. A declared length (Content-Length, which
 // net/http holds the body to) sizes the buffer once, where io.ReadAll
 // would grow it by copies: a third of the bytes serve allocated under
-// batches of 1,000 events.
+// batches of 1,000 events. The caller bounds declared by MaxBodyBytes, so
+// a client that declares more than it sends holds no more memory than one
+// that sends it (until the server's read timeout).
 func readBody(rd io.Reader, declared int64) ([]byte, error) {
 	if declared <= 0 {
 		return io.ReadAll(rd)
