@@ -25,6 +25,9 @@ type call struct {
 	// perEvent keeps the call on the per-event script (v7): set after
 	// the summed script found an id claimed before.
 	perEvent bool
+	// withV6 makes the summed call carry its v6 claim keys: set after the
+	// script answered summedWantsV6Keys to this call.
+	withV6 bool
 }
 
 // args returns the call as the script's command: EVALSHA (or EVAL) with
@@ -102,8 +105,9 @@ func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledge
 				again = append(again, cl)
 				continue
 			}
-			if v, ok := r.(int64); ok && v == summedWantsV6Keys && !cl.day.withV6.Load() {
-				cl.day.withV6.Store(true)
+			if v, ok := r.(int64); ok && v == summedWantsV6Keys && !cl.withV6 {
+				cl.withV6 = true
+				c.markV6(cl.day)
 				again = append(again, cl)
 				continue
 			}
@@ -258,7 +262,8 @@ type dayKeys struct {
 	// on a dense day.
 	wantHashes atomic.Bool
 	// withV6 is set when the summed script found that the day may hold v6
-	// claim keys (its totals lack nov6): the day's summed calls carry them.
+	// claim keys (its totals lack nov6): the day's summed calls carry them
+	// (Store.markV6).
 	withV6 atomic.Bool
 }
 
@@ -276,8 +281,29 @@ func (c *Store) dayKeysOf(day int64, t time.Time) *dayKeys {
 	for i, kind := range [DayKeys]string{KindTotals, KindModels, KindUsers, KindUserSet, KindSessions} {
 		d.keys[i] = c.keys.Day(date, kind)
 	}
+	if _, ok := c.v6Days.Load(day); ok {
+		d.withV6.Store(true)
+	}
 	c.lastDay.Store(d)
 	return d
+}
+
+// markV6 records that day d may hold v6 claim keys (its totals lack
+// nov6), so that its summed calls carry them from now on, also after
+// another day was the last asked for. A day never loses this, so the
+// record is dropped only once the day has expired: those more than the
+// retention before d.
+func (c *Store) markV6(d *dayKeys) {
+	d.withV6.Store(true)
+	if _, had := c.v6Days.LoadOrStore(d.day, struct{}{}); had {
+		return
+	}
+	c.v6Days.Range(func(k, _ any) bool {
+		if k.(int64) < d.day-int64(c.retention)-1 {
+			c.v6Days.Delete(k)
+		}
+		return true
+	})
 }
 
 // dayNumber returns the UTC day of t as days since 1970-01-01.

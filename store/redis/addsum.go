@@ -110,7 +110,7 @@ func (cl *call) summedArgs() ([]any, bool) {
 	if cl.day.wantHashes.Load() {
 		hashes = cl.day.buckets
 	}
-	withV6 := cl.day.withV6.Load()
+	withV6 := cl.withV6 || cl.day.withV6.Load()
 	claimKeys := n // the claim hashes; with the v6 claim keys, 2 per event
 	if withV6 {
 		claimKeys = KeysPerEvent * n

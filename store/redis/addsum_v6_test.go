@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenledger/tokenledger"
 	"github.com/tokenledger/tokenledger/store/storetest"
@@ -87,5 +88,50 @@ func TestSummedCallsLeaveOutV6Keys(t *testing.T) {
 	err := add(2)
 	if err == nil || !strings.Contains(err.Error(), "the summed script answered 3") {
 		t.Errorf("err = %v, want the summed script's answer 3 named", err)
+	}
+}
+
+// TestV6DaysRemembered: a day found to need its v6 claim keys keeps
+// getting them after another day's calls, and the record of it is dropped
+// once the day has expired.
+func TestV6DaysRemembered(t *testing.T) {
+	old := tokenledger.DateOf(fixedNow.AddDate(0, 0, -5))
+	var got []string
+	c := newCore(t, doerFunc(func(cmds [][]any) ([]any, error) {
+		flag, _ := summedShape(t, cmds[0])
+		day := "today"
+		if strings.Contains(fmt.Sprint(cmds[0][3]), string(old)) {
+			day = "old"
+		}
+		got = append(got, day+"/"+flag)
+		if day == "old" && flag == "0" {
+			return []any{int64(3)}, nil
+		}
+		return []any{int64(1)}, nil
+	}))
+	add := func(at time.Time) {
+		t.Helper()
+		evs := []tokenledger.Event{
+			{ID: tokenledger.NewEventID(), Timestamp: at, Model: "m", TotalTokens: 1},
+			{ID: tokenledger.NewEventID(), Timestamp: at, Model: "m", TotalTokens: 1},
+		}
+		if _, err := c.Add(context.Background(), storetest.Batch(evs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(old.Time().Add(time.Hour))
+	add(fixedNow)
+	add(old.Time().Add(time.Hour))
+	if want := "[old/0 old/1 today/0 old/1]"; fmt.Sprint(got) != want {
+		t.Errorf("calls (day/v6 flag): %v, want %s", got, want)
+	}
+	oldDay := dayNumber(old.Time())
+	c.markV6(c.dayKeysOf(oldDay+int64(c.retention)+1, old.Time().AddDate(0, 0, c.retention+1)))
+	if _, ok := c.v6Days.Load(oldDay); !ok {
+		t.Error("a day within the retention of the day marked was dropped")
+	}
+	c.markV6(c.dayKeysOf(oldDay+int64(c.retention)+2, old.Time().AddDate(0, 0, c.retention+2)))
+	if _, ok := c.v6Days.Load(oldDay); ok {
+		t.Error("a day more than the retention before the day marked was kept")
 	}
 }

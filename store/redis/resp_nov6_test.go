@@ -127,3 +127,38 @@ func TestSummedScriptWantsV6Keys(t *testing.T) {
 		t.Errorf("totals = %v, want n 3 and no nov6", n)
 	}
 }
+
+// TestConcurrentCallsOfADayWithV6Keys: many callers at once on a day that
+// may hold v6 claim keys each get the answer 3 (merged or not) and send
+// again with the keys: every add succeeds and every event counts once.
+func TestConcurrentCallsOfADayWithV6Keys(t *testing.T) {
+	srv := redistest.Shared(t)
+	c := raw(t, srv.Addr())
+	ctx := context.Background()
+	s := open(t, redis.RedisOptions{URL: srv.URL()})
+	k, _ := redis.NewKeys(s.Prefix())
+	now := noon()
+	totals := k.Day(tokenledger.DateOf(now), redis.KindTotals)
+	if err := c.HSet(ctx, totals, "n", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 64
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			_, err := s.Add(ctx, storetest.Batch([]tokenledger.Event{
+				event(tokenledger.NewEventID(), now, "m", "u", "s", 1, 1),
+				event(tokenledger.NewEventID(), now, "m", "u", "s", 1, 1),
+			}))
+			errs <- err
+		}()
+	}
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := c.HGet(ctx, totals, "n").Val(); n != strconv.Itoa(1+2*callers) {
+		t.Errorf("the day counts %s events, want %d", n, 1+2*callers)
+	}
+}

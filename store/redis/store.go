@@ -52,6 +52,7 @@ type Store struct {
 	server    string                  // names the database in errors
 	tokens    bool                    // config.ClaimTokens
 	lastDay   atomic.Pointer[dayKeys] // see dayKeysOf
+	v6Days    sync.Map                // day number → struct{}: see markV6
 	cache     *dayCache               // nil with config.NoReadCache
 
 	info   tokenledger.StoreInfo
