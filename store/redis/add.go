@@ -25,8 +25,9 @@ type call struct {
 	// perEvent keeps the call on the per-event script (v7): set after
 	// the summed script found an id claimed before.
 	perEvent bool
-	// withV6 makes the summed call carry its v6 claim keys: set after the
-	// script answered summedWantsV6Keys to this call.
+	// withV6 makes the summed call carry its v6 claim keys: set for a day
+	// the store knows may hold some (Store.markV6), or after the script
+	// answered summedWantsV6Keys to this call.
 	withV6 bool
 }
 
@@ -107,7 +108,7 @@ func (c *Store) add(ctx context.Context, events []tokenledger.Event) (tokenledge
 			}
 			if v, ok := r.(int64); ok && v == summedWantsV6Keys && !cl.withV6 {
 				cl.withV6 = true
-				c.markV6(cl.day)
+				c.markV6(cl.day.day)
 				again = append(again, cl)
 				continue
 			}
@@ -221,9 +222,10 @@ func (c *Store) buildCalls(events []tokenledger.Event) []*call {
 	}
 	var calls []*call
 	for _, g := range groups {
+		_, withV6 := c.v6Days.Load(g.day.day)
 		for start := 0; start < len(g.idx); start += MaxEventsPerCall {
 			idx := g.idx[start:min(start+MaxEventsPerCall, len(g.idx))]
-			cl := &call{day: g.day, idx: idx, events: make([]tokenledger.Event, len(idx)), fields: make([]string, len(idx))}
+			cl := &call{day: g.day, idx: idx, events: make([]tokenledger.Event, len(idx)), fields: make([]string, len(idx)), withV6: withV6}
 			for j, i := range idx {
 				cl.events[j] = events[i]
 				cl.fields[j] = ClaimField(events[i].ID)
@@ -261,10 +263,6 @@ type dayKeys struct {
 	// their expiry and the claim-expiry marker, or makes them hash tables
 	// on a dense day.
 	wantHashes atomic.Bool
-	// withV6 is set when the summed script found that the day may hold v6
-	// claim keys (its totals lack nov6): the day's summed calls carry them
-	// (Store.markV6).
-	withV6 atomic.Bool
 }
 
 // dayKeysOf returns the dayKeys of day (the UTC day of t). The last day
@@ -281,25 +279,20 @@ func (c *Store) dayKeysOf(day int64, t time.Time) *dayKeys {
 	for i, kind := range [DayKeys]string{KindTotals, KindModels, KindUsers, KindUserSet, KindSessions} {
 		d.keys[i] = c.keys.Day(date, kind)
 	}
-	if _, ok := c.v6Days.Load(day); ok {
-		d.withV6.Store(true)
-	}
 	c.lastDay.Store(d)
 	return d
 }
 
-// markV6 records that day d may hold v6 claim keys (its totals lack
-// nov6), so that its summed calls carry them from now on, also after
-// another day was the last asked for. A day never loses this, so the
-// record is dropped only once the day has expired: those more than the
-// retention before d.
-func (c *Store) markV6(d *dayKeys) {
-	d.withV6.Store(true)
-	if _, had := c.v6Days.LoadOrStore(d.day, struct{}{}); had {
+// markV6 records that day may hold v6 claim keys (its totals lack nov6),
+// so that its summed calls carry them from now on. A day never loses
+// this, so the record is dropped only once the day has expired: those
+// more than the retention before day.
+func (c *Store) markV6(day int64) {
+	if _, had := c.v6Days.LoadOrStore(day, struct{}{}); had {
 		return
 	}
 	c.v6Days.Range(func(k, _ any) bool {
-		if k.(int64) < d.day-int64(c.retention)-1 {
+		if k.(int64) < day-int64(c.retention)-1 {
 			c.v6Days.Delete(k)
 		}
 		return true

@@ -110,9 +110,8 @@ func (cl *call) summedArgs() ([]any, bool) {
 	if cl.day.wantHashes.Load() {
 		hashes = cl.day.buckets
 	}
-	withV6 := cl.withV6 || cl.day.withV6.Load()
 	claimKeys := n // the claim hashes; with the v6 claim keys, 2 per event
-	if withV6 {
+	if cl.withV6 {
 		claimKeys = KeysPerEvent * n
 	}
 	cmd := make([]any, 0, 3+DayKeys+2+len(hashes)+claimKeys+6+n+11+9*(len(models)+len(users))+len(sessionList)+1)
@@ -128,7 +127,7 @@ func (cl *call) summedArgs() ([]any, bool) {
 		cmd = append(cmd, h)
 	}
 	v6 := int64(0)
-	if withV6 {
+	if cl.withV6 {
 		v6 = 1
 		for j := range cl.events {
 			cmd = append(cmd, cl.day.claim+cl.events[j].ID)

@@ -166,7 +166,7 @@ func (g *addGroup) merged() *call {
 	for _, p := range g.parts {
 		m.events = append(m.events, p.events...)
 		m.fields = append(m.fields, p.fields...)
-		m.withV6 = m.withV6 || p.withV6 || p.day.withV6.Load()
+		m.withV6 = m.withV6 || p.withV6
 	}
 	return m
 }
