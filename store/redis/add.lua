@@ -110,10 +110,9 @@ end
 -- their counters. 2^62 leaves a margin far above the rounding of Lua's
 -- doubles, so no call can take a counter past 2^63 - 1. Each hash's
 -- fields are read with one HMGET; the sums bound what the call adds.
-local tot -- the totals' fields, as read
+-- Returns an error reply, or nil and the fields as read.
 local function counters(i, fields, sums)
   local cur = redis.pcall('HMGET', KEYS[i], unpack(fields))
-  if i == 1 then tot = cur end
   if cur['err'] then
     local t = redis.call('TYPE', KEYS[i])['ok']
     if t ~= 'hash' then return wrongType(i, t, 'hash') end
@@ -128,10 +127,12 @@ local function counters(i, fields, sums)
       return redis.error_reply('ERR tokenledger add: counter ' .. fields[f] .. ' of ' .. KEYS[i] .. ' would overflow')
     end
   end
+  return nil, cur
 end
 add[8] = n
 add[12] = 0
-bad = counters(1, {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu', 'nov6'}, add)
+local tot
+bad, tot = counters(1, {'t', 'p', 'c', 'cr', 'cw', 'r', '$', 'n', 'pc', 'pt', 'pu', 'nov6'}, add)
 if bad then return bad end
 -- No event counted in the day yet (no n), or nov6: no v6 claim key can
 -- be in it.

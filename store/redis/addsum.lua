@@ -179,7 +179,7 @@ end
 -- the call writes nothing and answers 0. HSETNX claims each id; at the
 -- first that fails, the claims made so far are taken back (the script
 -- runs alone, so no one sees them).
-if withV6 and not noV6 and redis.call('EXISTS', unpack(KEYS, C + 1, C + n)) > 0 then return 0 end
+if not noV6 and redis.call('EXISTS', unpack(KEYS, C + 1, C + n)) > 0 then return 0 end -- a call without them returned 3 above
 -- When the marker holds the expiry and every claim hash of the call
 -- exists, each already expires at it. (EXISTS counts a key named twice
 -- twice, so n means every one exists.)
