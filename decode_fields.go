@@ -90,7 +90,14 @@ type fieldSet struct {
 	known [numFields]json.RawMessage
 	has   uint32 // bit s set when slot s was given
 	other []member
+	// otherKeys indexes other once it holds more than a few keys, so that
+	// an object of many unknown keys is not checked for repeats in
+	// quadratic time (a 1 MiB body of them took 14 s).
+	otherKeys map[string]struct{}
 }
+
+// otherScan is how many other keys are checked for a repeat one by one.
+const otherScan = 8
 
 // member is a key that is no event field, with its raw value.
 type member struct {
@@ -109,12 +116,28 @@ func (f *fieldSet) add(k []byte, raw json.RawMessage) bool {
 		f.known[s] = raw
 		return true
 	}
-	for _, m := range f.other {
-		if m.key == string(k) {
+	if f.otherKeys != nil {
+		if _, dup := f.otherKeys[string(k)]; dup {
 			return false
 		}
+	} else {
+		for _, m := range f.other {
+			if m.key == string(k) {
+				return false
+			}
+		}
 	}
-	f.other = append(f.other, member{key: string(k), raw: raw})
+	key := string(k)
+	f.other = append(f.other, member{key: key, raw: raw})
+	switch {
+	case f.otherKeys != nil:
+		f.otherKeys[key] = struct{}{}
+	case len(f.other) > otherScan:
+		f.otherKeys = make(map[string]struct{}, 2*len(f.other))
+		for _, m := range f.other {
+			f.otherKeys[m.key] = struct{}{}
+		}
+	}
 	return true
 }
 
@@ -137,5 +160,5 @@ func (f *fieldSet) present(s int) (json.RawMessage, bool) {
 
 // reset empties f for the next object, keeping other's storage.
 func (f *fieldSet) reset() {
-	f.known, f.has, f.other = [numFields]json.RawMessage{}, 0, f.other[:0]
+	f.known, f.has, f.other, f.otherKeys = [numFields]json.RawMessage{}, 0, f.other[:0], nil
 }
